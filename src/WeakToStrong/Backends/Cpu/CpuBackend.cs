@@ -1,0 +1,281 @@
+using System.Numerics.Tensors;
+using System.Runtime.InteropServices;
+using System.Runtime.Intrinsics;
+using WeakToStrong.Engine;
+
+namespace WeakToStrong.Backends.Cpu;
+
+/// <summary>
+/// The CPU backend: SIMD (System.Numerics.Tensors and Vector256) and multi-threaded. It is the embedded default
+/// and the reference every other backend is tested against, so each op is written for clarity first.
+/// </summary>
+public sealed unsafe class CpuBackend : IBackend
+{
+    public string Name => "cpu";
+
+    public Tensor Allocate(DType dtype, long length) => new CpuTensor(dtype, length);
+
+    private static CpuTensor Cpu(Tensor t) => t as CpuTensor ?? throw new ArgumentException($"tensor belongs to another backend ({t.GetType().Name})");
+
+    private static float* P(Tensor t) => Cpu(t).F32;
+
+    private static float* POrNull(Tensor? t) => t is null ? null : P(t);
+
+    public void Upload(Tensor destination, ReadOnlySpan<byte> source, long elementOffset = 0)
+    {
+        var d = Cpu(destination);
+        long byteOffset = elementOffset * d.DType.Size();
+        if (byteOffset < 0 || byteOffset + source.Length > d.ByteLength) throw new ArgumentOutOfRangeException(nameof(elementOffset));
+        source.CopyTo(new Span<byte>(d.Pointer + byteOffset, source.Length));
+    }
+
+    public void Download(Tensor source, Span<float> destination)
+    {
+        var s = Cpu(source);
+        if (s.DType != DType.F32) throw new ArgumentException("only F32 tensors can be downloaded", nameof(source));
+        if (destination.Length > s.Length) throw new ArgumentOutOfRangeException(nameof(destination));
+        new ReadOnlySpan<float>(s.F32, destination.Length).CopyTo(destination);
+    }
+
+    public void BeginBatch(BatchLayout layout) => ArgumentNullException.ThrowIfNull(layout);
+
+    public void Embed(BatchLayout layout, Tensor tokenEmbedding, Tensor? positionEmbedding, Tensor x, int dim)
+    {
+        var table = Cpu(tokenEmbedding);
+        float* xp = P(x);
+        for (int t = 0; t < layout.TokenCount; t++)
+        {
+            var row = new Span<float>(xp + (long)t * dim, dim);
+            RowToFloat(table, layout.Tokens[t], dim, row);
+            if (positionEmbedding is not null)
+                TensorPrimitives.Add(row, new ReadOnlySpan<float>(P(positionEmbedding) + (long)layout.Positions[t] * dim, dim), row);
+        }
+    }
+
+    private static void RowToFloat(CpuTensor table, int row, int dim, Span<float> destination)
+    {
+        long offset = (long)row * dim;
+        switch (table.DType)
+        {
+            case DType.F32:
+                new ReadOnlySpan<float>(table.F32 + offset, dim).CopyTo(destination);
+                break;
+            case DType.F16:
+                TensorPrimitives.ConvertToSingle(new ReadOnlySpan<Half>((Half*)table.Pointer + offset, dim), destination);
+                break;
+            case DType.BF16:
+                var source = new ReadOnlySpan<ushort>((ushort*)table.Pointer + offset, dim);
+                for (int i = 0; i < dim; i++) destination[i] = BitConverter.Int32BitsToSingle(source[i] << 16);
+                break;
+            default:
+                throw new ArgumentException($"embedding dtype {table.DType} is not a float type");
+        }
+    }
+
+    public void AddNorm(Tensor residual, Tensor? delta, Tensor weight, Tensor? bias, Tensor y, int rows, int dim, NormKind kind, float eps)
+    {
+        nint rp = (nint)P(residual), dp = (nint)POrNull(delta), wp = (nint)P(weight), bp = (nint)POrNull(bias), yp = (nint)P(y);
+        CpuParallel.For(rows, r =>
+        {
+            var x = new Span<float>((float*)rp + (long)r * dim, dim);
+            if (dp != 0) TensorPrimitives.Add(x, new ReadOnlySpan<float>((float*)dp + (long)r * dim, dim), x);
+            var o = new Span<float>((float*)yp + (long)r * dim, dim);
+            var w = new ReadOnlySpan<float>((float*)wp, dim);
+            if (kind == NormKind.LayerNorm)
+            {
+                float mean = TensorPrimitives.Sum<float>(x) / dim;
+                double variance = 0;
+                foreach (float v in x) variance += (double)(v - mean) * (v - mean);
+                float inv = (float)(1.0 / Math.Sqrt(variance / dim + eps));
+                for (int i = 0; i < dim; i++) o[i] = (x[i] - mean) * inv * w[i];
+                if (bp != 0) TensorPrimitives.Add(o, new ReadOnlySpan<float>((float*)bp, dim), o);
+            }
+            else
+            {
+                double sumSquares = 0;
+                foreach (float v in x) sumSquares += (double)v * v;
+                float inv = (float)(1.0 / Math.Sqrt(sumSquares / dim + eps));
+                for (int i = 0; i < dim; i++) o[i] = x[i] * inv * w[i];
+            }
+        }, serial: (long)rows * dim < 1 << 15);
+    }
+
+    public void Linear(Tensor x, Tensor w, Tensor? bias, Tensor y, int rows, int inDim, int outDim)
+    {
+        var wt = Cpu(w);
+        if (wt.Length < (long)outDim * inDim) throw new ArgumentException($"weight has {wt.Length} elements, needs {outDim}×{inDim}", nameof(w));
+        CpuLinear.Run(P(x), wt, POrNull(bias), P(y), rows, inDim, outDim);
+    }
+
+    public void RopeAndCacheWrite(BatchLayout layout, Tensor qkv, Tensor keyCache, Tensor valueCache, RopeTable? rope, int heads, int kvHeads, int headDim, int blockSize)
+    {
+        int width = (heads + 2 * kvHeads) * headDim, kvWidth = kvHeads * headDim;
+        float* q0 = P(qkv), kc = P(keyCache), vc = P(valueCache);
+        int half = headDim / 2;
+        Span<float> cos = stackalloc float[half], sin = stackalloc float[half];
+        for (int t = 0; t < layout.TokenCount; t++)
+        {
+            float* q = q0 + (long)t * width;
+            float* k = q + heads * headDim;
+            float* v = k + kvWidth;
+            if (rope is not null)
+            {
+                double position = layout.Positions[t];
+                for (int i = 0; i < half; i++)
+                {
+                    double angle = position * rope.InverseFrequencies[i];
+                    cos[i] = (float)Math.Cos(angle);
+                    sin[i] = (float)Math.Sin(angle);
+                }
+                for (int h = 0; h < heads; h++) Rotate(q + h * headDim, cos, sin);
+                for (int h = 0; h < kvHeads; h++) Rotate(k + h * headDim, cos, sin);
+            }
+            long slot = layout.SlotMapping[t];
+            new ReadOnlySpan<float>(k, kvWidth).CopyTo(new Span<float>(kc + slot * kvWidth, kvWidth));
+            new ReadOnlySpan<float>(v, kvWidth).CopyTo(new Span<float>(vc + slot * kvWidth, kvWidth));
+        }
+    }
+
+    /// <summary>Rotate-half: (x1, x2) → (x1·cos − x2·sin, x2·cos + x1·sin), pairing i with i + d/2.</summary>
+    private static void Rotate(float* x, ReadOnlySpan<float> cos, ReadOnlySpan<float> sin)
+    {
+        int half = cos.Length;
+        for (int i = 0; i < half; i++)
+        {
+            float a = x[i], b = x[i + half];
+            x[i] = a * cos[i] - b * sin[i];
+            x[i + half] = b * cos[i] + a * sin[i];
+        }
+    }
+
+    public void Attention(BatchLayout layout, Tensor qkv, Tensor keyCache, Tensor valueCache, Tensor output, int heads, int kvHeads, int headDim, int blockSize)
+    {
+        int width = (heads + 2 * kvHeads) * headDim, kvWidth = kvHeads * headDim, group = heads / kvHeads;
+        nint qp = (nint)P(qkv), kp = (nint)P(keyCache), vp = (nint)P(valueCache), op = (nint)P(output);
+        float scale = 1f / MathF.Sqrt(headDim);
+        int[] tables = layout.BlockTables;
+        int maxBlocks = layout.MaxBlocksPerSequence;
+        long work = 0;
+        foreach (int p in layout.Positions) work += p + 1;
+        CpuParallel.For(layout.TokenCount * heads, item =>
+        {
+            int t = item / heads, h = item % heads, kvh = h / group;
+            int context = layout.Positions[t] + 1;
+            int table = layout.TokenSequence[t] * maxBlocks;
+            var q = new ReadOnlySpan<float>((float*)qp + (long)t * width + h * headDim, headDim);
+            float[] scores = new float[context];
+            for (int p = 0; p < context; p++)
+            {
+                long slot = (long)tables[table + p / blockSize] * blockSize + p % blockSize;
+                scores[p] = TensorPrimitives.Dot(q, new ReadOnlySpan<float>((float*)kp + slot * kvWidth + kvh * headDim, headDim)) * scale;
+            }
+            float max = TensorPrimitives.Max<float>(scores);
+            double sum = 0;
+            for (int p = 0; p < context; p++)
+            {
+                scores[p] = MathF.Exp(scores[p] - max);
+                sum += scores[p];
+            }
+            var o = new Span<float>((float*)op + (long)t * heads * headDim + h * headDim, headDim);
+            o.Clear();
+            float inv = (float)(1.0 / sum);
+            for (int p = 0; p < context; p++)
+            {
+                long slot = (long)tables[table + p / blockSize] * blockSize + p % blockSize;
+                TensorPrimitives.MultiplyAdd(new ReadOnlySpan<float>((float*)vp + slot * kvWidth + kvh * headDim, headDim), scores[p] * inv, o, o);
+            }
+        }, serial: work * headDim * heads < 1 << 15);
+    }
+
+    public void GeluTanh(Tensor x, long count)
+    {
+        float* p = P(x);
+        const float c = 0.7978845608028654f; // sqrt(2/π)
+        int chunk = 1 << 14;
+        nint pp = (nint)p;
+        CpuParallel.For((int)((count + chunk - 1) / chunk), i =>
+        {
+            float* s = (float*)pp + (long)i * chunk;
+            int n = (int)Math.Min(chunk, count - (long)i * chunk);
+            for (int j = 0; j < n; j++)
+            {
+                float v = s[j];
+                s[j] = 0.5f * v * (1f + MathF.Tanh(c * (v + 0.044715f * v * v * v)));
+            }
+        });
+    }
+
+    public void SiluGate(Tensor gateUp, Tensor y, int rows, int ff)
+    {
+        nint gp = (nint)P(gateUp), yp = (nint)P(y);
+        CpuParallel.For(rows, r =>
+        {
+            float* g = (float*)gp + (long)r * 2 * ff;
+            float* o = (float*)yp + (long)r * ff;
+            for (int i = 0; i < ff; i++)
+            {
+                float a = g[i];
+                o[i] = a / (1f + MathF.Exp(-a)) * g[ff + i];
+            }
+        }, serial: (long)rows * ff < 1 << 14);
+    }
+
+    public void GatherRows(Tensor source, ReadOnlySpan<int> rows, Tensor destination, int dim)
+    {
+        float* s = P(source), d = P(destination);
+        for (int i = 0; i < rows.Length; i++)
+            new ReadOnlySpan<float>(s + (long)rows[i] * dim, dim).CopyTo(new Span<float>(d + (long)i * dim, dim));
+    }
+
+    public void LogProbOfTargets(Tensor logits, int rows, int vocab, ReadOnlySpan<int> targets, Span<float> result)
+    {
+        if (targets.Length < rows || result.Length < rows) throw new ArgumentException("targets and result need one entry per row");
+        float* l = P(logits);
+        for (int r = 0; r < rows; r++)
+        {
+            if ((uint)targets[r] >= (uint)vocab) throw new ArgumentOutOfRangeException(nameof(targets), targets[r], $"target id outside the vocabulary [0, {vocab})");
+            var row = new ReadOnlySpan<float>(l + (long)r * vocab, vocab);
+            result[r] = (float)(row[targets[r]] - LogSumExp(row));
+        }
+    }
+
+    /// <summary>log Σ exp(x), in one streaming pass over the row.</summary>
+    internal static double LogSumExp(ReadOnlySpan<float> row)
+    {
+        float max = TensorPrimitives.Max(row);
+        double sum = 0;
+        int i = 0;
+        var m = Vector256.Create(max);
+        var acc = Vector256<float>.Zero;
+        Span<float> tmp = stackalloc float[8];
+        for (; i + 8 <= row.Length; i += 8)
+        {
+            Vector256.Exp(Vector256.Create(row.Slice(i, 8)) - m).CopyTo(tmp);
+            acc += Vector256.Create((ReadOnlySpan<float>)tmp);
+        }
+        sum = Vector256.Sum(acc);
+        for (; i < row.Length; i++) sum += Math.Exp(row[i] - max);
+        return max + Math.Log(sum);
+    }
+
+    public void Sample(Tensor logits, int vocab, ReadOnlySpan<SamplingRow> rows, Span<int> result)
+    {
+        float* l = P(logits);
+        for (int r = 0; r < rows.Length; r++)
+            result[r] = CpuSampler.Sample(new ReadOnlySpan<float>(l + (long)r * vocab, vocab), rows[r]);
+    }
+
+    public void CopyBlock(Tensor keyCache, Tensor valueCache, KvGeometry geometry, int sourceBlock, int destinationBlock)
+    {
+        long n = geometry.BlockElements;
+        foreach (var pool in new[] { keyCache, valueCache })
+        {
+            float* p = P(pool);
+            new ReadOnlySpan<float>(p + sourceBlock * n, (int)n).CopyTo(new Span<float>(p + destinationBlock * n, (int)n));
+        }
+    }
+
+    public void Dispose()
+    {
+    }
+}

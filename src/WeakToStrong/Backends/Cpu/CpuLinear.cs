@@ -1,0 +1,206 @@
+using System.Numerics.Tensors;
+using System.Runtime.CompilerServices;
+using System.Runtime.Intrinsics;
+using System.Runtime.Intrinsics.X86;
+
+namespace WeakToStrong.Backends.Cpu;
+
+/// <summary>
+/// y[t, n] = Σ_k x[t, k] · W[n, k] (+ b[n]) with W [N, K] in F32, BF16 or F16, read directly (no F32 copy of the
+/// model). Work is split over output rows; each task takes 4 rows at a time and runs them against the tokens in
+/// register tiles of 4 rows × 2 tokens. Every (row, token) dot product is summed in the same order whatever the
+/// tile or batch shape, so a sequence's results do not depend on what else is in the batch.
+/// </summary>
+internal static unsafe class CpuLinear
+{
+    private const int RowTile = 4;
+
+    /// <summary>Output rows per parallel task (a multiple of <see cref="RowTile"/>).</summary>
+    private const int RowsPerTask = 16;
+
+    [ThreadStatic] private static float[]? _scratch;
+
+    public static void Run(float* x, CpuTensor w, float* bias, float* y, int tokens, int k, int n)
+    {
+        int tasks = (n + RowsPerTask - 1) / RowsPerTask;
+        nint xp = (nint)x, bp = (nint)bias, yp = (nint)y, wp = (nint)w.Pointer;
+        var dtype = w.DType;
+        CpuParallel.For(tasks, task =>
+        {
+            int n0 = task * RowsPerTask, n1 = Math.Min(n, n0 + RowsPerTask);
+            RowRange((float*)xp, wp, dtype, (float*)bp, (float*)yp, tokens, k, n, n0, n1);
+        }, serial: (long)tokens * k * n < 1 << 16);
+    }
+
+    private static void RowRange(float* x, nint w, DType dtype, float* bias, float* y, int tokens, int k, int n, int n0, int n1)
+    {
+        bool direct = dtype == DType.F32 || (dtype == DType.BF16 && tokens <= 2);
+        float[]? scratch = null;
+        if (!direct)
+        {
+            scratch = _scratch;
+            if (scratch is null || scratch.Length < RowTile * k) _scratch = scratch = new float[RowTile * k];
+        }
+
+        fixed (float* s = scratch)
+        {
+            for (int r = n0; r < n1; r += RowTile)
+            {
+                int rows = Math.Min(RowTile, n1 - r);
+                if (dtype == DType.BF16 && direct)
+                {
+                    ushort* wr = (ushort*)w + (long)r * k;
+                    for (int t = 0; t < tokens; t++) TileBf16(x + (long)t * k, wr, y + (long)t * n + r, rows, k);
+                    continue;
+                }
+                float* wf;
+                if (dtype == DType.F32) wf = (float*)w + (long)r * k;
+                else
+                {
+                    ToFloat((ushort*)w + (long)r * k, dtype, s, rows * k);
+                    wf = s;
+                }
+                int t0 = 0;
+                if (rows == RowTile)
+                    for (; t0 + 2 <= tokens; t0 += 2) Tile4x2(x + (long)t0 * k, k, wf, y + (long)t0 * n + r, n);
+                for (int t = t0; t < tokens; t++) Tile1(x + (long)t * k, wf, y + (long)t * n + r, rows, k);
+            }
+        }
+
+        if (bias != null)
+            for (int t = 0; t < tokens; t++)
+                TensorPrimitives.Add(new ReadOnlySpan<float>(y + (long)t * n + n0, n1 - n0), new ReadOnlySpan<float>(bias + n0, n1 - n0), new Span<float>(y + (long)t * n + n0, n1 - n0));
+    }
+
+    private static void ToFloat(ushort* source, DType dtype, float* destination, int count)
+    {
+        if (dtype == DType.F16)
+        {
+            TensorPrimitives.ConvertToSingle(new ReadOnlySpan<Half>(source, count), new Span<float>(destination, count));
+            return;
+        }
+        int i = 0;
+        for (; i + 8 <= count; i += 8) LoadBf16(source + i).Store(destination + i);
+        for (; i < count; i++) destination[i] = BitConverter.Int32BitsToSingle(source[i] << 16);
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static Vector256<float> LoadBf16(ushort* p)
+    {
+        if (Avx2.IsSupported) return Avx2.ShiftLeftLogical(Avx2.ConvertToVector256Int32(p), 16).AsSingle();
+        var wide = Vector256.WidenLower(Vector128.Load(p).ToVector256Unsafe());
+        return Vector256.ShiftLeft(wide, 16).AsSingle();
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static float Tail(float* a, float* b, int from, int k)
+    {
+        float sum = 0;
+        for (int i = from; i < k; i++) sum = MathF.FusedMultiplyAdd(a[i], b[i], sum);
+        return sum;
+    }
+
+    /// <summary>Up to 4 F32 rows against one token.</summary>
+    private static void Tile1(float* x, float* w, float* y, int rows, int k)
+    {
+        int kv = k & ~7;
+        if (rows == RowTile)
+        {
+            float* w0 = w, w1 = w + k, w2 = w + 2 * k, w3 = w + 3 * k;
+            Vector256<float> a0 = default, a1 = default, a2 = default, a3 = default;
+            for (int i = 0; i < kv; i += 8)
+            {
+                var xv = Vector256.Load(x + i);
+                a0 = Vector256.FusedMultiplyAdd(Vector256.Load(w0 + i), xv, a0);
+                a1 = Vector256.FusedMultiplyAdd(Vector256.Load(w1 + i), xv, a1);
+                a2 = Vector256.FusedMultiplyAdd(Vector256.Load(w2 + i), xv, a2);
+                a3 = Vector256.FusedMultiplyAdd(Vector256.Load(w3 + i), xv, a3);
+            }
+            y[0] = Vector256.Sum(a0) + Tail(x, w0, kv, k);
+            y[1] = Vector256.Sum(a1) + Tail(x, w1, kv, k);
+            y[2] = Vector256.Sum(a2) + Tail(x, w2, kv, k);
+            y[3] = Vector256.Sum(a3) + Tail(x, w3, kv, k);
+            return;
+        }
+        for (int r = 0; r < rows; r++)
+        {
+            float* wr = w + (long)r * k;
+            Vector256<float> a = default;
+            for (int i = 0; i < kv; i += 8) a = Vector256.FusedMultiplyAdd(Vector256.Load(wr + i), Vector256.Load(x + i), a);
+            y[r] = Vector256.Sum(a) + Tail(x, wr, kv, k);
+        }
+    }
+
+    /// <summary>4 F32 rows against 2 tokens (rows of y are <paramref name="n"/> apart).</summary>
+    private static void Tile4x2(float* x, int k, float* w, float* y, int n)
+    {
+        int kv = k & ~7;
+        float* x0 = x, x1 = x + k;
+        float* w0 = w, w1 = w + k, w2 = w + 2 * k, w3 = w + 3 * k;
+        Vector256<float> a00 = default, a10 = default, a20 = default, a30 = default;
+        Vector256<float> a01 = default, a11 = default, a21 = default, a31 = default;
+        for (int i = 0; i < kv; i += 8)
+        {
+            var xa = Vector256.Load(x0 + i);
+            var xb = Vector256.Load(x1 + i);
+            var v = Vector256.Load(w0 + i);
+            a00 = Vector256.FusedMultiplyAdd(v, xa, a00);
+            a01 = Vector256.FusedMultiplyAdd(v, xb, a01);
+            v = Vector256.Load(w1 + i);
+            a10 = Vector256.FusedMultiplyAdd(v, xa, a10);
+            a11 = Vector256.FusedMultiplyAdd(v, xb, a11);
+            v = Vector256.Load(w2 + i);
+            a20 = Vector256.FusedMultiplyAdd(v, xa, a20);
+            a21 = Vector256.FusedMultiplyAdd(v, xb, a21);
+            v = Vector256.Load(w3 + i);
+            a30 = Vector256.FusedMultiplyAdd(v, xa, a30);
+            a31 = Vector256.FusedMultiplyAdd(v, xb, a31);
+        }
+        y[0] = Vector256.Sum(a00) + Tail(x0, w0, kv, k);
+        y[1] = Vector256.Sum(a10) + Tail(x0, w1, kv, k);
+        y[2] = Vector256.Sum(a20) + Tail(x0, w2, kv, k);
+        y[3] = Vector256.Sum(a30) + Tail(x0, w3, kv, k);
+        y[n + 0] = Vector256.Sum(a01) + Tail(x1, w0, kv, k);
+        y[n + 1] = Vector256.Sum(a11) + Tail(x1, w1, kv, k);
+        y[n + 2] = Vector256.Sum(a21) + Tail(x1, w2, kv, k);
+        y[n + 3] = Vector256.Sum(a31) + Tail(x1, w3, kv, k);
+    }
+
+    /// <summary>Up to 4 BF16 rows against one token, widening BF16 to F32 in registers.</summary>
+    private static void TileBf16(float* x, ushort* w, float* y, int rows, int k)
+    {
+        int kv = k & ~7;
+        if (rows == RowTile)
+        {
+            ushort* w0 = w, w1 = w + k, w2 = w + 2 * k, w3 = w + 3 * k;
+            Vector256<float> a0 = default, a1 = default, a2 = default, a3 = default;
+            for (int i = 0; i < kv; i += 8)
+            {
+                var xv = Vector256.Load(x + i);
+                a0 = Vector256.FusedMultiplyAdd(LoadBf16(w0 + i), xv, a0);
+                a1 = Vector256.FusedMultiplyAdd(LoadBf16(w1 + i), xv, a1);
+                a2 = Vector256.FusedMultiplyAdd(LoadBf16(w2 + i), xv, a2);
+                a3 = Vector256.FusedMultiplyAdd(LoadBf16(w3 + i), xv, a3);
+            }
+            y[0] = Vector256.Sum(a0) + TailBf16(x, w0, kv, k);
+            y[1] = Vector256.Sum(a1) + TailBf16(x, w1, kv, k);
+            y[2] = Vector256.Sum(a2) + TailBf16(x, w2, kv, k);
+            y[3] = Vector256.Sum(a3) + TailBf16(x, w3, kv, k);
+            return;
+        }
+        for (int r = 0; r < rows; r++)
+        {
+            ushort* wr = w + (long)r * k;
+            Vector256<float> a = default;
+            for (int i = 0; i < kv; i += 8) a = Vector256.FusedMultiplyAdd(LoadBf16(wr + i), Vector256.Load(x + i), a);
+            y[r] = Vector256.Sum(a) + TailBf16(x, wr, kv, k);
+        }
+    }
+
+    private static float TailBf16(float* x, ushort* w, int from, int k)
+    {
+        float sum = 0;
+        for (int i = from; i < k; i++) sum = MathF.FusedMultiplyAdd(x[i], BitConverter.Int32BitsToSingle(w[i] << 16), sum);
+        return sum;
+    }
+}

@@ -1,0 +1,33 @@
+using System.Runtime.InteropServices;
+
+namespace WeakToStrong.Backends.Cpu;
+
+/// <summary>A tensor in 64-byte-aligned native host memory.</summary>
+public sealed unsafe class CpuTensor : Tensor
+{
+    internal CpuTensor(DType dtype, long length) : base(dtype, length)
+    {
+        nuint bytes = (nuint)Math.Max(ByteLength, 64);
+        Pointer = (byte*)NativeMemory.AlignedAlloc(bytes, 64);
+        NativeMemory.Clear(Pointer, bytes);
+    }
+
+    internal byte* Pointer { get; private set; }
+
+    internal float* F32 => (float*)Pointer;
+
+    /// <summary>The elements as floats (F32 tensors; at most 2^31 − 1 elements per span).</summary>
+    public Span<float> AsFloats(long offset, int count)
+    {
+        ObjectDisposedException.ThrowIf(IsDisposed, this);
+        if (DType != DType.F32) throw new InvalidOperationException($"tensor is {DType}, not F32");
+        if (offset < 0 || count < 0 || offset + count > Length) throw new ArgumentOutOfRangeException(nameof(offset));
+        return new Span<float>(F32 + offset, count);
+    }
+
+    protected override void Release()
+    {
+        NativeMemory.AlignedFree(Pointer);
+        Pointer = null;
+    }
+}

@@ -1,0 +1,120 @@
+using WeakToStrong.Backends;
+using WeakToStrong.Backends.Cpu;
+using WeakToStrong.Checkpoints;
+
+namespace WeakToStrong.Engine;
+
+/// <summary>Options for loading a model.</summary>
+public sealed record ModelOptions
+{
+    /// <summary>"cpu" (default) or "cuda".</summary>
+    public string Device { get; init; } = "cpu";
+
+    /// <summary>KV blocks in the pool; null sizes it for a few full contexts.</summary>
+    public int? KvBlocks { get; init; }
+
+    public int KvBlockSize { get; init; } = 16;
+}
+
+/// <summary>
+/// A loaded model: checkpoint, weights in a backend, KV pool. Token-level scoring and generation; every call
+/// validates its input and names what is wrong.
+/// </summary>
+public sealed class LanguageModel : IDisposable
+{
+    private readonly Checkpoint _checkpoint;
+    private readonly bool _ownsBackend;
+
+    private LanguageModel(Checkpoint checkpoint, Transformer transformer, bool ownsBackend)
+    {
+        _checkpoint = checkpoint;
+        Transformer = transformer;
+        _ownsBackend = ownsBackend;
+    }
+
+    public Transformer Transformer { get; }
+
+    public ModelSpec Spec => Transformer.Spec;
+
+    public string Directory => _checkpoint.Directory;
+
+    public Checkpoint Checkpoint => _checkpoint;
+
+    /// <summary>Opens a Hugging Face model folder on the given device.</summary>
+    public static LanguageModel Load(string directory, ModelOptions? options = null, IBackend? backend = null)
+    {
+        options ??= new ModelOptions();
+        var checkpoint = Checkpoint.Open(directory);
+        bool owns = backend is null;
+        try
+        {
+            backend ??= Backends.BackendFactory.Create(options.Device);
+            int blocks = options.KvBlocks ?? DefaultBlocks(checkpoint.Spec, options.KvBlockSize);
+            var transformer = Transformer.Load(checkpoint, backend, blocks, options.KvBlockSize);
+            return new LanguageModel(checkpoint, transformer, owns);
+        }
+        catch
+        {
+            checkpoint.Dispose();
+            if (owns) backend?.Dispose();
+            throw;
+        }
+    }
+
+    /// <summary>Room for 8 full contexts, capped at 1 GiB of KV.</summary>
+    private static int DefaultBlocks(ModelSpec spec, int blockSize)
+    {
+        long tokens = Math.Min(8L * spec.MaxPositions, (1L << 30) / spec.KvBytesPerToken);
+        return (int)Math.Max(4, (tokens + blockSize - 1) / blockSize);
+    }
+
+    /// <summary>log p(continuation[i] | prompt, continuation[&lt;i]) for every continuation token.</summary>
+    public float[] Score(IReadOnlyList<int> prompt, IReadOnlyList<int> continuation, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(prompt);
+        ArgumentNullException.ThrowIfNull(continuation);
+        if (prompt.Count == 0) throw new ArgumentException("the prompt needs at least one token (e.g. BOS)", nameof(prompt));
+        CheckLength(prompt.Count + continuation.Count);
+        if (continuation.Count == 0) return [];
+        using var sequence = Transformer.CreateSequence(prompt.Concat(continuation));
+        var result = Transformer.Forward([new ForwardRequest(sequence, FeedUntil: sequence.Length - 1, TargetLogProbs: true)], cancellationToken)[0];
+        return result.TargetLogProbs[(prompt.Count - 1)..];
+    }
+
+    /// <summary>Samples up to <paramref name="maxNewTokens"/> tokens; stops after an EOS token (which is included).</summary>
+    public List<int> Generate(IReadOnlyList<int> prompt, int maxNewTokens, SamplingSettings sampling, ulong sequenceKey = 0, IProgress<int>? progress = null, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(prompt);
+        ArgumentNullException.ThrowIfNull(sampling);
+        sampling.Validate();
+        ArgumentOutOfRangeException.ThrowIfNegative(maxNewTokens);
+        if (prompt.Count == 0) throw new ArgumentException("the prompt needs at least one token (e.g. BOS)", nameof(prompt));
+        CheckLength(prompt.Count);
+        maxNewTokens = Math.Min(maxNewTokens, Spec.MaxPositions - prompt.Count);
+        var output = new List<int>();
+        using var sequence = Transformer.CreateSequence(prompt, sequenceKey);
+        for (int i = 0; i < maxNewTokens; i++)
+        {
+            int token = Transformer.Forward([new ForwardRequest(sequence, Sampling: sampling)], cancellationToken)[0].SampledToken;
+            output.Add(token);
+            sequence.Append(token);
+            progress?.Report(output.Count);
+            if (Spec.EosTokenIds.Contains(token)) break;
+        }
+        return output;
+    }
+
+    private void CheckLength(int tokens)
+    {
+        if (tokens > Spec.MaxPositions)
+            throw new ArgumentException($"{tokens} tokens exceed the model's context of {Spec.MaxPositions} positions");
+    }
+
+    public void Dispose()
+    {
+        var backend = Transformer.Backend;
+        Transformer.Dispose();
+        _checkpoint.Dispose();
+        if (_ownsBackend) backend.Dispose();
+    }
+}
