@@ -1,0 +1,1 @@
+namespace WeakToStrong.Cli.Commands; internal static class BenchCommand { public static System.CommandLine.Command Create() => new("bench", "Benchmark (coming)"); }
