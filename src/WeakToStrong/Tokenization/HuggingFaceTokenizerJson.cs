@@ -53,7 +53,7 @@ internal static class HuggingFaceTokenizerJson
         var vocab = new Dictionary<string, int>(StringComparer.Ordinal);
         foreach (var entry in JsonFields.Required(model, "vocab", JsonValueKind.Object).EnumerateObject())
         {
-            vocab[entry.Name] = JsonFields.ReadId(entry.Value, $"vocab[\"{entry.Name}\"]");
+            vocab[entry.Name] = JsonFields.ReadId(entry.Value, $"vocab.{entry.Name}");
         }
 
         var merges = new List<(string, string)>();

@@ -19,7 +19,7 @@ internal static class VocabMergesFiles
         var vocab = new Dictionary<string, int>(StringComparer.Ordinal);
         foreach (var entry in root.EnumerateObject())
         {
-            vocab[entry.Name] = JsonFields.ReadId(entry.Value, $"\"{entry.Name}\"");
+            vocab[entry.Name] = JsonFields.ReadId(entry.Value, entry.Name);
         }
 
         return vocab.Count > 0 ? vocab : throw new InvalidDataException("the vocabulary is empty");
