@@ -18,7 +18,7 @@ internal static class HuggingFaceTokenizerJson
 
     public static Result Parse(string path)
     {
-        using var document = JsonDocument.Parse(File.ReadAllBytes(path));
+        using var document = JsonFields.ParseFile(path);
         var root = JsonFields.Expect(document.RootElement, "(root)", JsonValueKind.Object);
         var model = JsonFields.Required(root, "model", JsonValueKind.Object);
 

@@ -26,7 +26,7 @@ internal sealed record TokenizerConfig(
 
     public static TokenizerConfig Parse(string path)
     {
-        using var document = JsonDocument.Parse(File.ReadAllBytes(path));
+        using var document = JsonFields.ParseFile(path);
         var root = JsonFields.Expect(document.RootElement, "(root)", JsonValueKind.Object);
 
         var special = new List<string>();

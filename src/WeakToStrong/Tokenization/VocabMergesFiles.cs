@@ -14,7 +14,7 @@ internal static class VocabMergesFiles
 
     public static Dictionary<string, int> ReadVocab(string path)
     {
-        using var document = JsonDocument.Parse(File.ReadAllBytes(path));
+        using var document = JsonFields.ParseFile(path);
         var root = JsonFields.Expect(document.RootElement, "(root)", JsonValueKind.Object);
         var vocab = new Dictionary<string, int>(StringComparer.Ordinal);
         foreach (var entry in root.EnumerateObject())
