@@ -55,8 +55,7 @@ internal sealed class ByteLevelBpe : ITokenizerModel
         _normalizeNfc = normalizeNfc;
         _ignoreMerges = ignoreMerges;
 
-        var size = Math.Max(vocab.Count == 0 ? 0 : vocab.Values.Max() + 1, addedTokens.Count == 0 ? 0 : addedTokens.Max(t => t.Id) + 1);
-        _tokens = new string?[size];
+        _tokens = new string?[vocab.Values.Concat(addedTokens.Select(t => t.Id)).DefaultIfEmpty(-1).Max() + 1];
         foreach (var (token, id) in vocab)
         {
             _tokens[id] = token;
@@ -67,7 +66,8 @@ internal sealed class ByteLevelBpe : ITokenizerModel
             var symbol = ByteLevelAlphabet.ToChar((byte)b).ToString();
             _byteIds[b] = vocab.TryGetValue(symbol, out var id)
                 ? id
-                : throw new InvalidDataException($"the vocabulary has no token for byte 0x{b:X2} (\"{symbol}\"), so it is not a byte-level BPE vocabulary");
+                : throw new InvalidDataException(
+                    $"the vocabulary has no token for byte 0x{b:X2} (\"{symbol}\"), so it is not a byte-level BPE vocabulary");
         }
 
         _merges = new Dictionary<long, (int, int)>(merges.Count);
@@ -185,7 +185,8 @@ internal sealed class ByteLevelBpe : ITokenizerModel
     private int IdOf(string token, int rank, (string Left, string Right) merge) =>
         _vocab.TryGetValue(token, out var id)
             ? id
-            : throw new InvalidDataException($"merge {rank + 1} (\"{merge.Left} {merge.Right}\") needs \"{token}\", which is not in the vocabulary");
+            : throw new InvalidDataException(
+                $"merge {rank + 1} (\"{merge.Left} {merge.Right}\") needs \"{token}\", which is not in the vocabulary");
 
     private void EncodeOrdinary(string text, List<int> ids)
     {

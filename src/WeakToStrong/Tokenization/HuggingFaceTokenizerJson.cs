@@ -77,7 +77,8 @@ internal static class HuggingFaceTokenizerJson
             }
         }
 
-        var bpe = new ByteLevelBpe(vocab, merges, added, preTokenizer, normalizeNfc, JsonFields.OptionalBool(model, "ignore_merges") ?? false);
+        var ignoreMerges = JsonFields.OptionalBool(model, "ignore_merges") ?? false;
+        var bpe = new ByteLevelBpe(vocab, merges, added, preTokenizer, normalizeNfc, ignoreMerges);
         return new Result(bpe, ReadTemplateBosToken(JsonFields.Optional(root, "post_processor")));
     }
 
@@ -157,9 +158,10 @@ internal static class HuggingFaceTokenizerJson
     private static void AddSplit(PreTokenizer.Builder builder, JsonElement split)
     {
         var behavior = JsonFields.OptionalString(split, "behavior");
-        if (behavior != "Isolated" || JsonFields.OptionalBool(split, "invert") == true)
+        var invert = JsonFields.OptionalBool(split, "invert") ?? false;
+        if (behavior != "Isolated" || invert)
         {
-            throw new NotSupportedException($"Split pre-tokenizer with behavior \"{behavior}\"{(JsonFields.OptionalBool(split, "invert") == true ? " inverted" : "")}");
+            throw new NotSupportedException($"Split pre-tokenizer with behavior \"{behavior}\"{(invert ? ", inverted" : "")}");
         }
 
         var pattern = JsonFields.Required(split, "pattern", JsonValueKind.Object);

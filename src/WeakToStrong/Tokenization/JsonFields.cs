@@ -59,7 +59,8 @@ internal static class JsonFields
             null => null,
             { ValueKind: JsonValueKind.String } text => text.GetString(),
             { ValueKind: JsonValueKind.Object } token => Required(token, "content", JsonValueKind.String).GetString(),
-            { } other => throw new InvalidDataException($"field \"{name}\" should be a string or an object with \"content\", not {Describe(other.ValueKind)}"),
+            { } other => throw new InvalidDataException(
+                $"field \"{name}\" should be a string or an object with \"content\", not {Describe(other.ValueKind)}"),
         };
 
     private static string Describe(JsonValueKind kind) => kind switch

@@ -21,7 +21,10 @@ public sealed class TextTokenizer
     /// <summary><see cref="Kind"/> of a tokenizer loaded from vocab.json and merges.txt.</summary>
     public const string VocabMergesKind = "byte-level BPE (vocab.json+merges.txt)";
 
-    /// <summary><see cref="Kind"/> of a tokenizer loaded from tokenizer.model.</summary>
+    /// <summary>
+    /// <see cref="Kind"/> of a BPE tokenizer loaded from tokenizer.model; a Unigram model reports
+    /// "SentencePiece Unigram (tokenizer.model)".
+    /// </summary>
     public const string SentencePieceKind = "SentencePiece BPE (tokenizer.model)";
 
     private readonly ITokenizerModel _model;
@@ -114,7 +117,9 @@ public sealed class TextTokenizer
 
         if (File.Exists(vocab) != File.Exists(merges))
         {
-            var (present, missing) = File.Exists(vocab) ? (vocab, VocabMergesFiles.MergesFileName) : (merges, VocabMergesFiles.VocabFileName);
+            var (present, missing) = File.Exists(vocab)
+                ? (vocab, VocabMergesFiles.MergesFileName)
+                : (merges, VocabMergesFiles.VocabFileName);
             throw new TokenizerException($"{present} has no {missing} beside it in {modelDirectory}; byte-level BPE needs both");
         }
 
@@ -224,7 +229,7 @@ public sealed class TextTokenizer
         int? Own(int id) => id >= 0 ? id : null;
         return new TextTokenizer(
             model,
-            SentencePieceKind,
+            $"SentencePiece {model.Algorithm} (tokenizer.model)",
             config.BosToken is { } bos ? model.TokenToId(bos) : Own(model.BeginningOfSentenceId),
             config.EosToken is { } eos ? model.TokenToId(eos) : Own(model.EndOfSentenceId),
             config.AddBosToken ?? true);

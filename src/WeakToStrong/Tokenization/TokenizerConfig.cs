@@ -1,3 +1,4 @@
+using System.Globalization;
 using System.Text.Json;
 
 namespace WeakToStrong.Tokenization;
@@ -53,7 +54,7 @@ internal sealed record TokenizerConfig(
         {
             foreach (var entry in JsonFields.Expect(decoder, "added_tokens_decoder", JsonValueKind.Object).EnumerateObject())
             {
-                if (!int.TryParse(entry.Name, System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out var id))
+                if (!int.TryParse(entry.Name, NumberStyles.None, CultureInfo.InvariantCulture, out var id))
                 {
                     throw new InvalidDataException($"added_tokens_decoder key \"{entry.Name}\" is not a token id");
                 }
