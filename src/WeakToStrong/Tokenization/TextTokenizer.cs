@@ -58,9 +58,9 @@ public sealed class TextTokenizer
     public bool AddBosToken { get; }
 
     /// <summary>
-    /// Lower-case hex SHA-256 of the vocabulary and its rules (merges, pre-tokenizer, special tokens; for
-    /// SentencePiece the model bytes). Folders whose tokenizers produce the same ids share it, whichever file
-    /// format they use for a byte-level BPE.
+    /// Lower-case hex SHA-256 of the vocabulary and its rules (merges, pre-tokenizer, added and special tokens; for
+    /// SentencePiece the model bytes). A byte-level BPE gets the same fingerprint from tokenizer.json as from
+    /// vocab.json+merges.txt.
     /// </summary>
     public string Fingerprint => _model.Fingerprint;
 
