@@ -13,7 +13,9 @@ namespace WeakToStrong.Tokenization;
 internal sealed class ByteLevelBpe : ITokenizerModel
 {
     // Enough for the distinct words of a long document; cleared wholesale when full, which is cheap and rare.
+    // Words longer than CacheMaxWordLength (a CJK paragraph, a base64 blob) rarely repeat and are not kept.
     private const int CacheCapacity = 1 << 16;
+    private const int CacheMaxWordLength = 256;
 
     private readonly Dictionary<string, int> _vocab;
     private readonly string?[] _tokens;                          // id → vocabulary entry, or added token content
@@ -53,8 +55,7 @@ internal sealed class ByteLevelBpe : ITokenizerModel
         _normalizeNfc = normalizeNfc;
         _ignoreMerges = ignoreMerges;
 
-        var size = Math.Max(vocab.Count == 0 ? 0 : vocab.Values.Max() + 1, addedTokens.Count == 0 ? 0 : addedTokens.Max(t => t.Id) + 1);
-        _tokens = new string?[size];
+        _tokens = new string?[vocab.Values.Concat(addedTokens.Select(t => t.Id)).DefaultIfEmpty(-1).Max() + 1];
         foreach (var (token, id) in vocab)
         {
             _tokens[id] = token;
@@ -65,7 +66,8 @@ internal sealed class ByteLevelBpe : ITokenizerModel
             var symbol = ByteLevelAlphabet.ToChar((byte)b).ToString();
             _byteIds[b] = vocab.TryGetValue(symbol, out var id)
                 ? id
-                : throw new InvalidDataException($"the vocabulary has no token for byte 0x{b:X2} (\"{symbol}\"), so it is not a byte-level BPE vocabulary");
+                : throw new InvalidDataException(
+                    $"the vocabulary has no token for byte 0x{b:X2} (\"{symbol}\"), so it is not a byte-level BPE vocabulary");
         }
 
         _merges = new Dictionary<long, (int, int)>(merges.Count);
@@ -183,7 +185,8 @@ internal sealed class ByteLevelBpe : ITokenizerModel
     private int IdOf(string token, int rank, (string Left, string Right) merge) =>
         _vocab.TryGetValue(token, out var id)
             ? id
-            : throw new InvalidDataException($"merge {rank + 1} (\"{merge.Left} {merge.Right}\") needs \"{token}\", which is not in the vocabulary");
+            : throw new InvalidDataException(
+                $"merge {rank + 1} (\"{merge.Left} {merge.Right}\") needs \"{token}\", which is not in the vocabulary");
 
     private void EncodeOrdinary(string text, List<int> ids)
     {
@@ -205,72 +208,90 @@ internal sealed class ByteLevelBpe : ITokenizerModel
             return cached;
         }
 
-        var bytes = Encoding.UTF8.GetBytes(word);
-        int[] ids;
-        if (_ignoreMerges && _vocab.TryGetValue(ByteLevelAlphabet.Encode(word), out var whole))
+        var ids = _ignoreMerges && _vocab.TryGetValue(ByteLevelAlphabet.Encode(word), out var whole)
+            ? [whole]
+            : Merge(Encoding.UTF8.GetBytes(word));
+
+        if (word.Length <= CacheMaxWordLength)
         {
-            ids = [whole];
-        }
-        else
-        {
-            var symbols = new List<int>(bytes.Length);
-            foreach (var b in bytes)
+            if (_cache.Count >= CacheCapacity)
             {
-                symbols.Add(_byteIds[b]);
+                _cache.Clear();
             }
 
-            ApplyMerges(symbols);
-            ids = symbols.ToArray();
+            _cache[word] = ids;
         }
 
-        if (_cache.Count >= CacheCapacity)
-        {
-            _cache.Clear();
-        }
-
-        _cache[word] = ids;
         return ids;
     }
 
-    private void ApplyMerges(List<int> symbols)
+    /// <summary>
+    /// Merges the word's byte symbols, always taking the lowest-ranked adjacent pair and, among equal ranks, the
+    /// leftmost (Hugging Face's order; for merges learned in order it equals GPT-2's pass-per-rank loop). Symbols
+    /// form a linked list over the byte positions and candidate pairs wait in a heap, so a long word without
+    /// spaces (CJK text, base64) costs O(n log n) rather than O(n²).
+    /// </summary>
+    private int[] Merge(byte[] bytes)
     {
-        while (symbols.Count > 1)
+        var n = bytes.Length;
+        var ids = new int[n];     // symbol starting at byte i, or -1 once merged into the symbol on its left
+        var next = new int[n];    // byte position of the next live symbol; n at the end
+        var prev = new int[n];    // byte position of the previous live symbol; -1 at the start
+        for (var i = 0; i < n; i++)
         {
-            var best = (Rank: int.MaxValue, Merged: -1);
-            var bestKey = 0L;
-            for (var i = 0; i + 1 < symbols.Count; i++)
-            {
-                var key = PairKey(symbols[i], symbols[i + 1]);
-                if (_merges.TryGetValue(key, out var merge) && merge.Rank < best.Rank)
-                {
-                    best = merge;
-                    bestKey = key;
-                }
-            }
-
-            if (best.Merged < 0)
-            {
-                return;
-            }
-
-            // Every occurrence of the best pair merges in one left-to-right pass, as in GPT-2's encoder.py; a
-            // symbol produced by this pass never pairs again within it ("a a a" → "aa a").
-            var write = 0;
-            for (var read = 0; read < symbols.Count; write++)
-            {
-                if (read + 1 < symbols.Count && PairKey(symbols[read], symbols[read + 1]) == bestKey)
-                {
-                    symbols[write] = best.Merged;
-                    read += 2;
-                }
-                else
-                {
-                    symbols[write] = symbols[read++];
-                }
-            }
-
-            symbols.RemoveRange(write, symbols.Count - write);
+            ids[i] = _byteIds[bytes[i]];
+            next[i] = i + 1;
+            prev[i] = i - 1;
         }
+
+        var candidates = new PriorityQueue<int, (int Rank, int Position)>();
+        void Consider(int left)
+        {
+            var right = next[left];
+            if (right < n && _merges.TryGetValue(PairKey(ids[left], ids[right]), out var merge))
+            {
+                candidates.Enqueue(left, (merge.Rank, left));
+            }
+        }
+
+        for (var i = 0; i + 1 < n; i++)
+        {
+            Consider(i);
+        }
+
+        while (candidates.TryDequeue(out var left, out var priority))
+        {
+            // A candidate is stale once either symbol has merged with something else; ranks identify pairs.
+            var right = next[left];
+            if (ids[left] < 0 || right >= n
+                || !_merges.TryGetValue(PairKey(ids[left], ids[right]), out var merge) || merge.Rank != priority.Rank)
+            {
+                continue;
+            }
+
+            ids[left] = merge.Merged;
+            ids[right] = -1;
+            next[left] = next[right];
+            if (next[right] < n)
+            {
+                prev[next[right]] = left;
+            }
+
+            if (prev[left] >= 0)
+            {
+                Consider(prev[left]);
+            }
+
+            Consider(left);
+        }
+
+        var result = new List<int>();
+        for (var i = 0; i < n; i = next[i])
+        {
+            result.Add(ids[i]);
+        }
+
+        return result.ToArray();
     }
 
     private string ComputeFingerprint()

@@ -18,7 +18,7 @@ internal static class HuggingFaceTokenizerJson
 
     public static Result Parse(string path)
     {
-        using var document = JsonDocument.Parse(File.ReadAllBytes(path));
+        using var document = JsonFields.ParseFile(path);
         var root = JsonFields.Expect(document.RootElement, "(root)", JsonValueKind.Object);
         var model = JsonFields.Required(root, "model", JsonValueKind.Object);
 
@@ -53,7 +53,7 @@ internal static class HuggingFaceTokenizerJson
         var vocab = new Dictionary<string, int>(StringComparer.Ordinal);
         foreach (var entry in JsonFields.Required(model, "vocab", JsonValueKind.Object).EnumerateObject())
         {
-            vocab[entry.Name] = JsonFields.ReadId(entry.Value, $"vocab[\"{entry.Name}\"]");
+            vocab[entry.Name] = JsonFields.ReadId(entry.Value, $"vocab.{entry.Name}");
         }
 
         var merges = new List<(string, string)>();
@@ -77,7 +77,8 @@ internal static class HuggingFaceTokenizerJson
             }
         }
 
-        var bpe = new ByteLevelBpe(vocab, merges, added, preTokenizer, normalizeNfc, JsonFields.OptionalBool(model, "ignore_merges") ?? false);
+        var ignoreMerges = JsonFields.OptionalBool(model, "ignore_merges") ?? false;
+        var bpe = new ByteLevelBpe(vocab, merges, added, preTokenizer, normalizeNfc, ignoreMerges);
         return new Result(bpe, ReadTemplateBosToken(JsonFields.Optional(root, "post_processor")));
     }
 
@@ -157,9 +158,10 @@ internal static class HuggingFaceTokenizerJson
     private static void AddSplit(PreTokenizer.Builder builder, JsonElement split)
     {
         var behavior = JsonFields.OptionalString(split, "behavior");
-        if (behavior != "Isolated" || JsonFields.OptionalBool(split, "invert") == true)
+        var invert = JsonFields.OptionalBool(split, "invert") ?? false;
+        if (behavior != "Isolated" || invert)
         {
-            throw new NotSupportedException($"Split pre-tokenizer with behavior \"{behavior}\"{(JsonFields.OptionalBool(split, "invert") == true ? " inverted" : "")}");
+            throw new NotSupportedException($"Split pre-tokenizer with behavior \"{behavior}\"{(invert ? ", inverted" : "")}");
         }
 
         var pattern = JsonFields.Required(split, "pattern", JsonValueKind.Object);

@@ -8,6 +8,14 @@ namespace WeakToStrong.Tokenization;
 /// </summary>
 internal static class JsonFields
 {
+    /// <summary>Parses a JSON file, allowing the UTF-8 byte order mark that Windows editors write.</summary>
+    public static JsonDocument ParseFile(string path)
+    {
+        var bytes = File.ReadAllBytes(path);
+        var start = bytes.AsSpan().StartsWith("\uFEFF"u8) ? 3 : 0;
+        return JsonDocument.Parse(bytes.AsMemory(start));
+    }
+
     /// <summary>The field, or null when it is absent or JSON null.</summary>
     public static JsonElement? Optional(JsonElement obj, string name) =>
         obj.ValueKind == JsonValueKind.Object && obj.TryGetProperty(name, out var value) && value.ValueKind != JsonValueKind.Null
@@ -51,7 +59,8 @@ internal static class JsonFields
             null => null,
             { ValueKind: JsonValueKind.String } text => text.GetString(),
             { ValueKind: JsonValueKind.Object } token => Required(token, "content", JsonValueKind.String).GetString(),
-            { } other => throw new InvalidDataException($"field \"{name}\" should be a string or an object with \"content\", not {Describe(other.ValueKind)}"),
+            { } other => throw new InvalidDataException(
+                $"field \"{name}\" should be a string or an object with \"content\", not {Describe(other.ValueKind)}"),
         };
 
     private static string Describe(JsonValueKind kind) => kind switch

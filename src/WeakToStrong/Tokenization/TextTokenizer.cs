@@ -21,7 +21,10 @@ public sealed class TextTokenizer
     /// <summary><see cref="Kind"/> of a tokenizer loaded from vocab.json and merges.txt.</summary>
     public const string VocabMergesKind = "byte-level BPE (vocab.json+merges.txt)";
 
-    /// <summary><see cref="Kind"/> of a tokenizer loaded from tokenizer.model.</summary>
+    /// <summary>
+    /// <see cref="Kind"/> of a BPE tokenizer loaded from tokenizer.model; a Unigram model reports
+    /// "SentencePiece Unigram (tokenizer.model)".
+    /// </summary>
     public const string SentencePieceKind = "SentencePiece BPE (tokenizer.model)";
 
     private readonly ITokenizerModel _model;
@@ -55,9 +58,9 @@ public sealed class TextTokenizer
     public bool AddBosToken { get; }
 
     /// <summary>
-    /// Lower-case hex SHA-256 of the vocabulary and its rules (merges, pre-tokenizer, special tokens; for
-    /// SentencePiece the model bytes). Folders whose tokenizers produce the same ids share it, whichever file
-    /// format they use for a byte-level BPE.
+    /// Lower-case hex SHA-256 of the vocabulary and its rules (merges, pre-tokenizer, added and special tokens; for
+    /// SentencePiece the model bytes). A byte-level BPE gets the same fingerprint from tokenizer.json as from
+    /// vocab.json+merges.txt.
     /// </summary>
     public string Fingerprint => _model.Fingerprint;
 
@@ -114,7 +117,9 @@ public sealed class TextTokenizer
 
         if (File.Exists(vocab) != File.Exists(merges))
         {
-            var (present, missing) = File.Exists(vocab) ? (vocab, VocabMergesFiles.MergesFileName) : (merges, VocabMergesFiles.VocabFileName);
+            var (present, missing) = File.Exists(vocab)
+                ? (vocab, VocabMergesFiles.MergesFileName)
+                : (merges, VocabMergesFiles.VocabFileName);
             throw new TokenizerException($"{present} has no {missing} beside it in {modelDirectory}; byte-level BPE needs both");
         }
 
@@ -224,7 +229,7 @@ public sealed class TextTokenizer
         int? Own(int id) => id >= 0 ? id : null;
         return new TextTokenizer(
             model,
-            SentencePieceKind,
+            $"SentencePiece {model.Algorithm} (tokenizer.model)",
             config.BosToken is { } bos ? model.TokenToId(bos) : Own(model.BeginningOfSentenceId),
             config.EosToken is { } eos ? model.TokenToId(eos) : Own(model.EndOfSentenceId),
             config.AddBosToken ?? true);

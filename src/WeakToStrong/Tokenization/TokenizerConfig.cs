@@ -1,3 +1,4 @@
+using System.Globalization;
 using System.Text.Json;
 
 namespace WeakToStrong.Tokenization;
@@ -26,7 +27,7 @@ internal sealed record TokenizerConfig(
 
     public static TokenizerConfig Parse(string path)
     {
-        using var document = JsonDocument.Parse(File.ReadAllBytes(path));
+        using var document = JsonFields.ParseFile(path);
         var root = JsonFields.Expect(document.RootElement, "(root)", JsonValueKind.Object);
 
         var special = new List<string>();
@@ -53,7 +54,7 @@ internal sealed record TokenizerConfig(
         {
             foreach (var entry in JsonFields.Expect(decoder, "added_tokens_decoder", JsonValueKind.Object).EnumerateObject())
             {
-                if (!int.TryParse(entry.Name, System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out var id))
+                if (!int.TryParse(entry.Name, NumberStyles.None, CultureInfo.InvariantCulture, out var id))
                 {
                     throw new InvalidDataException($"added_tokens_decoder key \"{entry.Name}\" is not a token id");
                 }

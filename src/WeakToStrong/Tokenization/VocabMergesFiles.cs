@@ -14,12 +14,12 @@ internal static class VocabMergesFiles
 
     public static Dictionary<string, int> ReadVocab(string path)
     {
-        using var document = JsonDocument.Parse(File.ReadAllBytes(path));
+        using var document = JsonFields.ParseFile(path);
         var root = JsonFields.Expect(document.RootElement, "(root)", JsonValueKind.Object);
         var vocab = new Dictionary<string, int>(StringComparer.Ordinal);
         foreach (var entry in root.EnumerateObject())
         {
-            vocab[entry.Name] = JsonFields.ReadId(entry.Value, $"\"{entry.Name}\"");
+            vocab[entry.Name] = JsonFields.ReadId(entry.Value, entry.Name);
         }
 
         return vocab.Count > 0 ? vocab : throw new InvalidDataException("the vocabulary is empty");

@@ -66,6 +66,20 @@ public sealed class SentencePieceTokenizerTests
     }
 
     [Fact]
+    public void Reads_a_tokenizer_config_written_with_a_byte_order_mark()
+    {
+        using var folder = new TempDirectory();
+        folder.CopyFrom(TokenizerTestData.LlamaTiny, "tokenizer.model");
+        File.WriteAllText(folder.File("tokenizer_config.json"), """{"add_bos_token": false}""", new System.Text.UTF8Encoding(encoderShouldEmitUTF8Identifier: true));
+
+        var tokenizer = TextTokenizer.Load(folder.Path);
+
+        Assert.False(tokenizer.AddBosToken);
+        Assert.Equal(1, tokenizer.BosTokenId);
+        Assert.Equal(TokenizerTestData.LlamaCases[0].Ids, tokenizer.Encode(TokenizerTestData.LlamaCases[0].Text, addBos: true));
+    }
+
+    [Fact]
     public void Is_a_different_vocabulary_from_gpt2()
     {
         var gpt2 = TextTokenizer.Load(TokenizerTestData.Gpt2Tiny);

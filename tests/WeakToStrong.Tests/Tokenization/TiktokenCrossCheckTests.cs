@@ -46,6 +46,25 @@ public sealed class TiktokenCrossCheckTests
         }
     }
 
+    [Fact]
+    public void Ids_match_tiktoken_gpt2_on_long_words_without_spaces()
+    {
+        var ours = TextTokenizer.Load(TokenizerTestData.Gpt2Tiny);
+        var reference = TiktokenTokenizer.CreateForModel("gpt2");
+        var random = new Random(7);
+        var cjk = new string(Enumerable.Range(0, 3000).Select(_ => (char)random.Next(0x4E00, 0xA000)).ToArray());
+        var letters = new string(Enumerable.Range(0, 3000).Select(_ => (char)random.Next('a', 'e')).ToArray());
+
+        foreach (var text in new[] { cjk, letters, new string('a', 5000) })
+        {
+            var expected = reference.EncodeToIds(text);
+            var actual = ours.Encode(text);
+
+            Assert.Equal(expected, actual);
+            Assert.Equal(text, ours.Decode(actual));
+        }
+    }
+
     private static string RandomText(Random random)
     {
         var text = new StringBuilder();
