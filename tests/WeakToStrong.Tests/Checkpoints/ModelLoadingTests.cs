@@ -185,6 +185,15 @@ public sealed class ModelLoadingTests
     }
 
     [Fact]
+    public void ConfigStringWithALoneSurrogateEscapeIsNamed()
+    {
+        using var temp = TestPaths.Temp().WithFixture("llama-tiny");
+        string config = temp.File_("config.json");
+        File.WriteAllText(config, File.ReadAllText(config).Replace("\"llama\"", "\"\\ud800\"", StringComparison.Ordinal));
+        CheckpointAssert.Throws(() => Load(temp.Path), config, "model_type", "Unicode");
+    }
+
+    [Fact]
     public void ConfigThatIsNotAnObjectIsNamed()
     {
         using var temp = TestPaths.Temp().WithFixture("llama-tiny");

@@ -98,6 +98,15 @@ public sealed class ShardedCheckpointTests
     }
 
     [Fact]
+    public void WeightMapWithALoneSurrogateEscapeIsNamed()
+    {
+        using var temp = TestPaths.Temp().WithFixture("llama31-small");
+        var map = Shard(temp, 2, seed: 1);
+        File.WriteAllText(temp.File_(Index), $"{{\"weight_map\": {{\"w\\ud800\": \"{map[0].Shard}\"}}}}");
+        CheckpointAssert.Throws(() => Checkpoint.Open(temp.Path).Dispose(), temp.File_(Index), "weight_map", "Unicode");
+    }
+
+    [Fact]
     public void WeightMapValueThatIsNotAFileNameIsNamed()
     {
         using var temp = TestPaths.Temp().WithFixture("llama31-small");
