@@ -68,6 +68,8 @@ internal static unsafe class CpuLinear
                 }
                 int t0 = 0;
                 if (rows == RowTile)
+                    for (; t0 + 3 <= tokens; t0 += 3) Tile4x3(x + (long)t0 * k, k, wf, y + (long)t0 * n + r, n, ref prefetch);
+                if (rows == RowTile)
                     for (; t0 + 2 <= tokens; t0 += 2) Tile4x2(x + (long)t0 * k, k, wf, y + (long)t0 * n + r, n, ref prefetch);
                 for (int t = t0; t < tokens; t++) Tile1(x + (long)t * k, wf, y + (long)t * n + r, rows, k, ref prefetch);
             }
@@ -145,6 +147,56 @@ internal static unsafe class CpuLinear
             for (int i = 0; i < kv; i += 8) a = Vector256.FusedMultiplyAdd(Vector256.Load(wr + i), Vector256.Load(x + i), a);
             y[r] = Vector256.Sum(a) + Tail(x, wr, kv, k);
         }
+    }
+
+    /// <summary>4 F32 rows against 3 tokens: 12 accumulators, 7 loads per 12 FMAs.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static void Tile4x3(float* x, int k, float* w, float* y, int n, ref Prefetcher prefetch)
+    {
+        int kv = k & ~7;
+        float* x0 = x, x1 = x + k, x2 = x + 2 * k;
+        float* w0 = w, w1 = w + k, w2 = w + 2 * k, w3 = w + 3 * k;
+        Vector256<float> a00 = default, a10 = default, a20 = default, a30 = default;
+        Vector256<float> a01 = default, a11 = default, a21 = default, a31 = default;
+        Vector256<float> a02 = default, a12 = default, a22 = default, a32 = default;
+        for (int i = 0; i < kv; i += 8)
+        {
+            var xa = Vector256.Load(x0 + i);
+            var xb = Vector256.Load(x1 + i);
+            var xc = Vector256.Load(x2 + i);
+            var v = Vector256.Load(w0 + i);
+            a00 = Vector256.FusedMultiplyAdd(v, xa, a00);
+            a01 = Vector256.FusedMultiplyAdd(v, xb, a01);
+            a02 = Vector256.FusedMultiplyAdd(v, xc, a02);
+            v = Vector256.Load(w1 + i);
+            a10 = Vector256.FusedMultiplyAdd(v, xa, a10);
+            a11 = Vector256.FusedMultiplyAdd(v, xb, a11);
+            a12 = Vector256.FusedMultiplyAdd(v, xc, a12);
+            v = Vector256.Load(w2 + i);
+            a20 = Vector256.FusedMultiplyAdd(v, xa, a20);
+            a21 = Vector256.FusedMultiplyAdd(v, xb, a21);
+            a22 = Vector256.FusedMultiplyAdd(v, xc, a22);
+            v = Vector256.Load(w3 + i);
+            a30 = Vector256.FusedMultiplyAdd(v, xa, a30);
+            a31 = Vector256.FusedMultiplyAdd(v, xb, a31);
+            a32 = Vector256.FusedMultiplyAdd(v, xc, a32);
+            prefetch.Step();
+        }
+        float s00 = Vector256.Sum(a00), s10 = Vector256.Sum(a10), s20 = Vector256.Sum(a20), s30 = Vector256.Sum(a30);
+        float s01 = Vector256.Sum(a01), s11 = Vector256.Sum(a11), s21 = Vector256.Sum(a21), s31 = Vector256.Sum(a31);
+        float s02 = Vector256.Sum(a02), s12 = Vector256.Sum(a12), s22 = Vector256.Sum(a22), s32 = Vector256.Sum(a32);
+        y[0] = s00 + Tail(x0, w0, kv, k);
+        y[1] = s10 + Tail(x0, w1, kv, k);
+        y[2] = s20 + Tail(x0, w2, kv, k);
+        y[3] = s30 + Tail(x0, w3, kv, k);
+        y[n + 0] = s01 + Tail(x1, w0, kv, k);
+        y[n + 1] = s11 + Tail(x1, w1, kv, k);
+        y[n + 2] = s21 + Tail(x1, w2, kv, k);
+        y[n + 3] = s31 + Tail(x1, w3, kv, k);
+        y[2 * n + 0] = s02 + Tail(x2, w0, kv, k);
+        y[2 * n + 1] = s12 + Tail(x2, w1, kv, k);
+        y[2 * n + 2] = s22 + Tail(x2, w2, kv, k);
+        y[2 * n + 3] = s32 + Tail(x2, w3, kv, k);
     }
 
     /// <summary>4 F32 rows against 2 tokens (rows of y are <paramref name="n"/> apart).</summary>
