@@ -119,9 +119,9 @@ internal sealed class EventHandle : SafeHandle
     protected override bool ReleaseHandle() => DriverApi.EventDestroy(handle) == CuResult.Success;
 }
 
-internal sealed unsafe class ModuleHandle : SafeHandle
+internal sealed unsafe class CudaModuleHandle : SafeHandle
 {
-    public ModuleHandle(ReadOnlySpan<byte> image) : base(0, true)
+    public CudaModuleHandle(ReadOnlySpan<byte> image) : base(0, true)
     {
         fixed (byte* p = image)
         {
