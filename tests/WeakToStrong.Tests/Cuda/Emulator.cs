@@ -18,6 +18,8 @@ internal static class EmulatorBuild
     [
         "-std=c++17", "-O2", "-fPIC", "-shared", "-Wall", "-Wextra", "-Werror", "-Wno-unused-parameter",
         "-Wno-unknown-pragmas", // #pragma unroll is for nvcc/NVRTC
+        // Each library keeps its own registry and emulator state: nothing but the emu_* entry points is exported.
+        "-fvisibility=hidden", "-fvisibility-inlines-hidden", "-fno-gnu-unique",
     ];
 
     private static readonly Lazy<Dictionary<string, string>> Libraries = new(Build);
