@@ -2,7 +2,7 @@
 // library whose kernels run on the CPU (tests/WeakToStrong.Tests/Cuda compares them with the CPU ops).
 //
 // Execution model: the blocks of a grid run one after another on the calling OS thread; the threads of a block
-// are ucontext fibers that switch only at barriers (__syncthreads, __syncwarp and every warp collective). So
+// are fibers that switch only at barriers (__syncthreads, __syncwarp and every warp collective). So
 // shared memory is a per-OS-thread static, atomics are plain read-modify-writes, and a warp collective is a
 // barrier of the warp's lanes followed by a read of the partners' slots (two slot banks, alternating by
 // barrier generation, so a fast lane never overwrites a value a slow lane has yet to read). Fibers run in a
@@ -53,9 +53,21 @@ constexpr size_t kMaxDynamicShared = 228 * 1024;
 
 enum class Wait { None, Block, Warp };
 
+// A fiber's saved execution state. On x86-64 a switch saves the callee-saved registers on the fiber's own stack
+// and swaps stack pointers (emu_switch_stacks below): no system call, unlike swapcontext, which saves the signal
+// mask on every switch and made warp-heavy kernels ~20× slower. Elsewhere ucontext does the job.
+struct Context
+{
+#if defined(__x86_64__)
+    void* sp = nullptr;
+#else
+    ucontext_t uc;
+#endif
+};
+
 struct Fiber
 {
-    ucontext_t context;
+    Context context;
     dim3 tid;
     unsigned linear = 0;
     bool done = false;
@@ -73,7 +85,7 @@ struct Launch
     Thunk thunk = nullptr;
     std::vector<Fiber> fibers;
     Fiber* current = nullptr;
-    ucontext_t scheduler;
+    Context scheduler;
     unsigned done = 0;
     unsigned block_arrived = 0, block_generation = 0;
     std::vector<unsigned> warp_arrived, warp_generation;
@@ -82,6 +94,57 @@ struct Launch
     bool failed = false;
     std::string error;
 };
+
+#if defined(__x86_64__)
+extern "C" void emu_switch_stacks(void** save_sp, void* load_sp);
+asm(R"(
+    .text
+    .globl emu_switch_stacks
+    .hidden emu_switch_stacks
+    .type emu_switch_stacks, @function
+emu_switch_stacks:
+    pushq %rbp
+    pushq %rbx
+    pushq %r12
+    pushq %r13
+    pushq %r14
+    pushq %r15
+    movq %rsp, (%rdi)
+    movq %rsi, %rsp
+    popq %r15
+    popq %r14
+    popq %r13
+    popq %r12
+    popq %rbx
+    popq %rbp
+    ret
+    .size emu_switch_stacks, .-emu_switch_stacks
+)");
+
+inline void switch_to(Context* from, Context* to) { emu_switch_stacks(&from->sp, to->sp); }
+
+// Lays out a fresh stack so that the first switch to it "returns" into entry with the ABI's alignment.
+inline void start_context(Context* c, unsigned char* stack, size_t bytes, void (*entry)())
+{
+    uintptr_t top = ((uintptr_t)(stack + bytes)) & ~(uintptr_t)15;
+    void** sp = (void**)(top - 8 * sizeof(void*));
+    for (int i = 0; i < 6; i++) sp[i] = nullptr; // r15 r14 r13 r12 rbx rbp
+    sp[6] = (void*)entry;                        // return address; entry never returns
+    sp[7] = nullptr;
+    c->sp = sp;
+}
+#else
+inline void switch_to(Context* from, Context* to) { swapcontext(&from->uc, &to->uc); }
+
+inline void start_context(Context* c, unsigned char* stack, size_t bytes, void (*entry)())
+{
+    getcontext(&c->uc);
+    c->uc.uc_stack.ss_sp = stack;
+    c->uc.uc_stack.ss_size = bytes;
+    c->uc.uc_link = nullptr;
+    makecontext(&c->uc, entry, 0);
+}
+#endif
 
 inline thread_local Launch* g_launch = nullptr;
 inline thread_local unsigned char* g_stacks = nullptr;
@@ -116,7 +179,7 @@ inline void yield()
 {
     Launch* l = g_launch;
     Fiber* f = l->current;
-    swapcontext(&f->context, &l->scheduler);
+    switch_to(&f->context, &l->scheduler);
 }
 
 inline void fail(const std::string& message)
@@ -236,7 +299,7 @@ inline void fiber_main()
         l->block_arrived = 0;
         l->block_generation++;
     }
-    swapcontext(&f->context, &l->scheduler);
+    switch_to(&f->context, &l->scheduler);
 }
 
 inline uint64_t next_random(uint64_t& s)
@@ -266,11 +329,7 @@ inline bool run_block(Launch& l, std::vector<unsigned>& order)
         Fiber& f = l.fibers[i];
         f.done = false;
         f.wait = Wait::None;
-        getcontext(&f.context);
-        f.context.uc_stack.ss_sp = g_stacks + (size_t)i * kStackBytes;
-        f.context.uc_stack.ss_size = kStackBytes;
-        f.context.uc_link = nullptr;
-        makecontext(&f.context, fiber_main, 0);
+        start_context(&f.context, g_stacks + (size_t)i * kStackBytes, kStackBytes, fiber_main);
     }
     for (unsigned i = n; i-- > 1;) std::swap(order[i], order[next_random(g_schedule_seed) % (i + 1)]);
     while (l.done < n)
@@ -282,7 +341,7 @@ inline bool run_block(Launch& l, std::vector<unsigned>& order)
             if (f.done || blocked(l, f)) continue;
             progressed = true;
             l.current = &f;
-            swapcontext(&l.scheduler, &f.context);
+            switch_to(&l.scheduler, &f.context);
             if (l.failed) return false;
         }
         if (!progressed)
