@@ -24,9 +24,10 @@ internal sealed unsafe class DriverRuntime : IDeviceRuntime
     private readonly Dictionary<string, (nint Function, int SharedOptIn)> _functions = [];
     private readonly Dictionary<ulong, DeviceMemoryHandle> _allocations = [];
     private readonly PinnedMemoryHandle _staging;
-    private readonly EventHandle[] _stagingDone = [new(), new()];
+    private readonly EventHandle[] _stagingDone;
     private readonly int _sharedOptInLimit;
 
+    /// <summary>Opens the device; every native object is created here, after the driver check, never in a field initialiser.</summary>
     public DriverRuntime(CudaBackendOptions options)
     {
         _device = Cu.OpenDevice(options.Device);
@@ -41,6 +42,7 @@ internal sealed unsafe class DriverRuntime : IDeviceRuntime
         Description = $"{Cu.DeviceName(_device)} ({Architecture}, {Multiprocessors} SMs)";
         _compiler = new KernelCompiler(KernelSources.Load(), Architecture);
         _staging = new PinnedMemoryHandle(Math.Max(options.StagingBytes, 1 << 20) & ~255);
+        _stagingDone = [new EventHandle(), new EventHandle()];
         if (NativeLibraries.TryLoad(CudaLibrary.Cublas, out _)) _blas = new Cublas(_stream.DangerousGetHandle());
     }
 

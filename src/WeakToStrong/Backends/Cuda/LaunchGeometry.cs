@@ -38,7 +38,7 @@ internal static class LaunchGeometry
     public static int ReductionBlock(int dim) => Math.Clamp(RoundUp(CeilDiv(dim, 4), 32), 32, 1024);
 
     /// <summary>Blocks for a grid-stride loop over <paramref name="count"/> elements.</summary>
-    public static uint GridStrideBlocks(long count, int block, int maxBlocks = 4096) => (uint)Math.Clamp(CeilDiv(Math.Max(count, 1), block), 1, maxBlocks);
+    public static uint GridStrideBlocks(long count, int block, int maxBlocks = 4096) => (uint)Math.Clamp((Math.Max(count, 1) + block - 1) / block, 1, maxBlocks);
 
     /// <summary>linear.cu: x = groups of output features, y = groups of LINEAR_TOKENS rows.</summary>
     public static (Dim3 Grid, Dim3 Block) Linear(int rows, int outDim) =>
