@@ -33,17 +33,27 @@ internal sealed unsafe class DriverRuntime : IDeviceRuntime
         _device = Cu.OpenDevice(options.Device);
         NativeLibraries.Require(CudaLibrary.Nvrtc);
         _context = new PrimaryContextHandle(_device);
-        MakeCurrent();
-        _stream = new StreamHandle();
-        int major = Cu.Attribute(_device, DeviceAttribute.ComputeCapabilityMajor), minor = Cu.Attribute(_device, DeviceAttribute.ComputeCapabilityMinor);
-        Architecture = KernelCompiler.Architecture(major, minor);
-        Multiprocessors = Cu.Attribute(_device, DeviceAttribute.MultiprocessorCount);
-        _sharedOptInLimit = Cu.Attribute(_device, DeviceAttribute.MaxSharedMemoryPerBlockOptin);
-        Description = $"{Cu.DeviceName(_device)} ({Architecture}, {Multiprocessors} SMs)";
-        _compiler = new KernelCompiler(KernelSources.Load(), Architecture);
-        _staging = new PinnedMemoryHandle(Math.Max(options.StagingBytes, 1 << 20) & ~255);
-        _stagingDone = [new EventHandle(), new EventHandle()];
-        if (NativeLibraries.TryLoad(CudaLibrary.Cublas, out _)) _blas = new Cublas(_stream.DangerousGetHandle());
+        try
+        {
+            MakeCurrent();
+            _stream = new StreamHandle();
+            int major = Cu.Attribute(_device, DeviceAttribute.ComputeCapabilityMajor), minor = Cu.Attribute(_device, DeviceAttribute.ComputeCapabilityMinor);
+            Architecture = KernelCompiler.Architecture(major, minor);
+            Multiprocessors = Cu.Attribute(_device, DeviceAttribute.MultiprocessorCount);
+            _sharedOptInLimit = Cu.Attribute(_device, DeviceAttribute.MaxSharedMemoryPerBlockOptin);
+            Description = $"{Cu.DeviceName(_device)} ({Architecture}, {Multiprocessors} SMs)";
+            _compiler = new KernelCompiler(KernelSources.Load(), Architecture);
+            _staging = new PinnedMemoryHandle(Math.Max(options.StagingBytes, 1 << 20) & ~255);
+            _stagingDone = [new EventHandle(), new EventHandle()];
+            if (NativeLibraries.TryLoad(CudaLibrary.Cublas, out _)) _blas = new Cublas(_stream.DangerousGetHandle());
+        }
+        catch
+        {
+            _staging?.Dispose();
+            _stream?.Dispose();
+            _context.Dispose();
+            throw;
+        }
     }
 
     public string Description { get; }
