@@ -109,8 +109,60 @@ internal sealed unsafe class EmulatorRuntime(int multiprocessors = 4) : IDeviceR
 
     public void CopyOnDevice(ulong destination, ulong source, long bytes) => Buffer.MemoryCopy((void*)source, (void*)destination, bytes, bytes);
 
-    public void Launch(string kernel, Dim3 grid, Dim3 block, int sharedBytes, void** args)
+    private List<(string Kernel, Dim3 Grid, Dim3 Block, int Shared, ulong[] Args)>? _capturing;
+
+    public bool CanCapture => true;
+
+    /// <summary>Graphs replayed so far.</summary>
+    public int Replays { get; private set; }
+
+    /// <summary>A "graph" here is the recorded launch list with its argument values, replayed in order.</summary>
+    public IDisposable Capture(Action issue)
     {
+        _capturing = [];
+        try
+        {
+            issue();
+            return new Recorded(_capturing);
+        }
+        finally
+        {
+            _capturing = null;
+        }
+    }
+
+    public void Replay(IDisposable graph)
+    {
+        Replays++;
+        ulong* slots = stackalloc ulong[32];
+        void** pointers = stackalloc void*[32];
+        foreach (var l in ((Recorded)graph).Launches)
+        {
+            for (int i = 0; i < l.Args.Length; i++)
+            {
+                slots[i] = l.Args[i];
+                pointers[i] = slots + i;
+            }
+            Launch(l.Kernel, l.Grid, l.Block, l.Shared, pointers, l.Args.Length);
+        }
+    }
+
+    private sealed record Recorded(List<(string Kernel, Dim3 Grid, Dim3 Block, int Shared, ulong[] Args)> Launches) : IDisposable
+    {
+        public void Dispose()
+        {
+        }
+    }
+
+    public void Launch(string kernel, Dim3 grid, Dim3 block, int sharedBytes, void** args, int argCount)
+    {
+        if (_capturing is not null)
+        {
+            var values = new ulong[argCount];
+            for (int i = 0; i < argCount; i++) values[i] = *(ulong*)args[i];
+            _capturing.Add((kernel, grid, block, sharedBytes, values));
+            return;
+        }
         var launch = (delegate* unmanaged<byte*, uint, uint, uint, uint, uint, uint, uint, void**, int>)Launcher(kernel);
         Launches[kernel] = Launches.GetValueOrDefault(kernel) + 1;
         byte[] name = Encoding.ASCII.GetBytes(kernel + "\0");

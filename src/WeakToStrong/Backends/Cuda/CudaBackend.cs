@@ -10,6 +10,14 @@ namespace WeakToStrong.Backends.Cuda;
 /// The CUDA backend: every op of <see cref="IBackend"/> as our kernels (kernels/*.cu, compiled by NVRTC for the
 /// device) plus cuBLAS for large GEMMs, issued in order on one stream. Host-returning ops (Download,
 /// LogProbOfTargets, Sample) synchronise. The same host code drives the kernel emulator in the tests.
+/// <para>
+/// With <see cref="CudaBackendOptions.DecodeGraphs"/>, a decode step (one new token per sequence, at most
+/// <see cref="CudaBackendOptions.SmallBatchRows"/> sequences) is recorded instead of launched, from BeginBatch to the
+/// first op that needs the host (GatherRows, a download …): every layer. The recording is captured once as a CUDA
+/// graph and replayed by every later step whose launches are identical — block tables are padded to a power-of-two
+/// width and attention is split for that padded context, so steps stay identical until the context crosses a power
+/// of two. Per-step data (tokens, positions, slots, tables) lives in device buffers uploaded before the replay.
+/// </para>
 /// </summary>
 public sealed unsafe class CudaBackend : IBackend
 {
@@ -23,6 +31,32 @@ public sealed unsafe class CudaBackend : IBackend
     private BatchLayout? _layout;
     private long _tokensAt, _positionsAt, _sequencesAt, _slotsAt, _tablesAt; // element offsets into _batch
     private (int Heads, int KvHeads, int Tiles, int MaxContext)? _tileShape;
+    private int _tableWidth;
+    private List<Recorded>? _recording;
+    private readonly Dictionary<int, List<(Recorded[] Launches, IDisposable Graph)>> _graphs = [];
+    private int _graphCount;
+
+    /// <summary>A launch recorded for a decode graph: its kernel, geometry and parameter slots.</summary>
+    private sealed record Recorded(string Kernel, Dim3 Grid, Dim3 Block, int Shared, ulong[] Args)
+    {
+        public bool SameAs(Recorded o) => Kernel == o.Kernel && Grid == o.Grid && Block == o.Block && Shared == o.Shared && Args.AsSpan().SequenceEqual(o.Args);
+
+        public int Hash()
+        {
+            var h = new HashCode();
+            h.Add(Kernel);
+            h.Add(Grid);
+            h.Add(Shared);
+            foreach (ulong a in Args) h.Add(a);
+            return h.ToHashCode();
+        }
+    }
+
+    /// <summary>Decode graphs captured so far (each costs a capture; every other step with the same launches is a replay).</summary>
+    public int GraphsCaptured { get; private set; }
+
+    /// <summary>Decode steps run as a graph replay.</summary>
+    public int GraphReplays { get; private set; }
 
     /// <summary>Opens the device named by <paramref name="options"/>; throws <see cref="CudaUnavailableException"/> with the reason when CUDA cannot run here.</summary>
     public CudaBackend(CudaBackendOptions? options = null) : this(new DriverRuntime(options ?? new CudaBackendOptions()), options)
@@ -62,7 +96,11 @@ public sealed unsafe class CudaBackend : IBackend
         }
     }
 
-    public Tensor Allocate(DType dtype, long length) => new CudaTensor(_runtime, dtype, length);
+    public Tensor Allocate(DType dtype, long length)
+    {
+        Flush();
+        return new CudaTensor(_runtime, dtype, length);
+    }
 
     private CudaTensor Dev(Tensor t, [CallerArgumentExpression(nameof(t))] string name = "")
     {
@@ -87,11 +125,55 @@ public sealed unsafe class CudaBackend : IBackend
         if (t.Length < elements) throw new ArgumentException($"{name} has {t.Length} elements, needs {elements}", name);
     }
 
-    private void Launch(string kernel, Dim3 grid, Dim3 block, KernelArgs args, int sharedBytes = 0) =>
-        _runtime.Launch(kernel, grid, block, sharedBytes, args.Pointers);
+    private void Launch(string kernel, Dim3 grid, Dim3 block, KernelArgs args, int sharedBytes = 0)
+    {
+        if (_recording is not null) _recording.Add(new Recorded(kernel, grid, block, sharedBytes, args.Snapshot()));
+        else _runtime.Launch(kernel, grid, block, sharedBytes, args.Pointers, args.Count);
+    }
+
+    /// <summary>Ends a decode recording: replays its graph, capturing it first if no identical one exists.</summary>
+    private void Flush()
+    {
+        if (_recording is null) return;
+        var launches = _recording.ToArray();
+        _recording = null;
+        if (launches.Length == 0) return;
+        int key = launches.Length;
+        foreach (var l in launches) key = HashCode.Combine(key, l.Hash());
+        if (!_graphs.TryGetValue(key, out var candidates)) _graphs[key] = candidates = [];
+        IDisposable? graph = null;
+        foreach (var (known, g) in candidates)
+            if (known.Length == launches.Length && known.Zip(launches).All(p => p.First.SameAs(p.Second))) graph = g;
+        if (graph is null)
+        {
+            if (_graphCount >= MaxGraphs) DropGraphs();
+            graph = _runtime.Capture(() =>
+            {
+                foreach (var l in launches) _runtime.Launch(l.Kernel, l.Grid, l.Block, l.Shared, _args.Load(l.Args).Pointers, l.Args.Length);
+            });
+            candidates.Add((launches, graph));
+            _graphCount++;
+            GraphsCaptured++;
+        }
+        _runtime.Replay(graph);
+        GraphReplays++;
+    }
+
+    /// <summary>Graphs kept at once; past it they are all dropped (contexts only grow, so old ones are rarely reused).</summary>
+    private const int MaxGraphs = 64;
+
+    private void DropGraphs()
+    {
+        _runtime.Synchronize();
+        foreach (var list in _graphs.Values)
+            foreach (var (_, g) in list) g.Dispose();
+        _graphs.Clear();
+        _graphCount = 0;
+    }
 
     public void Upload(Tensor destination, ReadOnlySpan<byte> source, long elementOffset = 0)
     {
+        Flush();
         var d = Dev(destination);
         long byteOffset = elementOffset * d.DType.Size();
         if (byteOffset < 0 || byteOffset + source.Length > d.ByteLength) throw new ArgumentOutOfRangeException(nameof(elementOffset));
@@ -100,6 +182,7 @@ public sealed unsafe class CudaBackend : IBackend
 
     public void Download(Tensor source, Span<float> destination)
     {
+        Flush();
         var s = Dev(source);
         if (s.DType != DType.F32) throw new ArgumentException("only F32 tensors can be downloaded", nameof(source));
         if (destination.Length > s.Length) throw new ArgumentOutOfRangeException(nameof(destination));
@@ -109,18 +192,34 @@ public sealed unsafe class CudaBackend : IBackend
     public void BeginBatch(BatchLayout layout)
     {
         ArgumentNullException.ThrowIfNull(layout);
+        Flush();
         int n = layout.TokenCount;
-        var packed = new int[4 * n + layout.BlockTables.Length];
+        bool graph = _options.DecodeGraphs && _runtime.CanCapture && IsDecodeStep(layout, _options.SmallBatchRows);
+        int width = layout.MaxBlocksPerSequence;
+        if (graph) width = (int)Math.Min(System.Numerics.BitOperations.RoundUpToPowerOf2((uint)Math.Max(width, 1)), int.MaxValue);
+        var packed = new int[4 * n + layout.SequenceCount * width];
         layout.Tokens.CopyTo(packed, 0);
         layout.Positions.CopyTo(packed, n);
         layout.TokenSequence.CopyTo(packed, 2 * n);
         layout.SlotMapping.CopyTo(packed, 3 * n);
-        layout.BlockTables.CopyTo(packed, 4 * n);
+        for (int s = 0; s < layout.SequenceCount; s++)
+        {
+            var row = packed.AsSpan(4 * n + s * width, width);
+            row.Fill(-1);
+            layout.BlockTables.AsSpan(s * layout.MaxBlocksPerSequence, layout.MaxBlocksPerSequence).CopyTo(row);
+        }
         (_tokensAt, _positionsAt, _sequencesAt, _slotsAt, _tablesAt) = (0, n, 2 * n, 3 * n, 4 * n);
         _batch.Upload(MemoryMarshal.AsBytes(packed.AsSpan()));
         _layout = layout;
         _tileShape = null;
+        _tableWidth = width;
+        if (graph) _recording = [];
     }
+
+    /// <summary>One new token for each of at most <paramref name="maxRows"/> distinct sequences.</summary>
+    internal static bool IsDecodeStep(BatchLayout layout, int maxRows) =>
+        layout.TokenCount > 0 && layout.TokenCount <= maxRows && layout.TokenCount == layout.SequenceCount
+        && layout.TokenSequence.Distinct().Count() == layout.TokenCount;
 
     private ulong BatchInts(long offset) => _batch.Address + (ulong)(offset * sizeof(int));
 
@@ -184,6 +283,7 @@ public sealed unsafe class CudaBackend : IBackend
             return;
         }
 
+        Flush(); // cuBLAS calls are not recorded
         if (w.DType == DType.F32) _runtime.Gemm(A(x), CudaDataType.R32F, A(w), CudaDataType.R32F, A(y), rows, inDim, outDim, outDim);
         else if (_options.TensorCoreGemm) TensorCoreGemm(x, w, y, rows, inDim, outDim);
         else WidenedGemm(x, w, y, rows, inDim, outDim);
@@ -269,12 +369,14 @@ public sealed unsafe class CudaBackend : IBackend
             _tiles.Upload(MemoryMarshal.AsBytes(tiles.AsSpan()));
             _tileShape = shape = (heads, kvHeads, tiles.Length / 4, maxContext);
         }
-        var (splits, splitLength) = LaunchGeometry.AttentionSplits(shape.Tiles, shape.MaxContext, _runtime.Multiprocessors);
+        // A recorded decode step sizes the split for the padded table so that later steps launch the same grid.
+        int context = _recording is not null ? _tableWidth * blockSize : shape.MaxContext;
+        var (splits, splitLength) = LaunchGeometry.AttentionSplits(shape.Tiles, context, _runtime.Multiprocessors);
         if (shape.Tiles > int.MaxValue / Math.Max(splits, 1)) throw new NotSupportedException("attention batch too large");
         if (splits > 1) _partials.Ensure((long)shape.Tiles * splits * LaunchGeometry.AttentionMaxRows * (headDim + 2) * sizeof(float));
         float scale = 1f / MathF.Sqrt(headDim);
         _args.Begin().Ptr(A(qkv)).Ptr(A(keyCache)).Ptr(A(valueCache)).Ptr(_tiles.Address).Ptr(BatchInts(_positionsAt)).Ptr(BatchInts(_sequencesAt))
-            .Ptr(BatchInts(_tablesAt)).I32(layout.MaxBlocksPerSequence).I32(heads).I32(kvHeads).I32(headDim).I32(blockSize).I32(splitLength).F32(scale)
+            .Ptr(BatchInts(_tablesAt)).I32(_tableWidth).I32(heads).I32(kvHeads).I32(headDim).I32(blockSize).I32(splitLength).F32(scale)
             .Ptr(A(output)).Ptr(splits > 1 ? _partials.Address : 0);
         var block = new Dim3(LaunchGeometry.AttentionWarps * 32);
         int shared = LaunchGeometry.AttentionSharedBytes(headDim);
@@ -319,6 +421,7 @@ public sealed unsafe class CudaBackend : IBackend
         if (rows.Length == 0) return;
         foreach (int r in rows)
             if (r < 0 || (long)(r + 1) * dim > source.Length) throw new ArgumentOutOfRangeException(nameof(rows), r, "row outside the source");
+        Flush();
         _small.Upload(MemoryMarshal.AsBytes(rows));
         _args.Begin().Ptr(A(source)).Ptr(_small.Address).Ptr(A(destination)).I32(dim);
         Launch(K.GatherRows, new Dim3((uint)rows.Length), new Dim3((uint)Math.Min(DefaultBlock, LaunchGeometry.RoundUp(dim, 32))), _args);
@@ -332,6 +435,7 @@ public sealed unsafe class CudaBackend : IBackend
         for (int r = 0; r < rows; r++)
             if ((uint)targets[r] >= (uint)vocab) throw new ArgumentOutOfRangeException(nameof(targets), targets[r], $"target id outside the vocabulary [0, {vocab})");
         if (rows == 0) return;
+        Flush();
         // [targets: rows ints | result: rows floats], 256-byte aligned halves.
         long half = LaunchGeometry.RoundUp(rows * sizeof(int), 256);
         _small.Ensure(2 * half);
@@ -359,6 +463,7 @@ public sealed unsafe class CudaBackend : IBackend
         RequireLength(logits, (long)rows.Length * vocab);
         if (result.Length < rows.Length) throw new ArgumentException("result needs one entry per row", nameof(result));
         if (rows.Length == 0) return;
+        Flush();
         long half = LaunchGeometry.RoundUp(rows.Length * Marshal.SizeOf<SampleRow>(), 256);
         _small.Ensure(half + rows.Length * sizeof(int));
         bool greedy = true;
@@ -385,16 +490,23 @@ public sealed unsafe class CudaBackend : IBackend
         RequireF32(valueCache);
         if ((uint)sourceBlock >= (uint)geometry.Blocks || (uint)destinationBlock >= (uint)geometry.Blocks)
             throw new ArgumentOutOfRangeException(nameof(sourceBlock), "block outside the pool");
+        Flush();
         long n = geometry.BlockElements;
         _args.Begin().Ptr(A(keyCache)).Ptr(A(valueCache)).I64(n).I32(sourceBlock).I32(destinationBlock);
         Launch(K.CopyBlock, new Dim3(LaunchGeometry.GridStrideBlocks(n, DefaultBlock, 1024)), new Dim3(DefaultBlock), _args);
     }
 
     /// <summary>Waits for all issued work (for timing).</summary>
-    public void Synchronize() => _runtime.Synchronize();
+    public void Synchronize()
+    {
+        Flush();
+        _runtime.Synchronize();
+    }
 
     public void Dispose()
     {
+        Flush();
+        DropGraphs();
         foreach (var b in new[] { _batch, _tiles, _partials, _small, _scratch }) b.Dispose();
         foreach (var pair in _ropeTables) pair.Value.Dispose();
         _args.Dispose();

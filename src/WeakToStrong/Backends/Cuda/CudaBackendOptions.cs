@@ -16,6 +16,12 @@ public sealed record CudaBackendOptions
     /// </summary>
     public bool TensorCoreGemm { get; init; }
 
+    /// <summary>
+    /// Record decode steps (one token per sequence, at most <see cref="SmallBatchRows"/> sequences) and replay them
+    /// as CUDA graphs: one launch per step instead of one per kernel. Off by default until measured on a device.
+    /// </summary>
+    public bool DecodeGraphs { get; init; }
+
     /// <summary>Device scratch for widened weight slices (exact path) and rounded activations.</summary>
     public long ScratchBytes { get; init; } = 256L << 20;
 

@@ -119,7 +119,7 @@ internal sealed unsafe class DriverRuntime : IDeviceRuntime
         Cu.ThrowIfFailed(DriverApi.MemcpyDtoDAsync(destination, source, (nuint)bytes, Stream));
     }
 
-    public void Launch(string kernel, Dim3 grid, Dim3 block, int sharedBytes, void** args)
+    public void Launch(string kernel, Dim3 grid, Dim3 block, int sharedBytes, void** args, int argCount)
     {
         MakeCurrent();
         var (function, optedIn) = Function(kernel);
@@ -160,11 +160,14 @@ internal sealed unsafe class DriverRuntime : IDeviceRuntime
         Cu.ThrowIfFailed(DriverApi.StreamSynchronize(Stream));
     }
 
+    public bool CanCapture => true;
+
     /// <summary>Captures the work <paramref name="issue"/> enqueues as a CUDA graph (nothing runs during capture).</summary>
-    public GraphExecHandle Capture(Action issue)
+    public IDisposable Capture(Action issue)
     {
         MakeCurrent();
-        Cu.ThrowIfFailed(DriverApi.StreamBeginCapture(Stream, StreamCaptureMode.ThreadLocal));
+        // Relaxed: the first launch of a kernel may load its module (cuModuleLoadData) inside the capture.
+        Cu.ThrowIfFailed(DriverApi.StreamBeginCapture(Stream, StreamCaptureMode.Relaxed));
         try
         {
             issue();
@@ -181,10 +184,11 @@ internal sealed unsafe class DriverRuntime : IDeviceRuntime
     }
 
     /// <summary>Replays a captured graph on the stream.</summary>
-    public void Replay(GraphExecHandle graph)
+    public void Replay(IDisposable graph)
     {
+        var exec = graph as GraphExecHandle ?? throw new ArgumentException("not a graph of this runtime", nameof(graph));
         MakeCurrent();
-        Cu.ThrowIfFailed(DriverApi.GraphLaunch(graph.DangerousGetHandle(), Stream));
+        Cu.ThrowIfFailed(DriverApi.GraphLaunch(exec.DangerousGetHandle(), Stream));
     }
 
     public void Dispose()

@@ -33,8 +33,20 @@ internal interface IDeviceRuntime : IDisposable
 
     void CopyOnDevice(ulong destination, ulong source, long bytes);
 
-    /// <summary>Launches a kernel of <see cref="Kernels.KernelCatalog"/>; <paramref name="args"/>[i] points at parameter i's value.</summary>
-    unsafe void Launch(string kernel, Dim3 grid, Dim3 block, int sharedBytes, void** args);
+    /// <summary>
+    /// Launches a kernel of <see cref="Kernels.KernelCatalog"/>; <paramref name="args"/>[i] points at parameter i's
+    /// value (8-byte slots), <paramref name="argCount"/> of them.
+    /// </summary>
+    unsafe void Launch(string kernel, Dim3 grid, Dim3 block, int sharedBytes, void** args, int argCount);
+
+    /// <summary>Whether launches can be captured into replayable graphs.</summary>
+    bool CanCapture { get; }
+
+    /// <summary>Captures the launches <paramref name="issue"/> makes into a graph; nothing runs until <see cref="Replay"/>.</summary>
+    IDisposable Capture(Action issue);
+
+    /// <summary>Runs a captured graph, in order with the other work.</summary>
+    void Replay(IDisposable graph);
 
     /// <summary>Whether <see cref="Gemm"/> is available (cuBLAS loaded).</summary>
     bool HasGemm { get; }

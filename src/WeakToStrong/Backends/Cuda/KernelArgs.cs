@@ -58,6 +58,17 @@ internal sealed unsafe class KernelArgs : IDisposable
         return this;
     }
 
+    /// <summary>The parameter slots as they are now.</summary>
+    public ulong[] Snapshot() => new ReadOnlySpan<ulong>(_values, Count).ToArray();
+
+    /// <summary>Refills the block from a <see cref="Snapshot"/>.</summary>
+    public KernelArgs Load(ulong[] slots)
+    {
+        Begin();
+        foreach (ulong v in slots) *Next() = v;
+        return this;
+    }
+
     public void Dispose()
     {
         NativeMemory.Free(_values);
