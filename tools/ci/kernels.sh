@@ -17,7 +17,7 @@ apt_install() {
 if ! ldconfig -p | grep -q 'libnvrtc\.so\.'; then
     sources=/etc/apt/sources.list.d/debian.sources
     if [ -f "$sources" ] && ! grep -q 'non-free' "$sources"; then
-        sed -i 's/^Components: main$/Components: main contrib non-free non-free-firmware/' "$sources"
+        sed -i '/^Components:/ s/$/ contrib non-free non-free-firmware/' "$sources"
     fi
     apt_install libnvrtc11.2 libnvrtc-builtins11.8
 fi
