@@ -59,6 +59,9 @@ internal sealed class SmallModelScorer : IDisposable
     public (List<int> Tokens, int ResponseStart) Target(string response, bool finished)
     {
         var (tokens, start) = _prompt.WithResponse(response);
+        // A prompt that merges whole into the response's first token leaves nothing to condition that token on;
+        // the reference then scores from the second token, and so do we.
+        start = Math.Max(start, 1);
         return (WithEnd(tokens, start, finished), start);
     }
 
