@@ -1,1 +1,11 @@
-Console.WriteLine("w2s");
+using System.CommandLine;
+using WeakToStrong.Cli.Commands;
+
+var root = new RootCommand("w2s — weak-to-strong search: steer a large model with a small tuned/untuned pair")
+{
+    InfoCommand.Create(),
+    ScoreCommand.Create(),
+    GenerateCommand.Create(),
+    BenchCommand.Create(),
+};
+return root.Parse(args).Invoke();

@@ -1,6 +1,7 @@
 using WeakToStrong.Backends;
 using WeakToStrong.Backends.Cpu;
 using WeakToStrong.Checkpoints;
+using WeakToStrong.Tokenization;
 
 namespace WeakToStrong.Engine;
 
@@ -24,13 +25,31 @@ public sealed class LanguageModel : IDisposable
 {
     private readonly Checkpoint _checkpoint;
     private readonly bool _ownsBackend;
+    private readonly Lazy<(TextTokenizer? Tokenizer, TokenizerException? Error)> _tokenizer;
 
     private LanguageModel(Checkpoint checkpoint, Transformer transformer, bool ownsBackend)
     {
         _checkpoint = checkpoint;
         Transformer = transformer;
         _ownsBackend = ownsBackend;
+        _tokenizer = new(() =>
+        {
+            try
+            {
+                return (TextTokenizer.Load(checkpoint.Directory), null);
+            }
+            catch (TokenizerException e)
+            {
+                return (null, e);
+            }
+        });
     }
+
+    /// <summary>The folder's tokenizer (loaded on first use); throws <see cref="TokenizerException"/> when it has none.</summary>
+    public TextTokenizer Tokenizer => _tokenizer.Value.Tokenizer ?? throw _tokenizer.Value.Error!;
+
+    /// <summary>Whether the folder has a tokenizer we can load.</summary>
+    public bool HasTokenizer => _tokenizer.Value.Tokenizer is not null;
 
     public Transformer Transformer { get; }
 

@@ -163,19 +163,18 @@ public sealed unsafe class CpuBackend : IBackend
             int context = layout.Positions[t] + 1;
             int table = layout.TokenSequence[t] * maxBlocks;
             var q = new ReadOnlySpan<float>((float*)qp + (long)t * width + h * headDim, headDim);
-            float[] scores = new float[context];
+            float[] scores = Scratch(context);
             for (int p = 0; p < context; p++)
             {
                 long slot = (long)tables[table + p / blockSize] * blockSize + p % blockSize;
                 scores[p] = TensorPrimitives.Dot(q, new ReadOnlySpan<float>((float*)kp + slot * kvWidth + kvh * headDim, headDim)) * scale;
             }
-            float max = TensorPrimitives.Max<float>(scores);
+            var row = scores.AsSpan(0, context);
+            float max = TensorPrimitives.Max<float>(row);
             double sum = 0;
-            for (int p = 0; p < context; p++)
-            {
-                scores[p] = MathF.Exp(scores[p] - max);
-                sum += scores[p];
-            }
+            TensorPrimitives.Subtract(row, max, row);
+            TensorPrimitives.Exp(row, row);
+            for (int p = 0; p < context; p++) sum += row[p];
             var o = new Span<float>((float*)op + (long)t * heads * headDim + h * headDim, headDim);
             o.Clear();
             float inv = (float)(1.0 / sum);
@@ -187,22 +186,34 @@ public sealed unsafe class CpuBackend : IBackend
         }, serial: work * headDim * heads < 1 << 15);
     }
 
+    [ThreadStatic] private static float[]? _scratch;
+
+    private static float[] Scratch(int length)
+    {
+        var s = _scratch;
+        if (s is null || s.Length < length) _scratch = s = new float[Math.Max(length, 1024)];
+        return s;
+    }
+
+    /// <summary>gelu_tanh(v) = 0.5·v·(1 + tanh(√(2/π)·(v + 0.044715·v³))), vectorised in chunks.</summary>
     public void GeluTanh(Tensor x, long count)
     {
-        float* p = P(x);
         const float c = 0.7978845608028654f; // sqrt(2/π)
-        int chunk = 1 << 14;
-        nint pp = (nint)p;
+        const int chunk = 1 << 12;
+        nint pp = (nint)P(x);
         CpuParallel.For((int)((count + chunk - 1) / chunk), i =>
         {
-            float* s = (float*)pp + (long)i * chunk;
-            int n = (int)Math.Min(chunk, count - (long)i * chunk);
-            for (int j = 0; j < n; j++)
-            {
-                float v = s[j];
-                s[j] = 0.5f * v * (1f + MathF.Tanh(c * (v + 0.044715f * v * v * v)));
-            }
-        });
+            var v = new Span<float>((float*)pp + (long)i * chunk, (int)Math.Min(chunk, count - (long)i * chunk));
+            var t = Scratch(chunk).AsSpan(0, v.Length);
+            TensorPrimitives.Multiply(v, v, t);                 // v²
+            TensorPrimitives.Multiply(t, 0.044715f * c, t);
+            TensorPrimitives.Add(t, c, t);                      // c·(1 + 0.044715·v²)
+            TensorPrimitives.Multiply(t, v, t);                 // c·(v + 0.044715·v³)
+            TensorPrimitives.Tanh(t, t);
+            TensorPrimitives.Add(t, 1f, t);
+            TensorPrimitives.Multiply(t, v, t);
+            TensorPrimitives.Multiply(t, 0.5f, v);
+        }, serial: count < 1 << 14);
     }
 
     public void SiluGate(Tensor gateUp, Tensor y, int rows, int ff)

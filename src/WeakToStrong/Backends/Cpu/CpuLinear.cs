@@ -32,6 +32,7 @@ internal static unsafe class CpuLinear
         }, serial: (long)tokens * k * n < 1 << 16);
     }
 
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static void RowRange(float* x, nint w, DType dtype, float* bias, float* y, int tokens, int k, int n, int n0, int n1)
     {
         bool direct = dtype == DType.F32 || (dtype == DType.BF16 && tokens <= 2);
@@ -72,6 +73,7 @@ internal static unsafe class CpuLinear
                 TensorPrimitives.Add(new ReadOnlySpan<float>(y + (long)t * n + n0, n1 - n0), new ReadOnlySpan<float>(bias + n0, n1 - n0), new Span<float>(y + (long)t * n + n0, n1 - n0));
     }
 
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static void ToFloat(ushort* source, DType dtype, float* destination, int count)
     {
         if (dtype == DType.F16)
@@ -101,6 +103,7 @@ internal static unsafe class CpuLinear
     }
 
     /// <summary>Up to 4 F32 rows against one token.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static void Tile1(float* x, float* w, float* y, int rows, int k)
     {
         int kv = k & ~7;
@@ -132,6 +135,7 @@ internal static unsafe class CpuLinear
     }
 
     /// <summary>4 F32 rows against 2 tokens (rows of y are <paramref name="n"/> apart).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static void Tile4x2(float* x, int k, float* w, float* y, int n)
     {
         int kv = k & ~7;
@@ -167,6 +171,7 @@ internal static unsafe class CpuLinear
     }
 
     /// <summary>Up to 4 BF16 rows against one token, widening BF16 to F32 in registers.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static void TileBf16(float* x, ushort* w, float* y, int rows, int k)
     {
         int kv = k & ~7;

@@ -1,0 +1,105 @@
+using System.Runtime.InteropServices;
+using System.Runtime.Intrinsics;
+using BenchmarkDotNet.Attributes;
+using WeakToStrong.Backends;
+using WeakToStrong.Backends.Cpu;
+using WeakToStrong.Engine;
+using WeakToStrong.Engine.KvCache;
+
+namespace WeakToStrong.Benchmarks;
+
+/// <summary>
+/// GPT-2-124M-shaped model, random weights: one decode step and one 64-token prefill at batch 1 and 16, next to
+/// the baseline of streaming the same weight bytes from memory (the bound a batch-1 decode step is chasing).
+/// Read the Ratio column: decode / read-the-weights.
+/// </summary>
+[MemoryDiagnoser(false)]
+[WarmupCount(3)]
+[IterationCount(10)]
+public unsafe class DecodeBenchmarks
+{
+    private const int Prompt = 64;
+    private CpuBackend _backend = null!;
+    private Transformer _model = null!;
+    private List<Sequence> _sequences = null!;
+    private float* _stream;
+    private long _streamFloats;
+    private static readonly SamplingSettings Greedy = SamplingSettings.Greedy;
+
+    [Params(DType.F32, DType.BF16)]
+    public DType Weights { get; set; }
+
+    [Params(1, 16)]
+    public int Batch { get; set; }
+
+    [GlobalSetup]
+    public void Setup()
+    {
+        _backend = new CpuBackend();
+        _model = SyntheticModel.Create(SyntheticModel.Gpt2Small(), Weights, _backend, kvBlocks: Batch * 8);
+        var random = new Random(1);
+        _sequences = Enumerable.Range(0, Batch)
+            .Select(i => _model.CreateSequence(Enumerable.Range(0, Prompt).Select(_ => random.Next(50257)), (ulong)i)).ToList();
+        _model.Forward(_sequences.Select(s => new ForwardRequest(s, FeedUntil: Prompt - 1)).ToList());
+        _streamFloats = _model.Weights.BytesPerDecodeStep / sizeof(float) & ~31L;
+        _stream = (float*)NativeMemory.AlignedAlloc((nuint)(_streamFloats * sizeof(float)), 64);
+        new Span<float>(_stream, (int)Math.Min(_streamFloats, int.MaxValue)).Fill(1f);
+    }
+
+    /// <summary>Reads as many bytes as one decode step's weights, on all cores: the memory-bound ceiling.</summary>
+    [Benchmark(Baseline = true)]
+    public float ReadWeightBytes()
+    {
+        int threads = Environment.ProcessorCount;
+        long share = _streamFloats / threads & ~31L;
+        var sums = new float[threads];
+        nint p0 = (nint)_stream;
+        Parallel.For(0, threads, t =>
+        {
+            float* p = (float*)p0 + t * share;
+            Vector256<float> a = default, b = default, c = default, d = default;
+            for (long i = 0; i < share; i += 32)
+            {
+                a += Vector256.Load(p + i);
+                b += Vector256.Load(p + i + 8);
+                c += Vector256.Load(p + i + 16);
+                d += Vector256.Load(p + i + 24);
+            }
+            sums[t] = Vector256.Sum(a + b + c + d);
+        });
+        return sums.Sum();
+    }
+
+    /// <summary>One decode step for the whole batch (the last prompt token fed, next token sampled greedily).</summary>
+    [Benchmark]
+    public int DecodeStep()
+    {
+        var results = _model.Forward(_sequences.Select(s => new ForwardRequest(s, Sampling: Greedy)).ToList());
+        foreach (var s in _sequences)
+        {
+            int last = s.Tokens[Prompt - 1];
+            s.Truncate(Prompt - 1); // back to the same context (last prompt token unfed) for the next iteration
+            s.Append(last);
+        }
+        return results[0].SampledToken;
+    }
+
+    /// <summary>Prefill of 64 tokens per sequence.</summary>
+    [Benchmark]
+    public int Prefill()
+    {
+        foreach (var s in _sequences) s.Truncate(0);
+        var random = new Random(2);
+        foreach (var s in _sequences) s.Append(Enumerable.Range(0, Prompt).Select(_ => random.Next(50257)));
+        var results = _model.Forward(_sequences.Select(s => new ForwardRequest(s, FeedUntil: Prompt - 1)).ToList());
+        return results.Count;
+    }
+
+    [GlobalCleanup]
+    public void Cleanup()
+    {
+        _sequences.ForEach(s => s.Dispose());
+        _model.Dispose();
+        NativeMemory.AlignedFree(_stream);
+    }
+}

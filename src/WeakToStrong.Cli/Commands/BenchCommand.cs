@@ -1,0 +1,92 @@
+using System.CommandLine;
+using Spectre.Console;
+using WeakToStrong.Backends;
+using WeakToStrong.Diagnostics;
+using WeakToStrong.Engine;
+
+namespace WeakToStrong.Cli.Commands;
+
+/// <summary>
+/// <c>w2s bench</c>: prefill and decode tokens/s of a GPT-2-124M-shaped model (random weights, fp32 and bf16) at
+/// batch 1 and 16, with achieved weight-read GB/s next to the memory read bandwidth measured in the same run.
+/// </summary>
+internal static class BenchCommand
+{
+    public static Command Create()
+    {
+        var device = Cli.Device();
+        var json = Cli.Json();
+        var dtypes = new Option<string>("--dtypes") { Description = "weight dtypes to run, comma-separated", DefaultValueFactory = _ => "f32,bf16" };
+        var batches = new Option<string>("--batches") { Description = "batch sizes, comma-separated", DefaultValueFactory = _ => "1,16" };
+        var steps = new Option<int>("--steps") { Description = "timed decode steps per configuration", DefaultValueFactory = _ => 16 };
+        var prompt = new Option<int>("--prompt-tokens") { Description = "prompt length for prefill", DefaultValueFactory = _ => 64 };
+        var model = new Option<string>("--shape") { Description = "gpt2-124m (default) or llama3-8b", DefaultValueFactory = _ => "gpt2-124m" };
+        var command = new Command("bench", "Measure prefill/decode throughput against the machine's memory bandwidth")
+        {
+            device, json, dtypes, batches, steps, prompt, model,
+        };
+        command.SetAction(r => Cli.Run(() =>
+        {
+            bool asJson = r.GetValue(json);
+            var spec = r.GetValue(model) switch
+            {
+                "gpt2-124m" => SyntheticModel.Gpt2Small(),
+                "llama3-8b" => SyntheticModel.Llama3_8B(),
+                var other => throw new UsageException($"--shape: unknown shape '{other}' (gpt2-124m, llama3-8b)"),
+            };
+            var batchSizes = Cli.ParseTokens(r.GetValue(batches)!, "--batches").Where(b => b > 0).ToArray();
+            var types = r.GetValue(dtypes)!.Split(',', StringSplitOptions.TrimEntries | StringSplitOptions.RemoveEmptyEntries).Select(t => t.ToLowerInvariant() switch
+            {
+                "f32" => DType.F32,
+                "bf16" => DType.BF16,
+                "f16" => DType.F16,
+                _ => throw new UsageException($"--dtypes: unknown dtype '{t}' (f32, bf16, f16)"),
+            }).ToArray();
+            int decodeSteps = r.GetValue(steps), promptTokens = r.GetValue(prompt);
+            if (decodeSteps <= 0 || promptTokens <= 0) throw new UsageException("--steps and --prompt-tokens must be positive");
+
+            void Status(string s)
+            {
+                if (!asJson) AnsiConsole.MarkupLine($"[grey]{Markup.Escape(s)}[/]");
+                else Console.Error.WriteLine(s);
+            }
+            Status("measuring memory read bandwidth (1 GiB, all cores)");
+            double bandwidth = MemoryBandwidth.MeasureRead();
+            var results = new List<BenchResult>();
+            using var backend = BackendFactory.Create(r.GetValue(device)!);
+            int blocks = batchSizes.Max() * ((promptTokens + decodeSteps + 2) / 16 + 2);
+            foreach (var dtype in types)
+            {
+                Status($"building {r.GetValue(model)} with random {dtype} weights");
+                using var transformer = SyntheticModel.Create(spec, dtype, backend, blocks);
+                results.AddRange(EngineBenchmark.Run(transformer, r.GetValue(model)!, bandwidth, batchSizes, promptTokens, decodeSteps, new Progress<string>(Status)));
+            }
+
+            var decode1 = results.Where(x => x.Phase == "decode" && x.Batch == 1).ToDictionary(x => x.DType);
+            var speedups = results.Where(x => x.Phase == "decode" && x.Batch > 1 && decode1.ContainsKey(x.DType))
+                .Select(x => new { dtype = x.DType, batch = x.Batch, speedup_vs_batch1 = x.TokensPerSecond / decode1[x.DType].TokensPerSecond }).ToList();
+            if (asJson)
+            {
+                Cli.WriteJson(new
+                {
+                    device = backend.Name,
+                    cores = Environment.ProcessorCount,
+                    memory_read_gbps = bandwidth / 1e9,
+                    results,
+                    decode_speedups = speedups,
+                });
+                return 0;
+            }
+            AnsiConsole.MarkupLine($"memory read bandwidth: [bold]{bandwidth / 1e9:F1} GB/s[/] ({Environment.ProcessorCount} cores)");
+            var table = new Table().Border(TableBorder.Rounded)
+                .AddColumns("model", "dtype", "phase", "batch", "tokens/s", "weights GB/s", "of bandwidth");
+            foreach (var x in results)
+                table.AddRow(x.Model, x.DType, x.Phase, x.Batch.ToString(), $"{x.TokensPerSecond:F1}",
+                    x.Phase == "decode" ? $"{x.WeightGBps:F1}" : "", x.Phase == "decode" ? $"{x.FractionOfBandwidth:P0}" : "");
+            AnsiConsole.Write(table);
+            foreach (var s in speedups) AnsiConsole.MarkupLine($"{s.dtype} decode batch {s.batch}: [bold]{s.speedup_vs_batch1:F1}×[/] the batch-1 tokens/s");
+            return 0;
+        }));
+        return command;
+    }
+}

@@ -1,0 +1,110 @@
+using System.Runtime.InteropServices;
+using WeakToStrong.Backends;
+using WeakToStrong.Engine.KvCache;
+
+namespace WeakToStrong.Engine;
+
+/// <summary>
+/// Models with random weights in a given shape and dtype, built straight into a backend — for benchmarks of
+/// real model shapes that cannot be downloaded here (GPT-2 124M, Llama-3-8B).
+/// </summary>
+public static class SyntheticModel
+{
+    /// <summary>GPT-2 small: 124M parameters, 12 layers, 768 wide, 50257 tokens, 1024 positions.</summary>
+    public static ModelSpec Gpt2Small() => new()
+    {
+        Family = "gpt2", VocabSize = 50257, Dim = 768, Layers = 12, Heads = 12, KvHeads = 12, HeadDim = 64,
+        FeedForwardDim = 3072, MaxPositions = 1024, Norm = NormKind.LayerNorm, NormEps = 1e-5f, Mlp = MlpKind.GeluTanh,
+        Positions = PositionKind.Learned, QkvBias = true, OutputBias = true, MlpBias = true, TiedEmbeddings = true,
+        EosTokenIds = [50256],
+    };
+
+    /// <summary>Llama-3-8B: 32 layers, 4096 wide, GQA 32/8, 14336 feed-forward, 128256 tokens.</summary>
+    public static ModelSpec Llama3_8B() => new()
+    {
+        Family = "llama", VocabSize = 128256, Dim = 4096, Layers = 32, Heads = 32, KvHeads = 8, HeadDim = 128,
+        FeedForwardDim = 14336, MaxPositions = 8192, Norm = NormKind.RmsNorm, NormEps = 1e-5f, Mlp = MlpKind.SiluGated,
+        Positions = PositionKind.Rotary, Rope = new RopeTable(Enumerable.Range(0, 64).Select(i => 1.0 / Math.Pow(500000, 2.0 * i / 128)).ToArray()),
+        QkvBias = false, OutputBias = false, MlpBias = false, TiedEmbeddings = false, EosTokenIds = [128001, 128009],
+    };
+
+    /// <summary>A transformer with random weights (matrices in <paramref name="dtype"/>, norms 1, biases small).</summary>
+    public static Transformer Create(ModelSpec spec, DType dtype, IBackend backend, int kvBlocks, int blockSize = 16, int seed = 1)
+    {
+        var random = new Random(seed);
+        float scale = 1f / MathF.Sqrt(spec.Dim);
+        Tensor Matrix(long rows, long cols) => Random(backend, dtype, rows * cols, scale, random);
+        Tensor Vector(int n, float value) => Constant(backend, n, value);
+        Tensor? Bias(bool has, int n) => has ? Random(backend, DType.F32, n, 0.02f, random) : null;
+        bool ln = spec.Norm == NormKind.LayerNorm;
+        int up = spec.Mlp == MlpKind.SiluGated ? 2 * spec.FeedForwardDim : spec.FeedForwardDim;
+        var layers = Enumerable.Range(0, spec.Layers).Select(_ => new LayerWeights
+        {
+            AttentionNorm = Vector(spec.Dim, 1f),
+            AttentionNormBias = ln ? Vector(spec.Dim, 0f) : null,
+            Qkv = Matrix(spec.QkvDim, spec.Dim),
+            QkvBias = Bias(spec.QkvBias, spec.QkvDim),
+            Output = Matrix(spec.Dim, spec.AttentionDim),
+            OutputBias = Bias(spec.OutputBias, spec.Dim),
+            MlpNorm = Vector(spec.Dim, 1f),
+            MlpNormBias = ln ? Vector(spec.Dim, 0f) : null,
+            Up = Matrix(up, spec.Dim),
+            UpBias = Bias(spec.MlpBias, up),
+            Down = Matrix(spec.Dim, spec.FeedForwardDim),
+            DownBias = Bias(spec.MlpBias, spec.Dim),
+        }).ToArray();
+        var embedding = Matrix(spec.VocabSize, spec.Dim);
+        var weights = new ModelWeights
+        {
+            TokenEmbedding = embedding,
+            PositionEmbedding = spec.Positions == PositionKind.Learned ? Matrix(spec.MaxPositions, spec.Dim) : null,
+            Layers = layers,
+            FinalNorm = Vector(spec.Dim, 1f),
+            FinalNormBias = ln ? Vector(spec.Dim, 0f) : null,
+            LmHead = spec.TiedEmbeddings ? embedding : Matrix(spec.VocabSize, spec.Dim),
+        };
+        var cache = new PagedKvCache(backend, spec.Layers, spec.KvHeads, spec.HeadDim, kvBlocks, blockSize);
+        return new Transformer(spec, weights, backend, cache);
+    }
+
+    private static Tensor Constant(IBackend backend, int n, float value)
+    {
+        var t = backend.Allocate(DType.F32, n);
+        var values = new float[n];
+        Array.Fill(values, value);
+        backend.Upload(t, MemoryMarshal.AsBytes(values.AsSpan()));
+        return t;
+    }
+
+    private static Tensor Random(IBackend backend, DType dtype, long count, float scale, Random random)
+    {
+        var t = backend.Allocate(dtype, count);
+        const int chunk = 1 << 20;
+        var values = new float[chunk];
+        var halves = new ushort[chunk];
+        for (long done = 0; done < count; done += chunk)
+        {
+            int n = (int)Math.Min(chunk, count - done);
+            for (int i = 0; i < n; i++) values[i] = (random.NextSingle() * 2 - 1) * scale;
+            ReadOnlySpan<byte> bytes;
+            switch (dtype)
+            {
+                case DType.F32:
+                    bytes = MemoryMarshal.AsBytes(values.AsSpan(0, n));
+                    break;
+                case DType.BF16:
+                    for (int i = 0; i < n; i++) halves[i] = (ushort)(BitConverter.SingleToInt32Bits(values[i]) >> 16);
+                    bytes = MemoryMarshal.AsBytes(halves.AsSpan(0, n));
+                    break;
+                case DType.F16:
+                    for (int i = 0; i < n; i++) halves[i] = BitConverter.HalfToUInt16Bits((Half)values[i]);
+                    bytes = MemoryMarshal.AsBytes(halves.AsSpan(0, n));
+                    break;
+                default:
+                    throw new ArgumentOutOfRangeException(nameof(dtype), dtype, "weights are F32, F16 or BF16");
+            }
+            backend.Upload(t, bytes, done);
+        }
+        return t;
+    }
+}

@@ -1,0 +1,26 @@
+using System.Diagnostics;
+
+namespace WeakToStrong.Tests.Cli;
+
+internal sealed record CliResult(int ExitCode, string Stdout, string Stderr);
+
+/// <summary>Runs the real w2s executable (built next to the tests) as a child process.</summary>
+internal static class CliRunner
+{
+    public static CliResult Run(params string[] args)
+    {
+        var start = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
+        start.ArgumentList.Add(Path.Combine(AppContext.BaseDirectory, "w2s.dll"));
+        foreach (var a in args) start.ArgumentList.Add(a);
+        start.Environment["NO_COLOR"] = "1";
+        using var process = Process.Start(start)!;
+        var stdout = process.StandardOutput.ReadToEndAsync();
+        var stderr = process.StandardError.ReadToEndAsync();
+        if (!process.WaitForExit(120_000))
+        {
+            process.Kill(true);
+            throw new TimeoutException($"w2s {string.Join(' ', args)} did not finish in 120 s");
+        }
+        return new CliResult(process.ExitCode, stdout.Result, stderr.Result);
+    }
+}
