@@ -10,25 +10,35 @@ namespace WeakToStrong.Search;
 /// </summary>
 public sealed class ChatModel : IDisposable
 {
-    private readonly bool _ownsModel;
+    private readonly IDisposable? _owned;
 
-    /// <summary>Wraps a loaded model.</summary>
-    /// <param name="model">The model.</param>
+    /// <summary>Wraps a model held elsewhere (e.g. one built in memory for a benchmark).</summary>
+    /// <param name="transformer">The model.</param>
     /// <param name="tokenizer">Its tokenizer.</param>
     /// <param name="template">Its chat template (used when a request asks for chat formatting).</param>
-    /// <param name="ownsModel">Dispose the model with this wrapper.</param>
-    public ChatModel(LanguageModel model, TextTokenizer tokenizer, ChatTemplate template, bool ownsModel = false)
+    /// <param name="name">Names the model in traces and errors.</param>
+    /// <param name="owned">Disposed with this wrapper.</param>
+    public ChatModel(Transformer transformer, TextTokenizer tokenizer, ChatTemplate template, string name, IDisposable? owned = null)
     {
-        ArgumentNullException.ThrowIfNull(model);
+        ArgumentNullException.ThrowIfNull(transformer);
         ArgumentNullException.ThrowIfNull(tokenizer);
         ArgumentNullException.ThrowIfNull(template);
-        Model = model;
+        ArgumentNullException.ThrowIfNull(name);
+        Transformer = transformer;
         Tokenizer = tokenizer;
         Template = template;
-        _ownsModel = ownsModel;
-        var eos = new List<int>(model.Spec.EosTokenIds);
+        Name = name;
+        _owned = owned;
+        var eos = new List<int>(transformer.Spec.EosTokenIds);
         if (tokenizer.EosTokenId is { } tokenizerEos && !eos.Contains(tokenizerEos)) eos.Add(tokenizerEos);
         EosTokenIds = eos;
+    }
+
+    /// <summary>Wraps a loaded model with its folder's tokenizer and the given template.</summary>
+    public ChatModel(LanguageModel model, ChatTemplate template)
+        : this(model.Transformer, model.Tokenizer, template, model.Directory)
+    {
+        Model = model;
     }
 
     /// <summary>
@@ -38,22 +48,32 @@ public sealed class ChatModel : IDisposable
     public static ChatModel Load(string directory, ModelOptions? options = null, ChatTemplate? template = null)
     {
         ArgumentException.ThrowIfNullOrWhiteSpace(directory);
-        var tokenizer = TextTokenizer.Load(directory);
         template ??= ChatTemplate.FromModelDirectory(directory);
         var model = LanguageModel.Load(directory, options);
-        return new ChatModel(model, tokenizer, template, ownsModel: true);
+        try
+        {
+            return new ChatModel(model.Transformer, model.Tokenizer, template, model.Directory, model) { Model = model };
+        }
+        catch
+        {
+            model.Dispose();
+            throw;
+        }
     }
 
-    public LanguageModel Model { get; }
+    /// <summary>The loaded model, when this wraps one (null for a bare transformer).</summary>
+    public LanguageModel? Model { get; private init; }
 
-    public Transformer Transformer => Model.Transformer;
+    public Transformer Transformer { get; }
+
+    public ModelSpec Spec => Transformer.Spec;
 
     public TextTokenizer Tokenizer { get; }
 
     public ChatTemplate Template { get; }
 
-    /// <summary>The model folder (names the model in traces and errors).</summary>
-    public string Name => Model.Directory;
+    /// <summary>The model folder, or another name (names the model in traces and errors).</summary>
+    public string Name { get; }
 
     /// <summary>Tokens that end a response: the checkpoint's EOS ids and the tokenizer's EOS.</summary>
     public IReadOnlyList<int> EosTokenIds { get; }
@@ -74,7 +94,7 @@ public sealed class ChatModel : IDisposable
     {
         if (chat && Template.EndOfTurnToken is { } endOfTurn && Tokenizer.TokenToId(endOfTurn) is { } id) return id;
         if (Tokenizer.EosTokenId is { } eos) return eos;
-        return Model.Spec.EosTokenIds.Count > 0 ? Model.Spec.EosTokenIds[0] : null;
+        return Spec.EosTokenIds.Count > 0 ? Spec.EosTokenIds[0] : null;
     }
 
     /// <summary>This model's view of a raw prompt: its template (when <paramref name="chat"/>), rendered and split for tokenizing.</summary>
@@ -121,10 +141,7 @@ public sealed class ChatModel : IDisposable
         }
     }
 
-    public void Dispose()
-    {
-        if (_ownsModel) Model.Dispose();
-    }
+    public void Dispose() => _owned?.Dispose();
 }
 
 /// <summary>A prompt in one model's tokens, and how a response text joins it.</summary>

@@ -78,7 +78,8 @@ public sealed class ChunkBeamSearch : ISearchMethod
                         counters.LargeForwardCalls + counters.SmallForwardCalls,
                         chunk + 1,
                         clock.Elapsed.TotalMilliseconds);
-                    return new SearchResult(best.Large.Text, best.Large.Tokens ?? [], best.Score, best.Large.Finish, stats, trace);
+                    var (tuned, untuned) = scorer.Describe(best);
+                    return new SearchResult(best.Large.Text, best.Large.Tokens ?? [], best.Score, best.Large.Finish, stats, tuned, untuned, trace);
                 }
 
                 // Survivors in rank order, repeated K times: [s0 … s(W−1), s0 … s(W−1), …] as the reference orders them.

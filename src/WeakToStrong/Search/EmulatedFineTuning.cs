@@ -39,7 +39,7 @@ public sealed class EmulatedFineTuning : ISearchMethod
         var clock = Stopwatch.StartNew();
         var counters = new SearchCounters();
         var promptTokens = large.EncodePrompt(request.Prompt, request.Chat, request.SystemPrompt).Tokens;
-        int window = large.Model.Spec.MaxPositions;
+        int window = large.Spec.MaxPositions;
         if (promptTokens.Count >= window)
             throw new ArgumentException($"{large.Name}: the prompt is {promptTokens.Count} tokens and leaves no room in the model's context of {window}", nameof(request));
         var stops = new StopChecker(large.Tokenizer, request.EosTokenIds ?? large.StopTokenIds(request.Chat), request.StopStrings,
@@ -51,7 +51,7 @@ public sealed class EmulatedFineTuning : ISearchMethod
         using var untuned = scorer.Untuned.Fork(counters, cancellationToken);
         var sampling = request.Sampling;
         var response = new List<int>();
-        var mixed = new float[large.Model.Spec.VocabSize];
+        var mixed = new float[large.Spec.VocabSize];
         var finish = stops.Check(response);
         while (finish == FinishReason.None)
         {
@@ -85,15 +85,18 @@ public sealed class EmulatedFineTuning : ISearchMethod
             counters.LargeForwardCalls + counters.SmallForwardCalls,
             0,
             clock.Elapsed.TotalMilliseconds);
-        return new SearchResult(text, response, tuned.Score - untuned.Score, finish, stats, request.Trace ? [] : null);
+        return new SearchResult(text, response, tuned.Score - untuned.Score, finish, stats,
+            SmallModelScorer.Describe(tuned.Sequence.Tokens, tuned.ResponseStart, tuned.Score),
+            SmallModelScorer.Describe(untuned.Sequence.Tokens, untuned.ResponseStart, untuned.Score),
+            request.Trace ? [] : null);
     }
 
     private static void RequireOneVocabulary(ChatModel large, ChatModel small)
     {
-        if (large.Tokenizer.HasSameVocabulary(small.Tokenizer) && large.Model.Spec.VocabSize == small.Model.Spec.VocabSize) return;
+        if (large.Tokenizer.HasSameVocabulary(small.Tokenizer) && large.Spec.VocabSize == small.Spec.VocabSize) return;
         throw new SearchException(
             $"EFT adds the small models' logits to the large model's token by token, so all three need one vocabulary: " +
-            $"{small.Name} ({small.Tokenizer.Kind}, {small.Model.Spec.VocabSize} logits) differs from the large model {large.Name} " +
-            $"({large.Tokenizer.Kind}, {large.Model.Spec.VocabSize} logits). Use cbs or bon, which bridge tokenizers through text.");
+            $"{small.Name} ({small.Tokenizer.Kind}, {small.Spec.VocabSize} logits) differs from the large model {large.Name} " +
+            $"({large.Tokenizer.Kind}, {large.Spec.VocabSize} logits). Use cbs or bon, which bridge tokenizers through text.");
     }
 }

@@ -47,11 +47,27 @@ public sealed record CandidateTrace(int Index, int Parent, string Text, IReadOnl
 /// <summary>One chunk: every candidate with its score, and which survived.</summary>
 public sealed record ChunkTrace(int Chunk, IReadOnlyList<CandidateTrace> Candidates, IReadOnlyList<int> Selected);
 
+/// <summary>What one small model scored: the exact token ids, so that <c>w2s score --prompt-tokens … --continuation-tokens …</c> reproduces it.</summary>
+/// <param name="PromptTokens">The prompt in this model's tokens and template.</param>
+/// <param name="ResponseTokens">The response (with this model's EOS when finished) in this model's tokens.</param>
+/// <param name="LogProb">log π(response | prompt).</param>
+public sealed record ScoredTokens(IReadOnlyList<int> PromptTokens, IReadOnlyList<int> ResponseTokens, double LogProb);
+
 /// <summary>The outcome of a search. <see cref="Score"/> is the score of <see cref="Text"/>, computed after the last selection.</summary>
 /// <param name="Text">The response (special tokens left out; a stop string that ended it stays in).</param>
 /// <param name="Tokens">The response in large-model tokens (empty for a remote large model).</param>
 /// <param name="Score">log π_tuned(text | prompt) − log π_untuned(text | prompt), EOS included when finished.</param>
 /// <param name="Finish">Why the response ended.</param>
 /// <param name="Stats">Work done.</param>
+/// <param name="Tuned">What the tuned model scored.</param>
+/// <param name="Untuned">What the untuned model scored.</param>
 /// <param name="Trace">Per chunk candidates and selections, when requested.</param>
-public sealed record SearchResult(string Text, IReadOnlyList<int> Tokens, double Score, FinishReason Finish, SearchStats Stats, IReadOnlyList<ChunkTrace>? Trace);
+public sealed record SearchResult(
+    string Text,
+    IReadOnlyList<int> Tokens,
+    double Score,
+    FinishReason Finish,
+    SearchStats Stats,
+    ScoredTokens Tuned,
+    ScoredTokens Untuned,
+    IReadOnlyList<ChunkTrace>? Trace);

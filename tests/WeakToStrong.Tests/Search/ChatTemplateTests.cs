@@ -61,19 +61,19 @@ public class ChatTemplateTests(SearchModelsFixture models) : IClassFixture<Searc
     public void SpecialTokensOfATemplateBecomeTheirIdsEvenForSentencePiece()
     {
         var tokenizer = models.Llama.Tokenizer;
-        var zephyr = new ChatModel(models.Llama.Model, tokenizer, ChatTemplate.Zephyr);
+        var zephyr = new ChatModel(models.Llama.Model!, ChatTemplate.Zephyr);
         var expected = new List<int> { 1 };
         expected.AddRange(tokenizer.Encode("<|user|>\nHi"));
         expected.Add(2);
         expected.AddRange(tokenizer.Encode("\n<|assistant|>\n"));
         Assert.Equal(expected, zephyr.EncodePrompt("Hi", chat: true).Tokens);
 
-        var llama2 = new ChatModel(models.Llama.Model, tokenizer, ChatTemplate.Llama2Chat);
+        var llama2 = new ChatModel(models.Llama.Model!, ChatTemplate.Llama2Chat);
         Assert.Equal(new[] { 1 }.Concat(tokenizer.Encode("[INST] Hi [/INST]")), llama2.EncodePrompt("Hi", chat: true).Tokens);
         // Without chat formatting the raw prompt is used, with BOS as the tokenizer asks.
         Assert.Equal(new[] { 1 }.Concat(tokenizer.Encode("Hi")), llama2.EncodePrompt("Hi", chat: false).Tokens);
 
-        var chatMl = new ChatModel(models.Llama.Model, tokenizer, ChatTemplate.ChatMl);
+        var chatMl = new ChatModel(models.Llama.Model!, ChatTemplate.ChatMl);
         var error = Assert.Throws<InvalidOperationException>(() => chatMl.EncodePrompt("Hi", chat: true));
         Assert.Contains("<|im_start|>", error.Message);
     }

@@ -11,7 +11,7 @@ public class ChunkBeamSearchTests(SearchModelsFixture models) : IClassFixture<Se
     private const double ScoreTolerance = 1e-3;
 
     /// <summary>A tenth of the vocabulary ends a response, so candidates finish in different chunks.</summary>
-    private static int[] ManyEos(ChatModel large) => Enumerable.Range(0, large.Model.Spec.VocabSize).Where(i => i % 10 == 3).ToArray();
+    private static int[] ManyEos(ChatModel large) => Enumerable.Range(0, large.Spec.VocabSize).Where(i => i % 10 == 3).ToArray();
 
     private (ChatModel Large, ChatModel Tuned, ChatModel Untuned) Setup(string name) => name switch
     {
@@ -61,6 +61,13 @@ public class ChunkBeamSearchTests(SearchModelsFixture models) : IClassFixture<Se
         Assert.Equal(best.Score, result.Score);
         double final = IndependentScore.Score(m.Large, m.Tuned, m.Untuned, Prompt, result.Text, TokensIfExact(m.Large, result.Text, result.Tokens), result.Finish != FinishReason.None);
         Assert.True(Math.Abs(result.Score - final) <= ScoreTolerance, $"reported {result.Score}, recomputed {final}");
+
+        // The token ids reported per small model are what `w2s score --prompt-tokens … --continuation-tokens …` takes.
+        double tuned = m.Tuned.Model!.Score(result.Tuned.PromptTokens, result.Tuned.ResponseTokens).Sum(x => (double)x);
+        double untuned = m.Untuned.Model!.Score(result.Untuned.PromptTokens, result.Untuned.ResponseTokens).Sum(x => (double)x);
+        Assert.True(Math.Abs(result.Tuned.LogProb - tuned) <= ScoreTolerance);
+        Assert.True(Math.Abs(result.Untuned.LogProb - untuned) <= ScoreTolerance);
+        Assert.Equal(result.Score, result.Tuned.LogProb - result.Untuned.LogProb, 9);
         AssertAllKvReleased();
     }
 
@@ -102,7 +109,7 @@ public class ChunkBeamSearchTests(SearchModelsFixture models) : IClassFixture<Se
         var result = await Run(m, request);
 
         var prompt = m.Large.Tokenizer.Encode(Prompt);
-        var plain = m.Large.Model.Generate(prompt, 20, new SamplingSettings(0.7f, 50, 1f, 42));
+        var plain = m.Large.Model!.Generate(prompt, 20, new SamplingSettings(0.7f, 50, 1f, 42));
         Assert.Equal(plain, result.Tokens);
         Assert.Equal(m.Large.Tokenizer.Decode(plain), result.Text);
         AssertAllKvReleased();

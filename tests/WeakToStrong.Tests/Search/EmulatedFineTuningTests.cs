@@ -14,7 +14,7 @@ public class EmulatedFineTuningTests(SearchModelsFixture models) : IClassFixture
     public async Task BetaZeroIsPlainSamplingTokenForToken()
     {
         var result = await Run(models.Large, new SearchRequest { Prompt = Prompt, Beta = 0f, MaxNewTokens = 25, Seed = 13 });
-        var plain = models.Large.Model.Generate(models.Large.Tokenizer.Encode(Prompt), 25, new SamplingSettings(0.7f, 50, 1f, 13));
+        var plain = models.Large.Model!.Generate(models.Large.Tokenizer.Encode(Prompt), 25, new SamplingSettings(0.7f, 50, 1f, 13));
         Assert.Equal(plain, result.Tokens);
     }
 

@@ -5,7 +5,7 @@ namespace WeakToStrong.Tests.Search;
 public class ScoredSequenceTests(SearchModelsFixture models) : IClassFixture<SearchModelsFixture>
 {
     private double Reference(IReadOnlyList<int> tokens, int start) =>
-        models.Tuned.Model.Score(tokens.Take(start).ToList(), tokens.Skip(start).ToList()).Sum(x => (double)x);
+        models.Tuned.Model!.Score(tokens.Take(start).ToList(), tokens.Skip(start).ToList()).Sum(x => (double)x);
 
     [Fact]
     public void ChangedTailIsRefedFromTheLastUnchangedPositionOnly()

@@ -168,7 +168,7 @@ internal static class IndependentScore
         }
         int eos = tokenizer.EosTokenId!.Value;
         if (finished && (continuation.Count == 0 || continuation[^1] != eos)) continuation.Add(eos);
-        return model.Model.Score(promptTokens, continuation).Sum(x => (double)x);
+        return model.Model!.Score(promptTokens, continuation).Sum(x => (double)x);
     }
 
     /// <summary>

@@ -32,7 +32,7 @@ public sealed class LocalLargeModel : ILargeModel
         ArgumentNullException.ThrowIfNull(counters);
         cancellationToken.ThrowIfCancellationRequested();
         var tokens = Model.EncodePrompt(prompt, settings.Chat, settings.SystemPrompt).Tokens;
-        int context = Model.Model.Spec.MaxPositions;
+        int context = Model.Spec.MaxPositions;
         if (tokens.Count >= context)
             throw new ArgumentException($"{Name}: the prompt is {tokens.Count} tokens and leaves no room in the model's context of {context}", nameof(prompt));
         var stops = new StopChecker(Model.Tokenizer, settings.EosTokenIds ?? Model.StopTokenIds(settings.Chat), settings.StopStrings,

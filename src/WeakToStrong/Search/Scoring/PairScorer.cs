@@ -41,7 +41,7 @@ internal sealed class PairScorer : IDisposable
             }
             scorer.Update(items, wantNext: false, counters, cancellationToken);
         }
-        foreach (var c in candidates) c.Score = c.Tuned!.Score - c.Untuned!.Score;
+        foreach (var c in candidates) c.SetScores(c.Tuned!.Score, c.Untuned!.Score);
     }
 
     /// <summary>Scores candidates from scratch, keeping nothing (the reference's cost model).</summary>
@@ -51,8 +51,12 @@ internal sealed class PairScorer : IDisposable
         var large = candidates.Select(c => c.Large).ToList();
         var tuned = Tuned.ScoreUncached(large, counters, cancellationToken);
         var untuned = Untuned.ScoreUncached(large, counters, cancellationToken);
-        for (int i = 0; i < candidates.Count; i++) candidates[i].Score = tuned[i] - untuned[i];
+        for (int i = 0; i < candidates.Count; i++) candidates[i].SetScores(tuned[i], untuned[i]);
     }
+
+    /// <summary>The token ids each small model scored for a candidate, and its log-probs.</summary>
+    public (ScoredTokens Tuned, ScoredTokens Untuned) Describe(ScoredCandidate candidate) =>
+        (Tuned.Describe(candidate.Large, candidate.TunedLogProb), Untuned.Describe(candidate.Large, candidate.UntunedLogProb));
 
     public void Dispose()
     {
@@ -71,7 +75,18 @@ internal sealed class ScoredCandidate(LargeCandidate large) : IDisposable
     public ScoredSequence? Untuned { get; set; }
 
     /// <summary>Score of the response as it stands when last scored (NaN before).</summary>
-    public double Score { get; set; } = double.NaN;
+    public double Score { get; private set; } = double.NaN;
+
+    public double TunedLogProb { get; private set; } = double.NaN;
+
+    public double UntunedLogProb { get; private set; } = double.NaN;
+
+    public void SetScores(double tuned, double untuned)
+    {
+        TunedLogProb = tuned;
+        UntunedLogProb = untuned;
+        Score = tuned - untuned;
+    }
 
     /// <summary>Index among the current chunk's candidates.</summary>
     public int Index { get; set; }
@@ -87,6 +102,8 @@ internal sealed class ScoredCandidate(LargeCandidate large) : IDisposable
         Tuned = Tuned?.Fork(),
         Untuned = Untuned?.Fork(),
         Score = Score,
+        TunedLogProb = TunedLogProb,
+        UntunedLogProb = UntunedLogProb,
     };
 
     public void Dispose()

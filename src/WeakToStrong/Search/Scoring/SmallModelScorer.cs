@@ -68,11 +68,21 @@ internal sealed class SmallModelScorer : IDisposable
     private List<int> WithEnd(List<int> tokens, int start, bool finished)
     {
         if (finished && _endToken is { } end && !(tokens.Count > start && _endTokens.Contains(tokens[^1]))) tokens.Add(end);
-        int context = _model.Model.Spec.MaxPositions;
+        int context = _model.Spec.MaxPositions;
         if (tokens.Count > context)
             throw new SearchException($"{_model.Name}: prompt + response is {tokens.Count} tokens, more than the model's context of {context}; lower the max new tokens");
         return tokens;
     }
+
+    /// <summary>The token ids this model scores for a candidate as it stands, split into prompt and response.</summary>
+    public ScoredTokens Describe(LargeCandidate candidate, double logProb)
+    {
+        var (tokens, start) = Target(candidate);
+        return Describe(tokens, start, logProb);
+    }
+
+    public static ScoredTokens Describe(IReadOnlyList<int> tokens, int start, double logProb) =>
+        new(tokens.Take(start).ToArray(), tokens.Skip(start).ToArray(), logProb);
 
     /// <summary>A sequence for a new candidate: a fork of the prompt, which is fed once on first use.</summary>
     public ScoredSequence Fork(SearchCounters counters, CancellationToken cancellationToken)
