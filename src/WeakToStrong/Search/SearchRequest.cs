@@ -105,12 +105,12 @@ public sealed record SearchRequest
         ArgumentNullException.ThrowIfNull(Prompt, nameof(Prompt));
         ArgumentNullException.ThrowIfNull(StopStrings, nameof(StopStrings));
         if (!Enum.IsDefined(Method)) throw new ArgumentOutOfRangeException(nameof(Method), Method, "unknown search method");
-        ArgumentOutOfRangeException.ThrowIfNegativeOrZero(BeamWidth, nameof(BeamWidth));
-        ArgumentOutOfRangeException.ThrowIfNegativeOrZero(Successors, nameof(Successors));
-        if (ChunkLength is { } l) ArgumentOutOfRangeException.ThrowIfNegativeOrZero(l, nameof(ChunkLength));
-        ArgumentOutOfRangeException.ThrowIfNegativeOrZero(N, nameof(N));
+        if (BeamWidth < 1) throw new ArgumentOutOfRangeException(nameof(BeamWidth), BeamWidth, "the beam width must be ≥ 1");
+        if (Successors < 1) throw new ArgumentOutOfRangeException(nameof(Successors), Successors, "the successors per state must be ≥ 1");
+        if (ChunkLength is < 1) throw new ArgumentOutOfRangeException(nameof(ChunkLength), ChunkLength, "the chunk length must be ≥ 1 (or ∞)");
+        if (N < 1) throw new ArgumentOutOfRangeException(nameof(N), N, "Best-of-N needs N ≥ 1");
         if (!float.IsFinite(Beta)) throw new ArgumentOutOfRangeException(nameof(Beta), Beta, "beta must be a finite number");
-        ArgumentOutOfRangeException.ThrowIfNegative(MaxNewTokens, nameof(MaxNewTokens));
+        if (MaxNewTokens < 0) throw new ArgumentOutOfRangeException(nameof(MaxNewTokens), MaxNewTokens, "max new tokens must be ≥ 0");
         if (StopStrings.Any(string.IsNullOrEmpty)) throw new ArgumentException("stop strings must not be empty", nameof(StopStrings));
         Sampling.Validate();
         return this;

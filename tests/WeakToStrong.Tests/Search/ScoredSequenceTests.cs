@@ -52,4 +52,21 @@ public class ScoredSequenceTests(SearchModelsFixture models) : IClassFixture<Sea
         Assert.Null(candidate.Prepare(target, prompt.Length, wantNext: false));
         Assert.Equal(Reference(target, prompt.Length), candidate.Score, 4);
     }
+
+    [Fact]
+    public void ResponseThatMergesIntoThePromptsLastTokenRescoresFromThere()
+    {
+        // Re-tokenised text can change the prompt's last token ("time" + "s" → "times"): the shared prompt's
+        // KV is kept up to the change, and the response's log-probs start before the prompt's end.
+        var transformer = models.Tuned.Transformer;
+        int[] prompt = [7454, 2402, 257, 640];
+        using var root = ScoredSequence.Create(transformer, prompt, prompt.Length);
+        root.Complete(transformer.Forward([root.PreparePrefill()])[0]);
+        using var candidate = root.Fork();
+        int[] target = [7454, 2402, 257, 1661, 290];
+        var request = candidate.Prepare(target, 3, wantNext: false)!.Value;
+        Assert.Equal(2, request.Sequence.CachedLength);
+        candidate.Complete(transformer.Forward([request])[0]);
+        Assert.Equal(Reference(target, 3), candidate.Score, 4);
+    }
 }

@@ -110,11 +110,23 @@ public sealed class SearchModelsFixture : IDisposable
     public SearchModelsFixture()
     {
         var options = new ModelOptions { KvBlocks = 1024 };
-        Large = ChatModel.Load(SearchTestModels.WriteGpt2(_folder.Path, "large", seed: 11, dim: 48, layers: 3), options);
-        Tuned = ChatModel.Load(SearchTestModels.WriteGpt2(_folder.Path, "tuned", seed: 22), options);
-        Untuned = ChatModel.Load(SearchTestModels.WriteGpt2(_folder.Path, "untuned", seed: 33), options);
+        LargeDirectory = SearchTestModels.WriteGpt2(_folder.Path, "large", seed: 11, dim: 48, layers: 3);
+        TunedDirectory = SearchTestModels.WriteGpt2(_folder.Path, "tuned", seed: 22);
+        UntunedDirectory = SearchTestModels.WriteGpt2(_folder.Path, "untuned", seed: 33);
+        Large = ChatModel.Load(LargeDirectory, options);
+        Tuned = ChatModel.Load(TunedDirectory, options);
+        Untuned = ChatModel.Load(UntunedDirectory, options);
         Llama = ChatModel.Load(TestPaths.Fixture("llama-tiny"), options);
     }
+
+    public string LargeDirectory { get; }
+
+    public string TunedDirectory { get; }
+
+    public string UntunedDirectory { get; }
+
+    /// <summary>A scratch folder deleted with the fixture.</summary>
+    public string Folder => _folder.Path;
 
     /// <summary>GPT-2 vocabulary, 3 layers, width 48.</summary>
     public ChatModel Large { get; }

@@ -78,6 +78,7 @@ internal sealed class ScoredSequence : IDisposable
             // again so that the new successor's log-prob can be read off it.
             Sequence.Truncate(Math.Max(0, common - 1));
             _logProbs.RemoveRange(Sequence.CachedLength, _logProbs.Count - Sequence.CachedLength);
+            _scoredFrom = Math.Min(_scoredFrom, Sequence.CachedLength);
             _nextRow = null;
         }
         if (target.Count > Sequence.Length) Sequence.Append(Slice(target, Sequence.Length));
