@@ -3,6 +3,7 @@ using System.Globalization;
 using WeakToStrong.Chat;
 using WeakToStrong.Engine;
 using WeakToStrong.Search;
+using WeakToStrong.Search.LargeModels;
 
 namespace WeakToStrong.Cli.Commands;
 
@@ -49,7 +50,11 @@ internal static class SearchCommand
 /// <summary>The model and method options <c>w2s search</c> and <c>w2s eval</c> share.</summary>
 internal sealed class SearchOptions
 {
-    public Option<string> Large { get; } = new("--large") { Description = "large model folder (the model being steered)", Required = true };
+    public Option<string> Large { get; } = new("--large") { Description = "large model folder (the model being steered)" };
+    public Option<string> LargeUrl { get; } = new("--large-url") { Description = "instead of --large: an OpenAI-compatible completions endpoint, e.g. http://host:8000/v1" };
+    public Option<string> LargeApiModel { get; } = new("--large-api-model") { Description = "the endpoint's model name (with --large-url)" };
+    public Option<string> ApiKeyEnv { get; } = new("--api-key-env") { Description = "environment variable holding the endpoint's API key", DefaultValueFactory = _ => "OPENAI_API_KEY" };
+    public Option<bool> NoTopK { get; } = new("--no-top-k-param") { Description = "do not send top_k to the endpoint (OpenAI's API rejects it)" };
     public Option<string> Tuned { get; } = Cli.Model("--tuned", "small tuned model folder (e.g. DPO/SFT-aligned)");
     public Option<string> Untuned { get; } = Cli.Model("--untuned", "small untuned model folder (the tuned model's base)");
     public Option<string> Method { get; } = new("--method") { Description = "cbs, bon, eft or sample", DefaultValueFactory = _ => "cbs" };
@@ -82,7 +87,7 @@ internal sealed class SearchOptions
     {
         foreach (var option in new Option[]
         {
-            Large, Tuned, Untuned, Method, BeamWidth, Successors, ChunkLength, N, Beta, Temperature, TopK, TopP, MaxNewTokens,
+            Large, LargeUrl, LargeApiModel, ApiKeyEnv, NoTopK, Tuned, Untuned, Method, BeamWidth, Successors, ChunkLength, N, Beta, Temperature, TopK, TopP, MaxNewTokens,
             Stop, Seed, Chat, System, LargeTemplate, TunedTemplate, UntunedTemplate, Dedupe, NoCache, KvBlocks, Device, Json,
         })
             command.Options.Add(option);
@@ -139,17 +144,39 @@ internal sealed class SearchOptions
         }
     }
 
-    /// <summary>Loads the three models (each with its tokenizer and template).</summary>
-    public WeakToStrongSearch Load(ParseResult r) => Explained(() => WeakToStrongSearch.Load(new SearchModelOptions
+    /// <summary>Loads the three models (each with its tokenizer and template), or the small pair and a remote large model.</summary>
+    public WeakToStrongSearch Load(ParseResult r)
     {
-        LargeDirectory = r.GetValue(Large),
-        TunedDirectory = r.GetValue(Tuned)!,
-        UntunedDirectory = r.GetValue(Untuned)!,
-        Model = new ModelOptions { Device = r.GetValue(Device)!, KvBlocks = r.GetValue(KvBlocks) },
-        LargeTemplate = ParseTemplate(r.GetValue(LargeTemplate), "--large-template"),
-        TunedTemplate = ParseTemplate(r.GetValue(TunedTemplate), "--tuned-template"),
-        UntunedTemplate = ParseTemplate(r.GetValue(UntunedTemplate), "--untuned-template"),
-    }));
+        string? folder = r.GetValue(Large), url = r.GetValue(LargeUrl);
+        if ((folder is null) == (url is null)) throw new UsageException("give exactly one of --large (a model folder) and --large-url (a completions endpoint)");
+        var largeTemplate = ParseTemplate(r.GetValue(LargeTemplate), "--large-template");
+        ILargeModel? remote = null;
+        if (url is not null)
+        {
+            if (!Uri.TryCreate(url, UriKind.Absolute, out var endpoint) || endpoint.Scheme is not ("http" or "https"))
+                throw new UsageException($"--large-url: '{url}' is not an http(s) URL");
+            string model = r.GetValue(LargeApiModel) ?? throw new UsageException("--large-url needs --large-api-model (the endpoint's model name)");
+            remote = new OpenAiCompletionsModel(new OpenAiCompletionsOptions
+            {
+                Endpoint = endpoint,
+                Model = model,
+                ApiKey = Environment.GetEnvironmentVariable(r.GetValue(ApiKeyEnv)!),
+                Template = largeTemplate ?? ChatTemplate.None,
+                SendTopK = !r.GetValue(NoTopK),
+            });
+        }
+        return Explained(() => WeakToStrongSearch.Load(new SearchModelOptions
+        {
+            LargeDirectory = folder,
+            LargeModel = remote,
+            TunedDirectory = r.GetValue(Tuned)!,
+            UntunedDirectory = r.GetValue(Untuned)!,
+            Model = new ModelOptions { Device = r.GetValue(Device)!, KvBlocks = r.GetValue(KvBlocks) },
+            LargeTemplate = largeTemplate,
+            TunedTemplate = ParseTemplate(r.GetValue(TunedTemplate), "--tuned-template"),
+            UntunedTemplate = ParseTemplate(r.GetValue(UntunedTemplate), "--untuned-template"),
+        }));
+    }
 
     public static SearchMethodKind ParseMethod(string name) => name.Trim().ToLowerInvariant() switch
     {
@@ -221,6 +248,7 @@ internal static class SearchJson
         small_tokens_scored = s.SmallTokensScored,
         forward_calls = s.ForwardCalls,
         wall_ms = Math.Round(s.WallMs, 3),
+        scoring_ms = Math.Round(s.ScoringMs, 3),
         tuned_tokens_scored = s.TunedTokensScored,
         untuned_tokens_scored = s.UntunedTokensScored,
         chunks = s.Chunks,

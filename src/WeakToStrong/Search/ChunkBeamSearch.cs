@@ -30,6 +30,7 @@ public sealed class ChunkBeamSearch : ISearchMethod
         var (w, k, l) = request.Shape;
         var clock = Stopwatch.StartNew();
         var counters = new SearchCounters();
+        var scoring = TimeSpan.Zero;
         var trace = request.Trace ? new List<ChunkTrace>() : null;
         using var scorer = new PairScorer(context.Tuned, context.Untuned, context.Large, request);
         var pool = new List<ScoredCandidate>(w * k);
@@ -48,6 +49,7 @@ public sealed class ChunkBeamSearch : ISearchMethod
                 }
                 await context.Large.ExtendAsync(open, l ?? int.MaxValue, counters, cancellationToken).ConfigureAwait(false);
 
+                long scoringStart = Stopwatch.GetTimestamp();
                 if (request.CacheMode == ScoringCacheMode.None)
                 {
                     scorer.ScoreUncached(pool, counters, cancellationToken);
@@ -58,6 +60,7 @@ public sealed class ChunkBeamSearch : ISearchMethod
                     var changed = pool.Where(c => double.IsNaN(c.Score) || c.Large.TokenCount != c.TokensAtChunkStart).ToList();
                     scorer.Score(changed, counters, cancellationToken);
                 }
+                scoring += Stopwatch.GetElapsedTime(scoringStart);
 
                 var survivors = Select(pool, w, request.Dedupe, out var dropped);
                 trace?.Add(Trace(chunk, pool, survivors, dropped));
@@ -77,7 +80,8 @@ public sealed class ChunkBeamSearch : ISearchMethod
                         counters.UntunedTokens,
                         counters.LargeForwardCalls + counters.SmallForwardCalls,
                         chunk + 1,
-                        clock.Elapsed.TotalMilliseconds);
+                        clock.Elapsed.TotalMilliseconds,
+                        scoring.TotalMilliseconds);
                     var (tuned, untuned) = scorer.Describe(best);
                     return new SearchResult(best.Large.Text, best.Large.Tokens ?? [], best.Score, best.Large.Finish, stats, tuned, untuned, trace);
                 }

@@ -38,6 +38,7 @@ public sealed class EmulatedFineTuning : ISearchMethod
     {
         var clock = Stopwatch.StartNew();
         var counters = new SearchCounters();
+        var scoring = TimeSpan.Zero;
         var promptTokens = large.EncodePrompt(request.Prompt, request.Chat, request.SystemPrompt).Tokens;
         int window = large.Spec.MaxPositions;
         if (promptTokens.Count >= window)
@@ -57,8 +58,10 @@ public sealed class EmulatedFineTuning : ISearchMethod
         {
             var logits = large.Transformer.Forward([new ForwardRequest(sequence, LastLogits: true)], cancellationToken)[0].LastLogits!;
             counters.LargeForwardCalls++;
+            long small = Stopwatch.GetTimestamp();
             scorer.Tuned.Update([(tuned, scorer.Tuned.Target(response, finished: false), scorer.Tuned.Prompt.Tokens.Count)], wantNext: true, counters, cancellationToken);
             scorer.Untuned.Update([(untuned, scorer.Untuned.Target(response, finished: false), scorer.Untuned.Prompt.Tokens.Count)], wantNext: true, counters, cancellationToken);
+            scoring += Stopwatch.GetElapsedTime(small);
             var t = tuned.NextLogProbs;
             var u = untuned.NextLogProbs;
             for (int v = 0; v < mixed.Length; v++) mixed[v] = logits[v] + request.Beta * (t[v] - u[v]);
@@ -72,11 +75,13 @@ public sealed class EmulatedFineTuning : ISearchMethod
 
         string text = stops.Text(response, finish);
         bool exact = text == stops.Text(response, FinishReason.None);
+        long final = Stopwatch.GetTimestamp();
         foreach (var (scorerOf, scored) in new[] { (scorer.Tuned, tuned), (scorer.Untuned, untuned) })
         {
             var (tokens, start) = exact ? (scorerOf.Target(response, finished: true), scorerOf.Prompt.Tokens.Count) : scorerOf.Target(text, finished: true);
             scorerOf.Update([(scored, tokens, start)], wantNext: false, counters, cancellationToken);
         }
+        scoring += Stopwatch.GetElapsedTime(final);
         var stats = new SearchStats(
             counters.LargeTokensSampled,
             counters.TunedTokens + counters.UntunedTokens,
@@ -84,7 +89,8 @@ public sealed class EmulatedFineTuning : ISearchMethod
             counters.UntunedTokens,
             counters.LargeForwardCalls + counters.SmallForwardCalls,
             0,
-            clock.Elapsed.TotalMilliseconds);
+            clock.Elapsed.TotalMilliseconds,
+            scoring.TotalMilliseconds);
         return new SearchResult(text, response, tuned.Score - untuned.Score, finish, stats,
             SmallModelScorer.Describe(tuned.Sequence.Tokens, tuned.ResponseStart, tuned.Score),
             SmallModelScorer.Describe(untuned.Sequence.Tokens, untuned.ResponseStart, untuned.Score),

@@ -23,6 +23,7 @@ public enum FinishReason
 /// <param name="ForwardCalls">Forward calls over all three models (a remote large model's requests count here).</param>
 /// <param name="Chunks">Selection rounds (one per chunk; Best-of-N and sampling have one).</param>
 /// <param name="WallMs">Wall time of the search in milliseconds.</param>
+/// <param name="ScoringMs">Part of <paramref name="WallMs"/> spent scoring (small models, re-tokenisation included).</param>
 public sealed record SearchStats(
     long LargeTokensSampled,
     long SmallTokensScored,
@@ -30,7 +31,8 @@ public sealed record SearchStats(
     long UntunedTokensScored,
     long ForwardCalls,
     int Chunks,
-    double WallMs);
+    double WallMs,
+    double ScoringMs);
 
 /// <summary>One candidate as it stood at a selection.</summary>
 /// <param name="Index">Its index among the chunk's candidates.</param>

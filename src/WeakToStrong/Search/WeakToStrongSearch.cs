@@ -10,7 +10,7 @@ public sealed record SearchModelOptions
     /// <summary>Folder of the large model (unused when <see cref="LargeModel"/> is given).</summary>
     public string? LargeDirectory { get; init; }
 
-    /// <summary>A large model built elsewhere, e.g. a remote completions endpoint.</summary>
+    /// <summary>A large model built elsewhere, e.g. a remote completions endpoint; the search takes ownership.</summary>
     public ILargeModel? LargeModel { get; init; }
 
     public required string TunedDirectory { get; init; }
@@ -64,6 +64,7 @@ public sealed class WeakToStrongSearch : IDisposable
             if (options.LargeModel is not null)
             {
                 large = options.LargeModel;
+                owned.Add(large);
             }
             else
             {
@@ -76,7 +77,6 @@ public sealed class WeakToStrongSearch : IDisposable
             owned.Add(tuned);
             var untuned = ChatModel.Load(options.UntunedDirectory, options.Model, options.UntunedTemplate);
             owned.Add(untuned);
-            if (options.LargeModel is not null) owned.Add(large);
             return new WeakToStrongSearch(new SearchContext(large, tuned, untuned), [.. owned]);
         }
         catch
