@@ -74,8 +74,8 @@ internal sealed class ScoredSequence : IDisposable
         int common = PromptEncoding.CommonPrefixLength(tokens, target);
         if (common < Sequence.Length)
         {
-            // Position common−1 is kept in the cache only if its successor did not change; otherwise it is fed
-            // again so that the new successor's log-prob can be read off it.
+            // Tokens from `common` on changed. Position common−1 is fed again: its successor is new, and that
+            // successor's log-prob can only be read off its output.
             Sequence.Truncate(Math.Max(0, common - 1));
             _logProbs.RemoveRange(Sequence.CachedLength, _logProbs.Count - Sequence.CachedLength);
             _scoredFrom = Math.Min(_scoredFrom, Sequence.CachedLength);
