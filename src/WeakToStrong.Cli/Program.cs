@@ -7,5 +7,6 @@ var root = new RootCommand("w2s — weak-to-strong search: steer a large model w
     ScoreCommand.Create(),
     GenerateCommand.Create(),
     BenchCommand.Create(),
+    KernelsCommand.Create(),
 };
 return root.Parse(args).Invoke();

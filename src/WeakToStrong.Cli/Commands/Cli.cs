@@ -47,6 +47,7 @@ internal static class Cli
     private static string Describe(Exception e) => e switch
     {
         CheckpointException or TokenizerException or UsageException or KvCacheExhaustedException => e.Message,
+        WeakToStrong.Backends.Cuda.Interop.CudaUnavailableException => "--device cuda cannot run here: " + e.Message,
         ArgumentException a => WithoutParameterSuffix(a),
         OperationCanceledException => "cancelled",
         IOException or UnauthorizedAccessException => e.Message,

@@ -43,28 +43,53 @@ internal static class GenerateCommand
             using var lm = LanguageModel.Load(dir, new ModelOptions { Device = r.GetValue(device)! });
             if (p.Length >= lm.Spec.MaxPositions)
                 throw new UsageException($"the prompt has {p.Length} tokens; the model's context is {lm.Spec.MaxPositions}");
-            var tokens = lm.Generate(p, max, sampling);
-            string? text = tokenizer is not null || r.GetValue(prompt) is not null ? Tok().Decode(tokens) : TryDecode(dir, tokens);
-            if (r.GetValue(json))
+            bool asJson = r.GetValue(json);
+            var decoder = lm.HasTokenizer ? lm.Tokenizer : null;
+            var stream = asJson ? null : new TextStream(decoder);
+            var tokens = lm.Generate(p, max, sampling, onToken: stream is null ? null : stream.Add);
+            string? text = decoder?.Decode(tokens);
+            if (asJson)
             {
                 Cli.WriteJson(new { tokens, text });
                 return 0;
             }
-            Console.WriteLine(text ?? string.Join(",", tokens));
+            stream!.Finish();
             return 0;
         }));
         return command;
     }
 
-    private static string? TryDecode(string dir, IReadOnlyList<int> tokens)
+    /// <summary>
+    /// Prints text as tokens arrive. Byte-level tokens can split a UTF-8 character, so the decoded text is held
+    /// back while it ends in a replacement character. Without a tokenizer, token ids are printed.
+    /// </summary>
+    private sealed class TextStream(TextTokenizer? tokenizer)
     {
-        try
+        private readonly List<int> _tokens = [];
+        private int _printed;
+
+        public void Add(int token)
         {
-            return TextTokenizer.Load(dir).Decode(tokens);
+            _tokens.Add(token);
+            if (tokenizer is null)
+            {
+                Console.Write((_tokens.Count > 1 ? "," : "") + token);
+                return;
+            }
+            string text = tokenizer.Decode(_tokens);
+            if (text.EndsWith('\uFFFD') || text.Length <= _printed) return;
+            Console.Write(text[_printed..]);
+            _printed = text.Length;
         }
-        catch (TokenizerException)
+
+        public void Finish()
         {
-            return null;
+            if (tokenizer is not null)
+            {
+                string text = tokenizer.Decode(_tokens);
+                if (text.Length > _printed) Console.Write(text[_printed..]);
+            }
+            Console.WriteLine();
         }
     }
 }

@@ -66,39 +66,43 @@ public sealed class Checkpoint : IDisposable
 
     private static void OpenShards(string directory, string indexPath, List<SafeTensorsFile> files, Dictionary<string, SafeTensorsFile> owner)
     {
-        JsonDocument document;
+        using var document = ModelConfig.ParseJsonFile(indexPath);
+        if (document.RootElement.ValueKind != JsonValueKind.Object
+            || !document.RootElement.TryGetProperty("weight_map", out var map)
+            || map.ValueKind != JsonValueKind.Object)
+            throw new CheckpointException(indexPath, "weight_map", "missing or not an object");
         try
         {
-            document = JsonDocument.Parse(File.ReadAllBytes(indexPath));
+            OpenWeightMap(directory, indexPath, map, files, owner);
         }
-        catch (JsonException e)
+        catch (InvalidOperationException e)
         {
-            throw new CheckpointException(indexPath, null, $"not valid JSON ({e.Message})", e);
+            // An escaped lone surrogate ("\ud800") is valid JSON but cannot become a .NET string.
+            throw new CheckpointException(indexPath, "weight_map", $"holds a string that is not valid Unicode ({e.Message})", e);
         }
-        using (document)
-        {
-            if (document.RootElement.ValueKind != JsonValueKind.Object
-                || !document.RootElement.TryGetProperty("weight_map", out var map)
-                || map.ValueKind != JsonValueKind.Object)
-                throw new CheckpointException(indexPath, "weight_map", "missing or not an object");
+    }
 
-            var shards = new Dictionary<string, SafeTensorsFile>(StringComparer.Ordinal);
-            foreach (var entry in map.EnumerateObject())
+    private static void OpenWeightMap(string directory, string indexPath, JsonElement map, List<SafeTensorsFile> files, Dictionary<string, SafeTensorsFile> owner)
+    {
+        string indexName = Path.GetFileName(indexPath);
+        var shards = new Dictionary<string, SafeTensorsFile>(StringComparer.Ordinal);
+        foreach (var entry in map.EnumerateObject())
+        {
+            if (entry.Value.ValueKind != JsonValueKind.String) throw new CheckpointException(indexPath, entry.Name, "weight_map value is not a file name");
+            string shardName = entry.Value.GetString()!;
+            if (shardName.Length == 0 || shardName != Path.GetFileName(shardName) || shardName is "." or "..")
+                throw new CheckpointException(indexPath, entry.Name, $"shard '{shardName}' is not a plain file name in the model folder");
+            if (!shards.TryGetValue(shardName, out var shard))
             {
-                if (entry.Value.ValueKind != JsonValueKind.String) throw new CheckpointException(indexPath, entry.Name, "weight_map value is not a file name");
-                string shardName = entry.Value.GetString()!;
-                if (shardName.Length == 0 || shardName != Path.GetFileName(shardName) || shardName is "." or "..")
-                    throw new CheckpointException(indexPath, entry.Name, $"shard '{shardName}' is not a plain file name in the model folder");
-                if (!shards.TryGetValue(shardName, out var shard))
-                {
-                    shard = SafeTensorsFile.Open(Path.Combine(directory, shardName));
-                    shards[shardName] = shard;
-                    files.Add(shard);
-                }
-                if (!shard.Contains(entry.Name))
-                    throw new CheckpointException(shard.FilePath, entry.Name, $"tensor listed in {Path.GetFileName(indexPath)} is not in this shard");
-                owner[entry.Name] = shard;
+                string shardPath = Path.Combine(directory, shardName);
+                if (!File.Exists(shardPath)) throw new CheckpointException(shardPath, entry.Name, $"shard listed for this tensor in {indexName} not found");
+                shard = SafeTensorsFile.Open(shardPath);
+                shards[shardName] = shard;
+                files.Add(shard);
             }
+            if (!shard.Contains(entry.Name))
+                throw new CheckpointException(shard.FilePath, entry.Name, $"tensor listed in {indexName} is not in this shard");
+            owner[entry.Name] = shard;
         }
     }
 

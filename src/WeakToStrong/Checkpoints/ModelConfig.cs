@@ -1,4 +1,5 @@
 using System.Text.Json;
+using System.Text.Unicode;
 using WeakToStrong.Backends;
 using WeakToStrong.Engine;
 
@@ -14,7 +15,8 @@ public static class ModelConfig
     {
         string path = Path.Combine(modelDirectory, "config.json");
         if (!File.Exists(path)) throw new CheckpointException(path, null, "file not found (a Hugging Face model folder needs config.json)");
-        using var document = ParseJson(path);
+        using var document = ParseJsonFile(path);
+        if (document.RootElement.ValueKind != JsonValueKind.Object) throw new CheckpointException(path, null, "not a JSON object");
         var reader = new FieldReader(path, document.RootElement);
 
         string modelType = reader.String("model_type");
@@ -30,24 +32,44 @@ public static class ModelConfig
         string generationPath = Path.Combine(modelDirectory, "generation_config.json");
         if (File.Exists(generationPath))
         {
-            using var generation = ParseJson(generationPath);
+            using var generation = ParseJsonFile(generationPath);
+            if (generation.RootElement.ValueKind != JsonValueKind.Object) throw new CheckpointException(generationPath, null, "not a JSON object");
             var generationReader = new FieldReader(generationPath, generation.RootElement);
-            eos.AddRange(generationReader.IntOrIntList("eos_token_id"));
+            AddEosIds(generationReader, spec.VocabSize, eos);
             bos ??= generationReader.OptionalInt("bos_token_id");
         }
-        foreach (int id in reader.IntOrIntList("eos_token_id"))
-            if (!eos.Contains(id)) eos.Add(id);
-        foreach (int id in eos)
-            if (id < 0 || id >= spec.VocabSize) throw new CheckpointException(path, "eos_token_id", $"id {id} is outside the vocabulary (size {spec.VocabSize})");
+        AddEosIds(reader, spec.VocabSize, eos);
 
         return spec with { EosTokenIds = eos, BosTokenId = bos };
     }
 
-    private static JsonDocument ParseJson(string path)
+    /// <summary>Adds a file's eos_token_id (int or list) to <paramref name="eos"/>, checked against the vocabulary.</summary>
+    private static void AddEosIds(FieldReader reader, int vocabSize, List<int> eos)
     {
+        foreach (int id in reader.IntOrIntList("eos_token_id"))
+        {
+            if (id < 0 || id >= vocabSize) throw reader.Error("eos_token_id", $"id {id} is outside the vocabulary (size {vocabSize})");
+            if (!eos.Contains(id)) eos.Add(id);
+        }
+    }
+
+    /// <summary>Reads and parses a JSON file; unreadable files, invalid UTF-8 and invalid JSON all name the file.</summary>
+    internal static JsonDocument ParseJsonFile(string path)
+    {
+        byte[] bytes;
         try
         {
-            return JsonDocument.Parse(File.ReadAllBytes(path));
+            bytes = File.ReadAllBytes(path);
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            throw new CheckpointException(path, null, $"cannot be read ({e.Message})", e);
+        }
+        // System.Text.Json validates UTF-8 inside strings only in GetString (InvalidOperationException).
+        if (!Utf8.IsValid(bytes)) throw new CheckpointException(path, null, "not valid UTF-8");
+        try
+        {
+            return JsonDocument.Parse(bytes);
         }
         catch (JsonException e)
         {
@@ -76,8 +98,8 @@ public static class ModelConfig
             Heads = heads,
             KvHeads = heads,
             HeadDim = dim / heads,
-            FeedForwardDim = r.OptionalInt("n_inner") ?? 4 * dim,
-            MaxPositions = r.OptionalInt("n_positions") ?? r.PositiveInt("n_ctx"),
+            FeedForwardDim = r.OptionalPositiveInt("n_inner") ?? 4 * dim,
+            MaxPositions = r.OptionalPositiveInt("n_positions") ?? r.PositiveInt("n_ctx"),
             Norm = NormKind.LayerNorm,
             NormEps = (float)(r.OptionalDouble("layer_norm_epsilon") ?? 1e-5),
             Mlp = MlpKind.GeluTanh,
@@ -102,12 +124,12 @@ public static class ModelConfig
         string activation = r.OptionalString("hidden_act") ?? "silu";
         if (activation != "silu") throw r.Error("hidden_act", $"'{activation}' is not supported (silu)");
         int maxPositions = r.PositiveInt("max_position_embeddings");
-        if (family == "mistral" && r.OptionalInt("sliding_window") is int window && window < maxPositions)
+        if (family == "mistral" && r.OptionalPositiveInt("sliding_window") is int window && window < maxPositions)
             maxPositions = window; // attention is exact up to the window; we refuse longer contexts instead of approximating
-        if (family == "qwen2" && r.OptionalBool("use_sliding_window") == true && r.OptionalInt("sliding_window") is int qwenWindow && qwenWindow < maxPositions)
+        if (family == "qwen2" && r.OptionalBool("use_sliding_window") == true && r.OptionalPositiveInt("sliding_window") is int qwenWindow && qwenWindow < maxPositions)
             maxPositions = qwenWindow;
 
-        double theta = r.OptionalDouble("rope_theta") ?? 10000.0;
+        double theta = r.OptionalPositiveDouble("rope_theta") ?? 10000.0;
         var inverse = new double[headDim / 2];
         for (int i = 0; i < inverse.Length; i++) inverse[i] = 1.0 / Math.Pow(theta, 2.0 * i / headDim);
         ApplyRopeScaling(r, inverse);
@@ -149,16 +171,16 @@ public static class ModelConfig
                 return;
             case "linear":
             {
-                double factor = s.Double("factor");
+                double factor = s.PositiveDouble("factor");
                 for (int i = 0; i < inverse.Length; i++) inverse[i] /= factor;
                 return;
             }
             case "llama3":
             {
-                double factor = s.Double("factor");
-                double low = s.Double("low_freq_factor");
-                double high = s.Double("high_freq_factor");
-                double original = s.Double("original_max_position_embeddings");
+                double factor = s.PositiveDouble("factor");
+                double low = s.PositiveDouble("low_freq_factor");
+                double high = s.PositiveDouble("high_freq_factor");
+                double original = s.PositiveDouble("original_max_position_embeddings");
                 if (high <= low) throw s.Error("high_freq_factor", $"must exceed low_freq_factor ({high} ≤ {low})");
                 double lowWavelength = original / low;
                 double highWavelength = original / high;
@@ -190,18 +212,29 @@ public static class ModelConfig
 
         public string String(string field) => OptionalString(field) ?? throw Error(field, "missing");
 
-        public string? OptionalString(string field) => Get(field) switch
+        public string? OptionalString(string field)
+        {
+            if (Get(field) is not { } value) return null;
+            if (value.ValueKind != JsonValueKind.String) throw Error(field, "must be a string");
+            try
+            {
+                return value.GetString();
+            }
+            catch (InvalidOperationException e)
+            {
+                // An escaped lone surrogate ("\ud800") is valid JSON but cannot become a .NET string.
+                throw new CheckpointException(Path, prefix + field, $"is not valid Unicode ({e.Message})", e);
+            }
+        }
+
+        public int PositiveInt(string field) => OptionalPositiveInt(field) ?? throw Error(field, "missing");
+
+        public int? OptionalPositiveInt(string field) => OptionalInt(field) switch
         {
             null => null,
-            { ValueKind: JsonValueKind.String } v => v.GetString(),
-            _ => throw Error(field, "must be a string"),
+            > 0 and int value => value,
+            int value => throw Error(field, $"must be positive, got {value}"),
         };
-
-        public int PositiveInt(string field)
-        {
-            int value = OptionalInt(field) ?? throw Error(field, "missing");
-            return value > 0 ? value : throw Error(field, $"must be positive, got {value}");
-        }
 
         public int? OptionalInt(string field) => Get(field) switch
         {
@@ -210,13 +243,21 @@ public static class ModelConfig
             _ => throw Error(field, "must be an integer"),
         };
 
-        public double Double(string field) => OptionalDouble(field) ?? throw Error(field, "missing");
+        public double PositiveDouble(string field) => OptionalPositiveDouble(field) ?? throw Error(field, "missing");
 
+        public double? OptionalPositiveDouble(string field) => OptionalDouble(field) switch
+        {
+            null => null,
+            > 0 and double value => value,
+            double value => throw Error(field, $"must be positive, got {value}"),
+        };
+
+        /// <summary>A finite number; JSON allows 1e999, which parses to infinity.</summary>
         public double? OptionalDouble(string field) => Get(field) switch
         {
             null => null,
-            { ValueKind: JsonValueKind.Number } v => v.GetDouble(),
-            _ => throw Error(field, "must be a number"),
+            { ValueKind: JsonValueKind.Number } v when v.TryGetDouble(out double d) && double.IsFinite(d) => d,
+            _ => throw Error(field, "must be a finite number"),
         };
 
         public bool? OptionalBool(string field) => Get(field) switch

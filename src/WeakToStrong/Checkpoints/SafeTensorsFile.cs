@@ -1,5 +1,6 @@
 using System.IO.MemoryMappedFiles;
 using System.Text.Json;
+using System.Text.Unicode;
 using WeakToStrong.Backends;
 
 namespace WeakToStrong.Checkpoints;
@@ -66,39 +67,57 @@ public sealed unsafe class SafeTensorsFile : IDisposable
     {
         ArgumentException.ThrowIfNullOrEmpty(path);
         if (!File.Exists(path)) throw new CheckpointException(path, null, "file not found");
-        long fileLength = new FileInfo(path).Length;
-        if (fileLength < 8) throw new CheckpointException(path, null, $"file is {fileLength} bytes, too short for a safetensors header");
-
-        byte[] header;
-        long headerLength;
-        using (var stream = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.Read))
+        try
         {
-            Span<byte> prefix = stackalloc byte[8];
-            stream.ReadExactly(prefix);
-            ulong raw = BitConverter.ToUInt64(prefix);
-            if (raw > (ulong)Math.Min(fileLength - 8, MaxHeaderBytes))
-                throw new CheckpointException(path, null, $"header length {raw} does not fit in a file of {fileLength} bytes (limit {MaxHeaderBytes})");
-            if (raw < 2) throw new CheckpointException(path, null, $"header length {raw} is too short for a JSON object");
-            headerLength = (long)raw;
-            header = new byte[headerLength];
-            stream.ReadExactly(header);
+            byte[] header;
+            long fileLength;
+            using (var stream = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.Read))
+            {
+                fileLength = stream.Length;
+                if (fileLength < 8) throw new CheckpointException(path, null, $"file is {fileLength} bytes, too short for a safetensors header");
+                Span<byte> prefix = stackalloc byte[8];
+                stream.ReadExactly(prefix);
+                ulong raw = BitConverter.ToUInt64(prefix);
+                if (raw > (ulong)Math.Min(fileLength - 8, MaxHeaderBytes))
+                    throw new CheckpointException(path, null, $"header length {raw} does not fit in a file of {fileLength} bytes (limit {MaxHeaderBytes})");
+                if (raw < 2) throw new CheckpointException(path, null, $"header length {raw} is too short for a JSON object");
+                header = new byte[raw];
+                stream.ReadExactly(header);
+            }
+
+            long dataStart = 8 + header.LongLength;
+            var tensors = ParseHeader(path, header, fileLength - dataStart);
+            return tensors.Count == 0 ? new SafeTensorsFile(path, null, null, null, dataStart, tensors) : Map(path, dataStart, tensors);
         }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            throw new CheckpointException(path, null, $"cannot be read ({e.Message})", e);
+        }
+    }
 
-        long dataStart = 8 + headerLength;
-        long dataLength = fileLength - dataStart;
-        var tensors = ParseHeader(path, header, dataLength);
-
-        if (fileLength == 0 || tensors.Count == 0) return new SafeTensorsFile(path, null, null, null, dataStart, tensors);
+    private static SafeTensorsFile Map(string path, long dataStart, Dictionary<string, SafeTensorInfo> tensors)
+    {
         var map = MemoryMappedFile.CreateFromFile(path, FileMode.Open, null, 0, MemoryMappedFileAccess.Read);
-        var view = map.CreateViewAccessor(0, 0, MemoryMappedFileAccess.Read);
-        byte* pointer = null;
-        view.SafeMemoryMappedViewHandle.AcquirePointer(ref pointer);
-        pointer += view.PointerOffset;
-        return new SafeTensorsFile(path, map, view, pointer, dataStart, tensors);
+        MemoryMappedViewAccessor? view = null;
+        try
+        {
+            view = map.CreateViewAccessor(0, 0, MemoryMappedFileAccess.Read);
+            byte* pointer = null;
+            view.SafeMemoryMappedViewHandle.AcquirePointer(ref pointer);
+            return new SafeTensorsFile(path, map, view, pointer + view.PointerOffset, dataStart, tensors);
+        }
+        catch
+        {
+            view?.Dispose();
+            map.Dispose();
+            throw;
+        }
     }
 
     private static Dictionary<string, SafeTensorInfo> ParseHeader(string path, byte[] header, long dataLength)
     {
+        // Checked up front: System.Text.Json validates UTF-8 inside strings only in GetString (InvalidOperationException).
+        if (!Utf8.IsValid(header)) throw new CheckpointException(path, null, "header is not valid UTF-8");
         JsonDocument document;
         try
         {
@@ -111,26 +130,39 @@ public sealed unsafe class SafeTensorsFile : IDisposable
 
         using (document)
         {
-            if (document.RootElement.ValueKind != JsonValueKind.Object)
-                throw new CheckpointException(path, null, "header is not a JSON object");
-            var tensors = new Dictionary<string, SafeTensorInfo>(StringComparer.Ordinal);
-            foreach (var property in document.RootElement.EnumerateObject())
+            try
             {
-                if (property.Name == "__metadata__") continue;
-                var info = ParseEntry(path, property.Name, property.Value, dataLength);
-                if (!tensors.TryAdd(info.Name, info)) throw new CheckpointException(path, info.Name, "tensor listed twice");
+                return ParseEntries(path, document.RootElement, dataLength);
             }
-
-            SafeTensorInfo? previous = null;
-            foreach (var info in tensors.Values.OrderBy(t => t.Begin).ThenBy(t => t.End))
+            catch (InvalidOperationException e)
             {
-                if (previous is not null && info.Begin < previous.End)
-                    throw new CheckpointException(path, info.Name, $"data [{info.Begin}, {info.End}) overlaps tensor '{previous.Name}' [{previous.Begin}, {previous.End})");
-                if (info.ByteLength > 0) previous = info;
+                // An escaped lone surrogate ("\ud800") is valid JSON but cannot become a .NET string.
+                throw new CheckpointException(path, null, $"header holds a string that is not valid Unicode ({e.Message})", e);
             }
-
-            return tensors;
         }
+    }
+
+    private static Dictionary<string, SafeTensorInfo> ParseEntries(string path, JsonElement root, long dataLength)
+    {
+        if (root.ValueKind != JsonValueKind.Object)
+            throw new CheckpointException(path, null, "header is not a JSON object");
+        var tensors = new Dictionary<string, SafeTensorInfo>(StringComparer.Ordinal);
+        foreach (var property in root.EnumerateObject())
+        {
+            if (property.Name == "__metadata__") continue;
+            var info = ParseEntry(path, property.Name, property.Value, dataLength);
+            if (!tensors.TryAdd(info.Name, info)) throw new CheckpointException(path, info.Name, "tensor listed twice");
+        }
+
+        SafeTensorInfo? previous = null;
+        foreach (var info in tensors.Values.OrderBy(t => t.Begin).ThenBy(t => t.End))
+        {
+            if (previous is not null && info.Begin < previous.End)
+                throw new CheckpointException(path, info.Name, $"data [{info.Begin}, {info.End}) overlaps tensor '{previous.Name}' [{previous.Begin}, {previous.End})");
+            if (info.ByteLength > 0) previous = info;
+        }
+
+        return tensors;
     }
 
     private static SafeTensorInfo ParseEntry(string path, string name, JsonElement entry, long dataLength)
@@ -144,8 +176,9 @@ public sealed unsafe class SafeTensorsFile : IDisposable
 
         if (!entry.TryGetProperty("shape", out var shapeElement) || shapeElement.ValueKind != JsonValueKind.Array)
             throw new CheckpointException(path, name, "missing array field 'shape'");
-        var shape = new long[shapeElement.GetArrayLength()];
-        if (shape.Length > 8) throw new CheckpointException(path, name, $"shape has {shape.Length} dimensions");
+        int rank = shapeElement.GetArrayLength();
+        if (rank > 8) throw new CheckpointException(path, name, $"shape has {rank} dimensions");
+        var shape = new long[rank];
         long elements = 1;
         int i = 0;
         foreach (var dim in shapeElement.EnumerateArray())

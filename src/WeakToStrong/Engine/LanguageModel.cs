@@ -100,8 +100,11 @@ public sealed class LanguageModel : IDisposable
         return result.TargetLogProbs[(prompt.Count - 1)..];
     }
 
-    /// <summary>Samples up to <paramref name="maxNewTokens"/> tokens; stops after an EOS token (which is included).</summary>
-    public List<int> Generate(IReadOnlyList<int> prompt, int maxNewTokens, SamplingSettings sampling, ulong sequenceKey = 0, IProgress<int>? progress = null, CancellationToken cancellationToken = default)
+    /// <summary>
+    /// Samples up to <paramref name="maxNewTokens"/> tokens (fewer if the context fills); stops after an EOS token
+    /// (which is included). <paramref name="onToken"/> sees each token as it is sampled.
+    /// </summary>
+    public List<int> Generate(IReadOnlyList<int> prompt, int maxNewTokens, SamplingSettings sampling, ulong sequenceKey = 0, Action<int>? onToken = null, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(prompt);
         ArgumentNullException.ThrowIfNull(sampling);
@@ -117,7 +120,7 @@ public sealed class LanguageModel : IDisposable
             int token = Transformer.Forward([new ForwardRequest(sequence, Sampling: sampling)], cancellationToken)[0].SampledToken;
             output.Add(token);
             sequence.Append(token);
-            progress?.Report(output.Count);
+            onToken?.Invoke(token);
             if (Spec.EosTokenIds.Contains(token)) break;
         }
         return output;

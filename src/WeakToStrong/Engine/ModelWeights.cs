@@ -83,14 +83,15 @@ public sealed class ModelWeights : IDisposable
 
         public ModelWeights Gpt2()
         {
-            _prefix = checkpoint.Contains("transformer.wte.weight") ? "transformer." : "";
+            // The original gpt2 file has no prefix; anything else is named (and reported missing) the HF way.
+            _prefix = checkpoint.Contains("wte.weight") && !checkpoint.Contains("transformer.wte.weight") ? "" : "transformer.";
             int d = _spec.Dim, ff = _spec.FeedForwardDim;
             var wte = Matrix("wte.weight", _spec.VocabSize, d);
-            var layers = new LayerWeights[_spec.Layers];
-            for (int i = 0; i < layers.Length; i++)
+            var layers = new List<LayerWeights>(); // grown, not pre-sized: a bogus layer count fails at its first missing layer
+            for (int i = 0; i < _spec.Layers; i++)
             {
                 string p = $"h.{i}.";
-                layers[i] = new LayerWeights
+                layers.Add(new LayerWeights
                 {
                     AttentionNorm = Vector(p + "ln_1.weight", d),
                     AttentionNormBias = Vector(p + "ln_1.bias", d),
@@ -104,14 +105,14 @@ public sealed class ModelWeights : IDisposable
                     UpBias = Vector(p + "mlp.c_fc.bias", ff),
                     Down = Conv1D(p + "mlp.c_proj.weight", ff, d),
                     DownBias = Vector(p + "mlp.c_proj.bias", d),
-                };
+                });
             }
             var lmHead = _spec.TiedEmbeddings ? wte : MatrixNoPrefix("lm_head.weight", _spec.VocabSize, d);
             return new ModelWeights
             {
                 TokenEmbedding = wte,
                 PositionEmbedding = Matrix("wpe.weight", _spec.MaxPositions, d),
-                Layers = layers,
+                Layers = [.. layers],
                 FinalNorm = Vector("ln_f.weight", d),
                 FinalNormBias = Vector("ln_f.bias", d),
                 LmHead = lmHead,
@@ -124,12 +125,12 @@ public sealed class ModelWeights : IDisposable
             int d = _spec.Dim, ff = _spec.FeedForwardDim;
             int q = _spec.Heads * _spec.HeadDim, kv = _spec.KvHeads * _spec.HeadDim;
             var embed = Matrix("embed_tokens.weight", _spec.VocabSize, d);
-            var layers = new LayerWeights[_spec.Layers];
-            for (int i = 0; i < layers.Length; i++)
+            var layers = new List<LayerWeights>(); // grown, not pre-sized: a bogus layer count fails at its first missing layer
+            for (int i = 0; i < _spec.Layers; i++)
             {
                 string p = $"layers.{i}.";
                 string a = p + "self_attn.";
-                layers[i] = new LayerWeights
+                layers.Add(new LayerWeights
                 {
                     AttentionNorm = Vector(p + "input_layernorm.weight", d),
                     Qkv = Fused(d, (a + "q_proj.weight", q), (a + "k_proj.weight", kv), (a + "v_proj.weight", kv)),
@@ -141,13 +142,13 @@ public sealed class ModelWeights : IDisposable
                     UpBias = _spec.MlpBias ? FusedVector((p + "mlp.gate_proj.bias", ff), (p + "mlp.up_proj.bias", ff)) : null,
                     Down = Matrix(p + "mlp.down_proj.weight", d, ff),
                     DownBias = _spec.MlpBias ? Vector(p + "mlp.down_proj.bias", d) : null,
-                };
+                });
             }
             var lmHead = _spec.TiedEmbeddings ? embed : MatrixNoPrefix("lm_head.weight", _spec.VocabSize, d);
             return new ModelWeights
             {
                 TokenEmbedding = embed,
-                Layers = layers,
+                Layers = [.. layers],
                 FinalNorm = Vector("norm.weight", d),
                 LmHead = lmHead,
             };
@@ -223,14 +224,14 @@ public sealed class ModelWeights : IDisposable
         /// <summary>Vectors (norm weights, biases) concatenated and converted to F32.</summary>
         private Tensor FusedVector(params (string Name, int Length)[] parts)
         {
+            var found = parts.Select(p => Find(_prefix + p.Name, p.Length)).ToArray(); // before allocating for the config's sizes
             var values = new float[parts.Sum(p => p.Length)];
             int offset = 0;
-            foreach (var part in parts)
+            for (int i = 0; i < parts.Length; i++)
             {
-                var (file, info, dtype) = Find(_prefix + part.Name, part.Length);
-                var bytes = file.Bytes(info, 0, checked((int)info.ByteLength));
-                ToFloat32(bytes, dtype, values.AsSpan(offset, part.Length));
-                offset += part.Length;
+                var (file, info, dtype) = found[i];
+                ToFloat32(file.Bytes(info, 0, checked((int)info.ByteLength)), dtype, values.AsSpan(offset, parts[i].Length));
+                offset += parts[i].Length;
             }
             var tensor = Track(backend.Allocate(DType.F32, values.Length));
             backend.Upload(tensor, MemoryMarshal.AsBytes(values.AsSpan()));

@@ -5,28 +5,58 @@ namespace WeakToStrong.Backends.Cpu;
 /// <summary>
 /// A parallel-for over persistent worker threads, cheaper per call than <see cref="Parallel.For(int, int, Action{int})"/>
 /// (a decode step makes about a hundred parallel calls of tens of microseconds each). Work items are handed out by
-/// an atomic counter; the calling thread works too. A call made while another region is running (from a worker,
-/// or from a second caller thread) runs serially rather than waiting.
+/// an atomic counter and the calling thread works too, waiting only for items that were actually started — never
+/// for a worker the OS has not scheduled yet, which matters on a shared, oversubscribed machine. A call made while
+/// another region is running (from a worker, or from a second caller thread) runs serially rather than waiting.
 /// </summary>
 internal static class CpuParallel
 {
     public static int Threads { get; } = Math.Max(1, Environment.ProcessorCount);
 
+    private sealed class Region(Action<int> body, int count)
+    {
+        public readonly Action<int> Body = body;
+        public readonly int Count = count;
+        public int Next;
+        public int Done;
+        public ExceptionDispatchInfo? Error;
+
+        /// <summary>Takes items until none are left.</summary>
+        public void Drain()
+        {
+            int i;
+            while ((i = Interlocked.Increment(ref Next) - 1) < Count)
+            {
+                try
+                {
+                    Body(i);
+                }
+                catch (Exception e)
+                {
+                    Error ??= ExceptionDispatchInfo.Capture(e);
+                }
+                Interlocked.Increment(ref Done);
+            }
+        }
+    }
+
+    private sealed class Worker
+    {
+        public readonly SemaphoreSlim Wake = new(0);
+        public int Sleeping;
+    }
+
     private static readonly Lock Gate = new();
-    private static readonly SemaphoreSlim[] Wake = Enumerable.Range(0, Threads - 1).Select(_ => new SemaphoreSlim(0)).ToArray();
-    private static Action<int>? _body;
-    private static int _count;
-    private static int _next;
-    private static int _pending;
-    private static ExceptionDispatchInfo? _error;
+    private static readonly Worker[] Workers = Enumerable.Range(0, Threads - 1).Select(_ => new Worker()).ToArray();
+    private static Region? _current;
     [ThreadStatic] private static bool _inside;
 
     static CpuParallel()
     {
-        for (int w = 0; w < Wake.Length; w++)
+        for (int w = 0; w < Workers.Length; w++)
         {
-            int id = w;
-            new Thread(() => Worker(id)) { IsBackground = true, Name = $"w2s-cpu-{id + 1}" }.Start();
+            var worker = Workers[w];
+            new Thread(() => Run(worker)) { IsBackground = true, Name = $"w2s-cpu-{w + 1}" }.Start();
         }
     }
 
@@ -40,57 +70,42 @@ internal static class CpuParallel
         }
         try
         {
-            _body = body;
-            _count = count;
-            _error = null;
-            Volatile.Write(ref _next, 0);
-            Volatile.Write(ref _pending, Wake.Length);
-            foreach (var w in Wake) w.Release();
-            Drain();
+            var region = new Region(body, count);
+            Volatile.Write(ref _current, region);
+            foreach (var w in Workers)
+                if (Interlocked.Exchange(ref w.Sleeping, 0) == 1) w.Wake.Release();
+            _inside = true;
+            region.Drain();
+            _inside = false;
             var spin = new SpinWait();
-            while (Volatile.Read(ref _pending) > 0) spin.SpinOnce(sleep1Threshold: -1);
-            _body = null;
-            _error?.Throw();
-        }
-        finally
-        {
-            Gate.Exit();
-        }
-    }
-
-    private static void Drain()
-    {
-        _inside = true;
-        try
-        {
-            var body = _body!;
-            int i;
-            while ((i = Interlocked.Increment(ref _next) - 1) < _count)
-            {
-                try
-                {
-                    body(i);
-                }
-                catch (Exception e)
-                {
-                    _error ??= ExceptionDispatchInfo.Capture(e);
-                    Volatile.Write(ref _next, _count);
-                }
-            }
+            while (Volatile.Read(ref region.Done) < count) spin.SpinOnce(sleep1Threshold: -1);
+            Volatile.Write(ref _current, null);
+            region.Error?.Throw();
         }
         finally
         {
             _inside = false;
+            Gate.Exit();
         }
     }
 
-    private static void Worker(int id)
+    private static void Run(Worker worker)
     {
+        _inside = true;
+        Region? last = null;
         while (true)
         {
-            Wake[id].Wait();
-            Drain();
-            Interlocked.Decrement(ref _pending);
+            var region = Volatile.Read(ref _current);
+            if (region is not null && region != last)
+            {
+                last = region;
+                region.Drain();
+                continue;
+            }
+            Volatile.Write(ref worker.Sleeping, 1);
+            var again = Volatile.Read(ref _current);
+            if (again is not null && again != last && Interlocked.CompareExchange(ref worker.Sleeping, 0, 1) == 1) continue;
+            worker.Wake.Wait(); // released by For (or already released, if For cleared our flag first)
         }
     }
 }

@@ -1,0 +1,246 @@
+using System.Runtime.InteropServices;
+using WeakToStrong.Backends;
+using WeakToStrong.Backends.Cpu;
+
+namespace WeakToStrong.Tests.Backends;
+
+/// <summary>
+/// The fast CPU ops against naive float64 loops written from the definitions, on seeded random inputs at odd
+/// sizes (tails of the 8-wide vectors, partial 4-row tiles, odd token counts).
+/// </summary>
+public class CpuOpsTests
+{
+    private readonly CpuBackend _b = new();
+
+    /// <summary>|a − b| ≤ atol + rtol·|ref|: the one tolerance rule of the test suite.</summary>
+    internal static void Close(double expected, double actual, double atol, double rtol, string what) =>
+        Assert.True(Math.Abs(expected - actual) <= atol + rtol * Math.Abs(expected), $"{what}: expected {expected}, got {actual}");
+
+    private static float[] Random(int n, int seed, float scale = 1f)
+    {
+        var r = new Random(seed);
+        return Enumerable.Range(0, n).Select(_ => (r.NextSingle() * 2 - 1) * scale).ToArray();
+    }
+
+    private Tensor Upload(float[] values)
+    {
+        var t = _b.Allocate(DType.F32, values.Length);
+        _b.Upload(t, MemoryMarshal.AsBytes(values.AsSpan()));
+        return t;
+    }
+
+    private float[] Download(Tensor t, int n)
+    {
+        var result = new float[n];
+        _b.Download(t, result);
+        return result;
+    }
+
+    /// <summary>Weights stored in <paramref name="dtype"/>; returns the tensor and the exact values it holds.</summary>
+    private (Tensor Tensor, double[] Values) Weights(DType dtype, int n, int seed)
+    {
+        var f = Random(n, seed, 0.5f);
+        var t = _b.Allocate(dtype, n);
+        switch (dtype)
+        {
+            case DType.F32:
+                _b.Upload(t, MemoryMarshal.AsBytes(f.AsSpan()));
+                return (t, f.Select(v => (double)v).ToArray());
+            case DType.BF16:
+                var bf = f.Select(v => (ushort)(BitConverter.SingleToInt32Bits(v) >> 16)).ToArray();
+                _b.Upload(t, MemoryMarshal.AsBytes(bf.AsSpan()));
+                return (t, bf.Select(h => (double)BitConverter.Int32BitsToSingle(h << 16)).ToArray());
+            default:
+                var hf = f.Select(v => (Half)v).ToArray();
+                _b.Upload(t, MemoryMarshal.AsBytes(hf.AsSpan()));
+                return (t, hf.Select(h => (double)h).ToArray());
+        }
+    }
+
+    public static IEnumerable<object[]> LinearShapes()
+    {
+        foreach (var dtype in new[] { DType.F32, DType.BF16, DType.F16 })
+            foreach (var (t, k, n) in new[] { (1, 1, 1), (1, 7, 5), (2, 8, 4), (3, 33, 37), (5, 64, 9), (17, 100, 23), (1, 768, 50), (16, 768, 64) })
+                yield return [dtype, t, k, n];
+    }
+
+    [Theory]
+    [MemberData(nameof(LinearShapes))]
+    public void LinearMatchesANaiveDotProduct(DType dtype, int tokens, int k, int n)
+    {
+        var x = Random(tokens * k, 1);
+        var (w, wv) = Weights(dtype, n * k, 2);
+        var bias = Random(n, 3);
+        using var xt = Upload(x);
+        using var bt = Upload(bias);
+        using var y = _b.Allocate(DType.F32, tokens * n);
+        _b.Linear(xt, w, bt, y, tokens, k, n);
+        var got = Download(y, tokens * n);
+        for (int t = 0; t < tokens; t++)
+            for (int o = 0; o < n; o++)
+            {
+                double expected = bias[o];
+                for (int i = 0; i < k; i++) expected += x[t * k + i] * wv[o * k + i];
+                Close(expected, got[t * n + o], 1e-5 * Math.Sqrt(k), 1e-5, $"{dtype} y[{t},{o}]");
+            }
+        w.Dispose();
+    }
+
+    [Fact]
+    public void LinearGivesBitIdenticalRowsWhateverTheBatch()
+    {
+        const int k = 77, n = 13;
+        var (w, _) = Weights(DType.BF16, n * k, 4);
+        var x = Random(9 * k, 5);
+        using var xt = Upload(x);
+        using var y = _b.Allocate(DType.F32, 9 * n);
+        _b.Linear(xt, w, null, y, 9, k, n);
+        var batched = Download(y, 9 * n);
+        for (int t = 0; t < 9; t++)
+        {
+            using var one = Upload(x[(t * k)..((t + 1) * k)]);
+            using var y1 = _b.Allocate(DType.F32, n);
+            _b.Linear(one, w, null, y1, 1, k, n);
+            Assert.Equal(batched[(t * n)..((t + 1) * n)], Download(y1, n));
+        }
+        w.Dispose();
+    }
+
+    [Theory]
+    [InlineData(NormKind.LayerNorm, 3, 37)]
+    [InlineData(NormKind.RmsNorm, 5, 64)]
+    public void AddNormMatchesTheDefinition(NormKind kind, int rows, int dim)
+    {
+        var residual = Random(rows * dim, 6, 3f);
+        var delta = Random(rows * dim, 7);
+        var weight = Random(dim, 8);
+        var bias = Random(dim, 9);
+        using var r = Upload(residual);
+        using var d = Upload(delta);
+        using var w = Upload(weight);
+        using var b = Upload(bias);
+        using var y = _b.Allocate(DType.F32, rows * dim);
+        _b.AddNorm(r, d, w, kind == NormKind.LayerNorm ? b : null, y, rows, dim, kind, 1e-5f);
+        var got = Download(y, rows * dim);
+        var sums = Download(r, rows * dim);
+        for (int row = 0; row < rows; row++)
+        {
+            var x = Enumerable.Range(0, dim).Select(i => (double)residual[row * dim + i] + delta[row * dim + i]).ToArray();
+            for (int i = 0; i < dim; i++) Close(x[i], sums[row * dim + i], 1e-6, 1e-6, "residual");
+            double mean = kind == NormKind.LayerNorm ? x.Average() : 0;
+            double var_ = x.Select(v => (v - mean) * (v - mean)).Average();
+            for (int i = 0; i < dim; i++)
+            {
+                double expected = (x[i] - mean) / Math.Sqrt(var_ + 1e-5) * weight[i] + (kind == NormKind.LayerNorm ? bias[i] : 0);
+                Close(expected, got[row * dim + i], 1e-5, 1e-5, $"{kind}[{row},{i}]");
+            }
+        }
+    }
+
+    [Fact]
+    public void PagedAttentionMatchesDenseCausalAttentionWithGqa()
+    {
+        const int heads = 4, kvHeads = 2, hd = 8, blockSize = 4, blocks = 16;
+        int[] lengths = [5, 9, 1];
+        var geometry = new KvGeometry(1, blocks, blockSize, kvHeads, hd);
+        using var kc = _b.Allocate(DType.F32, geometry.LayerElements);
+        using var vc = _b.Allocate(DType.F32, geometry.LayerElements);
+        // Scattered, out-of-order block tables.
+        int[][] tables = [[7, 2], [0, 11, 5], [9]];
+        int total = lengths.Sum(), width = (heads + 2 * kvHeads) * hd;
+        var qkv = Random(total * width, 10);
+        var positions = lengths.SelectMany(l => Enumerable.Range(0, l)).ToArray();
+        var owners = lengths.SelectMany((l, s) => Enumerable.Repeat(s, l)).ToArray();
+        var slots = positions.Select((p, t) => tables[owners[t]][p / blockSize] * blockSize + p % blockSize).ToArray();
+        var flat = tables.SelectMany(t => t.Concat(Enumerable.Repeat(-1, 3 - t.Length))).ToArray();
+        var layout = new BatchLayout { Tokens = new int[total], Positions = positions, TokenSequence = owners, SlotMapping = slots, BlockTables = flat, MaxBlocksPerSequence = 3 };
+        using var q = Upload(qkv);
+        using var o = _b.Allocate(DType.F32, total * heads * hd);
+        _b.RopeAndCacheWrite(layout, q, kc, vc, null, heads, kvHeads, hd, blockSize);
+        _b.Attention(layout, q, kc, vc, o, heads, kvHeads, hd, blockSize);
+        var got = Download(o, total * heads * hd);
+
+        for (int t = 0; t < total; t++)
+            for (int h = 0; h < heads; h++)
+            {
+                int kvh = h / (heads / kvHeads);
+                // Same sequence, positions 0..p: tokens t − p … t in this packed batch.
+                int p = positions[t];
+                var scores = Enumerable.Range(t - p, p + 1).Select(j =>
+                    Enumerable.Range(0, hd).Sum(i => (double)qkv[t * width + h * hd + i] * qkv[j * width + heads * hd + kvh * hd + i]) / Math.Sqrt(hd)).ToArray();
+                double max = scores.Max(), sum = scores.Sum(s => Math.Exp(s - max));
+                for (int i = 0; i < hd; i++)
+                {
+                    double expected = Enumerable.Range(0, p + 1).Sum(j => Math.Exp(scores[j] - max) / sum * qkv[(t - p + j) * width + (heads + kvHeads) * hd + kvh * hd + i]);
+                    Close(expected, got[t * heads * hd + h * hd + i], 1e-5, 1e-5, $"out[{t},{h},{i}]");
+                }
+            }
+    }
+
+    [Fact]
+    public void LogProbOfTargetsMatchesFloat64LogSoftmax()
+    {
+        const int rows = 3, vocab = 50257;
+        var logits = Random(rows * vocab, 11, 8f);
+        using var l = Upload(logits);
+        int[] targets = [0, 12345, vocab - 1];
+        var got = new float[rows];
+        _b.LogProbOfTargets(l, rows, vocab, targets, got);
+        for (int r = 0; r < rows; r++)
+        {
+            var row = logits.AsSpan(r * vocab, vocab).ToArray();
+            double max = row.Max();
+            double lse = max + Math.Log(row.Sum(v => Math.Exp(v - max)));
+            Close(row[targets[r]] - lse, got[r], 1e-5, 1e-6, $"row {r}");
+        }
+    }
+
+    [Fact]
+    public void GeluTanhAndSiluGateMatchTheirFormulas()
+    {
+        var x = Random(20001, 12, 6f);
+        using var t = Upload(x);
+        _b.GeluTanh(t, x.Length);
+        var got = Download(t, x.Length);
+        for (int i = 0; i < x.Length; i++)
+        {
+            double v = x[i];
+            Close(0.5 * v * (1 + Math.Tanh(Math.Sqrt(2 / Math.PI) * (v + 0.044715 * v * v * v))), got[i], 1e-6, 1e-5, $"gelu {v}");
+        }
+
+        var gu = Random(3 * 2 * 11, 13, 5f);
+        using var g = Upload(gu);
+        using var y = _b.Allocate(DType.F32, 3 * 11);
+        _b.SiluGate(g, y, 3, 11);
+        var s = Download(y, 33);
+        for (int r = 0; r < 3; r++)
+            for (int i = 0; i < 11; i++)
+            {
+                double a = gu[r * 22 + i], u = gu[r * 22 + 11 + i];
+                Close(a / (1 + Math.Exp(-a)) * u, s[r * 11 + i], 1e-6, 1e-5, "silu");
+            }
+    }
+
+    [Fact]
+    public void RotaryEmbeddingRotatesHalvesByPositionTimesFrequency()
+    {
+        const int heads = 1, kvHeads = 1, hd = 4;
+        var qkv = new float[] { 1, 2, 3, 4, /* k */ 5, 6, 7, 8, /* v */ 9, 9, 9, 9 };
+        var rope = new RopeTable([0.5, 0.25]);
+        var layout = new BatchLayout { Tokens = [0], Positions = [3], TokenSequence = [0], SlotMapping = [0], BlockTables = [0], MaxBlocksPerSequence = 1 };
+        var geometry = new KvGeometry(1, 1, 4, kvHeads, hd);
+        using var kc = _b.Allocate(DType.F32, geometry.LayerElements);
+        using var vc = _b.Allocate(DType.F32, geometry.LayerElements);
+        using var t = Upload(qkv);
+        _b.RopeAndCacheWrite(layout, t, kc, vc, rope, heads, kvHeads, hd, 4);
+        var got = Download(t, 12);
+        double[] angle = [3 * 0.5, 3 * 0.25];
+        // q: pairs (0,2) and (1,3)
+        Close(1 * Math.Cos(angle[0]) - 3 * Math.Sin(angle[0]), got[0], 1e-6, 1e-6, "q0");
+        Close(3 * Math.Cos(angle[0]) + 1 * Math.Sin(angle[0]), got[2], 1e-6, 1e-6, "q2");
+        Close(2 * Math.Cos(angle[1]) - 4 * Math.Sin(angle[1]), got[1], 1e-6, 1e-6, "q1");
+        Close(6 * Math.Cos(angle[1]) - 8 * Math.Sin(angle[1]), got[5], 1e-6, 1e-6, "k1");
+        Assert.Equal(got[4..8], Download(kc, 4));
+        Assert.Equal(new float[] { 9, 9, 9, 9 }, Download(vc, 4));
+    }
+}
