@@ -88,7 +88,8 @@ internal static class EvalCommand
                 return 0;
             }
             if (jobs.Count == 0) Console.Error.WriteLine($"all {skipped} runs of {label} are already in {outPath}");
-            var table = new Table().AddColumns("method", "runs", "mean score", "large tokens sampled", "small tokens scored", "wall ms / run", "wall s total");
+            var table = new Table().AddColumns("method", "runs", "mean score", "large tok", "small tok", "ms/run", "total s");
+            table.Caption("per run: mean large-model tokens sampled, small-model tokens scored, wall ms");
             foreach (var row in summary)
                 table.AddRow(Markup.Escape(row.Method), row.Runs.ToString(CultureInfo.InvariantCulture), F(row.MeanScore, "F4"), F(row.MeanLargeTokensSampled, "F1"),
                     F(row.MeanSmallTokensScored, "F1"), F(row.MeanWallMs, "F0"), F(row.TotalWallMs / 1000, "F1"));

@@ -121,6 +121,7 @@ public class SearchCliTests(SearchModelsFixture models) : IClassFixture<SearchMo
         var table = CliRunner.Run(Args("--seeds", "1,2"));
         Assert.True(table.ExitCode == 0, table.Stderr);
         Assert.Contains("mean score", table.Stdout);
+        Assert.Contains("cbs(2,2,3)", table.Stdout);
         Assert.Contains("bon(2)", table.Stdout);
         Assert.Contains(6.ToString(CultureInfo.InvariantCulture), table.Stdout);
     }
