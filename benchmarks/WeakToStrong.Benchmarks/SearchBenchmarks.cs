@@ -28,9 +28,10 @@ namespace WeakToStrong.Benchmarks;
 /// ratio to NoCache at the same setting.
 /// </summary>
 /// <remarks>
-/// Models: random weights in GPT-2 shapes with the real GPT-2 tokenizer (one vocabulary, so no text round trip):
-/// large = GPT-2 small (124M, 12 × 768); tuned and untuned = 4 × 256 (16M, mostly the 50257-token embedding) —
-/// about the 6–8× size gap of the published gpt2-large / gpt2 pair, scaled down to run on a CPU. EOS is
+/// Models: random weights. Large = GPT-2 small shape (124M, 12 × 768) with the real GPT-2 tokenizer. Small pair,
+/// same tokenizer: 4 × 256 GPT-2 shapes (16M, mostly the 50257-token embedding) — about the 6–8× size gap of the
+/// published gpt2-large / gpt2 pair, scaled down to run on a CPU. Small pair, cross-tokenizer: 4 × 256 Llama
+/// shapes with llama-tiny's 512-piece SentencePiece vocabulary, so every chunk is bridged through text. EOS is
 /// disabled so that every candidate runs to the full length (the work is then the same on every run).
 /// One search takes seconds, so each iteration is one search (monitoring strategy). In process: the token
 /// columns read counts the benchmark methods record.
@@ -48,27 +49,43 @@ public class SearchBenchmarks
     private ChatModel _large = null!, _tuned = null!, _untuned = null!;
     private SearchContext _context = null!;
 
-    [Params("cbs(4,4,5)/50", "cbs(2,2,30)/256")]
+    [Params("cbs(4,4,5)/50", "cbs(2,2,30)/256", "cbs(4,4,5)/50 cross-tokenizer", "cbs(2,2,30)/256 cross-tokenizer")]
     public string Setting { get; set; } = "";
 
     [GlobalSetup]
     public void Setup()
     {
         _backend = new CpuBackend();
-        var tokenizer = TextTokenizer.Load(Gpt2TokenizerFolder());
-        var small = SyntheticModel.Gpt2Small() with { Dim = 256, Layers = 4, Heads = 4, KvHeads = 4, HeadDim = 64, FeedForwardDim = 1024 };
-        ChatModel Model(ModelSpec spec, int seed, int blocks, string name)
+        var gpt2 = TextTokenizer.Load(Fixture("gpt2-tiny"));
+        // Small models hold up to W·K full re-tokenised responses at once in no-cache mode: a bigger pool.
+        ChatModel Model(ModelSpec spec, TextTokenizer tokenizer, int seed, int kvBlocks, string name)
         {
-            var transformer = SyntheticModel.Create(spec, DType.F32, _backend, blocks, seed: seed);
+            var transformer = SyntheticModel.Create(spec, DType.F32, _backend, kvBlocks, seed: seed);
             return new ChatModel(transformer, tokenizer, ChatTemplate.None, name, transformer);
         }
-        _large = Model(SyntheticModel.Gpt2Small(), 1, 512, "gpt2-124M (random)");
-        _tuned = Model(small, 2, 512, "gpt2-16M tuned (random)");
-        _untuned = Model(small, 3, 512, "gpt2-16M untuned (random)");
+        _large = Model(SyntheticModel.Gpt2Small(), gpt2, 1, 512, "gpt2-124M (random)");
+        if (Setting.EndsWith("cross-tokenizer", StringComparison.Ordinal))
+        {
+            // llama-tiny's SentencePiece vocabulary (512 pieces): every chunk goes through text and back.
+            var sentencePiece = TextTokenizer.Load(Fixture("llama-tiny"));
+            var small = SyntheticModel.Llama3_8B() with
+            {
+                VocabSize = 512, Dim = 256, Layers = 4, Heads = 4, KvHeads = 2, HeadDim = 64, FeedForwardDim = 768, MaxPositions = 4096,
+                Rope = new RopeTable(Enumerable.Range(0, 32).Select(i => 1.0 / Math.Pow(10000, 2.0 * i / 64)).ToArray()), EosTokenIds = [2],
+            };
+            _tuned = Model(small, sentencePiece, 2, 1024, "llama-4x256 tuned (random)");
+            _untuned = Model(small, sentencePiece, 3, 1024, "llama-4x256 untuned (random)");
+        }
+        else
+        {
+            var small = SyntheticModel.Gpt2Small() with { Dim = 256, Layers = 4, Heads = 4, KvHeads = 4, HeadDim = 64, FeedForwardDim = 1024 };
+            _tuned = Model(small, gpt2, 2, 1024, "gpt2-16M tuned (random)");
+            _untuned = Model(small, gpt2, 3, 1024, "gpt2-16M untuned (random)");
+        }
         _context = new SearchContext(new LocalLargeModel(_large), _tuned, _untuned);
     }
 
-    public SearchRequest Request(ScoringCacheMode mode) => Setting switch
+    public SearchRequest Request(ScoringCacheMode mode) => Setting.Split(' ')[0] switch
     {
         "cbs(4,4,5)/50" => new SearchRequest { Prompt = Imdb, BeamWidth = 4, Successors = 4, ChunkLength = 5, MaxNewTokens = 50, EosTokenIds = [], Seed = 1, CacheMode = mode },
         "cbs(2,2,30)/256" => new SearchRequest { Prompt = Instruction, BeamWidth = 2, Successors = 2, ChunkLength = 30, MaxNewTokens = 256, EosTokenIds = [], Seed = 1, CacheMode = mode },
@@ -101,15 +118,15 @@ public class SearchBenchmarks
         _backend.Dispose();
     }
 
-    /// <summary>gpt2-tiny's vocab.json + merges.txt (the real GPT-2 vocabulary) in the test fixtures.</summary>
-    private static string Gpt2TokenizerFolder()
+    /// <summary>A tokenizer fixture folder (gpt2-tiny: the real GPT-2 vocabulary; llama-tiny: a SentencePiece model).</summary>
+    private static string Fixture(string name)
     {
         for (var dir = new DirectoryInfo(AppContext.BaseDirectory); dir is not null; dir = dir.Parent)
         {
-            string candidate = Path.Combine(dir.FullName, "tests", "WeakToStrong.Tests", "TestData", "fixtures", "gpt2-tiny");
-            if (File.Exists(Path.Combine(candidate, "vocab.json"))) return candidate;
+            string candidate = Path.Combine(dir.FullName, "tests", "WeakToStrong.Tests", "TestData", "fixtures", name);
+            if (Directory.Exists(candidate)) return candidate;
         }
-        throw new DirectoryNotFoundException("tests/WeakToStrong.Tests/TestData/fixtures/gpt2-tiny not found above " + AppContext.BaseDirectory);
+        throw new DirectoryNotFoundException($"tests/WeakToStrong.Tests/TestData/fixtures/{name} not found above {AppContext.BaseDirectory}");
     }
 
     /// <summary>One search per iteration, in process, with the measure columns.</summary>
@@ -118,6 +135,7 @@ public class SearchBenchmarks
         public SearchConfig()
         {
             AddJob(Job.Default.WithToolchain(InProcessEmitToolchain.Instance).WithStrategy(RunStrategy.Monitoring).WithWarmupCount(1).WithIterationCount(3));
+            WithSummaryStyle(SummaryStyle.Default.WithMaxParameterColumnWidth(40));
             foreach (var (name, legend, pick) in new (string, string, Func<(long SmallTokens, double ScoringSeconds, double CpuSeconds), double>)[]
             {
                 ("SmallTokens", "tokens fed through the tuned and untuned models per search", m => m.SmallTokens),
