@@ -1,7 +1,9 @@
-namespace WeakToStrong.Tests.Cuda;
+using WeakToStrong.Backends;
+
+namespace WeakToStrong.Tests;
 
 /// <summary>
-/// The one closeness rule of the kernel tests: |a − b| ≤ atol + rtol·|ref|. Both sides compute in F32 from the
+/// The one closeness rule of the op and kernel tests: |a − b| ≤ atol + rtol·|ref|. For kernel-vs-CPU checks both sides compute in F32 from the
 /// same (exactly widened) inputs; they differ only in summation order (warp trees vs the CPU's SIMD lanes) and
 /// in libm vs CUDA math, so the bounds are a few F32 ulps scaled by the reduction length, per weight type.
 /// </summary>
@@ -17,12 +19,20 @@ internal readonly record struct Tolerance(double Absolute, double Relative)
     /// <summary>Attention: a softmax over up to a few hundred keys re-associated by the online form and split-K.</summary>
     public static Tolerance Attention { get; } = new(5e-5, 5e-5);
 
-    public static Tolerance For(Backends.DType weights) => weights switch
+    public static Tolerance For(DType weights) => weights switch
     {
-        Backends.DType.BF16 => Bf16,
-        Backends.DType.F16 => F16,
+        DType.BF16 => Bf16,
+        DType.F16 => F16,
         _ => F32,
     };
+
+    /// <summary>One value against its reference (a float64 evaluation of the definition, or the CPU op).</summary>
+    public void AssertClose(double expected, double actual, string what)
+    {
+        double bound = Absolute + Relative * Math.Abs(expected);
+        if (!(Math.Abs(actual - expected) <= bound))
+            Assert.Fail($"{what}: expected {expected:R}, got {actual:R}, |diff| {Math.Abs(actual - expected):G3} > {bound:G3}");
+    }
 
     public void AssertClose(ReadOnlySpan<float> expected, ReadOnlySpan<float> actual, string what)
     {
