@@ -1,0 +1,205 @@
+using System.CommandLine;
+using System.Globalization;
+using System.Text.Json;
+using Spectre.Console;
+using WeakToStrong.Search;
+
+namespace WeakToStrong.Cli.Commands;
+
+/// <summary>
+/// <c>w2s eval</c>: runs a prompt set (× seeds) through one search method, appending one JSON line per result to
+/// the output file. Results already in the file (same id, seed and method) are skipped, so an interrupted run
+/// resumes where it stopped; the summary covers every method recorded in the file.
+/// </summary>
+internal static class EvalCommand
+{
+    public static Command Create()
+    {
+        var options = new SearchOptions();
+        var prompts = new Option<string>("--prompts") { Description = "JSONL file, one {\"id\": …, \"prompt\": …} per line (\"instruction\" also works, as in AlpacaEval)", Required = true };
+        var output = new Option<string>("--out") { Description = "JSONL file results are appended to; ids already in it are skipped", Required = true };
+        var seeds = new Option<string>("--seeds") { Description = "comma-separated seeds; each prompt runs once per seed (default: --seed)" };
+        var command = new Command("eval", "Run a prompt set through a search method; resumable; ends with a summary table") { prompts, output, seeds };
+        options.AddTo(command);
+        command.SetAction((r, cancellationToken) => Task.FromResult(Cli.Run(() =>
+        {
+            var items = ReadPrompts(r.GetValue(prompts)!);
+            var seedList = r.GetValue(seeds) is { } s ? ParseSeeds(s) : [r.GetValue(options.Seed)];
+            string outPath = r.GetValue(output)!;
+            string label = SearchJson.Label(options.Request(r, "", seed: null));
+            var done = ReadRecords(outPath).Select(x => (x.Id, x.Seed, x.Method)).ToHashSet();
+            var jobs = (from item in items from seed in seedList where !done.Contains((item.Id, seed, label)) select (item, seed)).ToList();
+            int skipped = items.Count * seedList.Length - jobs.Count;
+            bool json = r.GetValue(options.Json);
+
+            if (jobs.Count > 0)
+            {
+                string? folder = Path.GetDirectoryName(Path.GetFullPath(outPath));
+                if (folder is not null) Directory.CreateDirectory(folder);
+                using var search = options.Load(r);
+                using var writer = new StreamWriter(outPath, append: true);
+                void RunOne((Prompt Item, ulong Seed) job)
+                {
+                    var request = options.Request(r, job.Item.Text, job.Seed);
+                    var result = SearchOptions.Explained(() => search.RunAsync(request, cancellationToken).GetAwaiter().GetResult());
+                    writer.WriteLine(JsonSerializer.Serialize(new
+                    {
+                        id = job.Item.Id,
+                        seed = job.Seed,
+                        method = label,
+                        prompt = job.Item.Text,
+                        text = result.Text,
+                        score = result.Score,
+                        finish = SearchJson.Finish(result.Finish),
+                        stats = SearchJson.Stats(result.Stats),
+                    }, Cli.JsonOptions));
+                    writer.Flush();
+                }
+
+                if (json || !AnsiConsole.Profile.Capabilities.Interactive)
+                {
+                    for (int i = 0; i < jobs.Count; i++)
+                    {
+                        RunOne(jobs[i]);
+                        if (!json) Console.Error.WriteLine($"[{i + 1}/{jobs.Count}] {jobs[i].item.Id} seed {jobs[i].seed}");
+                    }
+                }
+                else
+                {
+                    AnsiConsole.Progress()
+                        .AutoClear(false)
+                        .Columns(new TaskDescriptionColumn(), new ProgressBarColumn(), new PercentageColumn(), new RemainingTimeColumn(), new ElapsedTimeColumn(), new SpinnerColumn())
+                        .Start(context =>
+                        {
+                            var task = context.AddTask($"{label} · {jobs.Count} runs ({skipped} already done)", maxValue: jobs.Count);
+                            foreach (var job in jobs)
+                            {
+                                RunOne(job);
+                                task.Increment(1);
+                            }
+                        });
+                }
+            }
+
+            var summary = Summarise(ReadRecords(outPath));
+            if (json)
+            {
+                Cli.WriteJson(new { ran = jobs.Count, skipped, @out = outPath, summary });
+                return 0;
+            }
+            if (jobs.Count == 0) Console.Error.WriteLine($"all {skipped} runs of {label} are already in {outPath}");
+            var table = new Table().AddColumns("method", "runs", "mean score", "large tok", "small tok", "ms/run", "total s");
+            table.Caption("per run: mean large-model tokens sampled, small-model tokens scored, wall ms");
+            foreach (var row in summary)
+                table.AddRow(Markup.Escape(row.Method), row.Runs.ToString(CultureInfo.InvariantCulture), F(row.MeanScore, "F4"), F(row.MeanLargeTokensSampled, "F1"),
+                    F(row.MeanSmallTokensScored, "F1"), F(row.MeanWallMs, "F0"), F(row.TotalWallMs / 1000, "F1"));
+            // Redirected output has no width of its own; keep a row on one line in logs.
+            if (Console.IsOutputRedirected) AnsiConsole.Profile.Width = Math.Max(AnsiConsole.Profile.Width, 160);
+            AnsiConsole.Write(table);
+            return 0;
+        })));
+        return command;
+    }
+
+    private static string F(double x, string format) => x.ToString(format, CultureInfo.InvariantCulture);
+
+    private sealed record Prompt(string Id, string Text);
+
+    private sealed record Record(string Id, ulong Seed, string Method, double Score, long LargeTokensSampled, long SmallTokensScored, double WallMs);
+
+    /// <summary>One row of the summary table, per method label.</summary>
+    private sealed record Summary(string Method, int Runs, double MeanScore, double MeanLargeTokensSampled, double MeanSmallTokensScored, double MeanWallMs, double TotalWallMs);
+
+    private static List<Prompt> ReadPrompts(string path)
+    {
+        if (!File.Exists(path)) throw new UsageException($"--prompts: {path} does not exist");
+        var prompts = new List<Prompt>();
+        var ids = new HashSet<string>();
+        int line = 0;
+        foreach (string text in File.ReadLines(path))
+        {
+            line++;
+            if (string.IsNullOrWhiteSpace(text)) continue;
+            JsonElement root;
+            try
+            {
+                using var doc = JsonDocument.Parse(text);
+                root = doc.RootElement.Clone();
+            }
+            catch (JsonException e)
+            {
+                throw new UsageException($"{path}:{line}: not a JSON object ({e.Message})");
+            }
+            if (root.ValueKind != JsonValueKind.Object) throw new UsageException($"{path}:{line}: not a JSON object");
+            string id = root.TryGetProperty("id", out var idElement)
+                ? idElement.ValueKind == JsonValueKind.String ? idElement.GetString()! : idElement.GetRawText()
+                : line.ToString(CultureInfo.InvariantCulture);
+            string? prompt = null;
+            foreach (string name in new[] { "prompt", "instruction", "text" })
+                if (root.TryGetProperty(name, out var p) && p.ValueKind == JsonValueKind.String)
+                {
+                    prompt = p.GetString();
+                    break;
+                }
+            if (prompt is null) throw new UsageException($"{path}:{line}: no \"prompt\" (or \"instruction\") string");
+            if (!ids.Add(id)) throw new UsageException($"{path}:{line}: id {id} appears twice");
+            prompts.Add(new Prompt(id, prompt));
+        }
+        if (prompts.Count == 0) throw new UsageException($"--prompts: {path} holds no prompt");
+        return prompts;
+    }
+
+    private static ulong[] ParseSeeds(string text)
+    {
+        var parts = text.Split(',', StringSplitOptions.TrimEntries | StringSplitOptions.RemoveEmptyEntries);
+        var seeds = new ulong[parts.Length];
+        for (int i = 0; i < parts.Length; i++)
+            if (!ulong.TryParse(parts[i], NumberStyles.None, CultureInfo.InvariantCulture, out seeds[i]))
+                throw new UsageException($"--seeds: '{parts[i]}' is not a seed (expected comma-separated non-negative integers)");
+        if (seeds.Length == 0) throw new UsageException("--seeds: no seed given");
+        return seeds.Distinct().ToArray();
+    }
+
+    /// <summary>The results already in the output file; a line cut short by an interrupted run is passed over (and run again).</summary>
+    private static List<Record> ReadRecords(string path)
+    {
+        var records = new List<Record>();
+        if (!File.Exists(path)) return records;
+        foreach (string line in File.ReadLines(path))
+        {
+            if (string.IsNullOrWhiteSpace(line)) continue;
+            try
+            {
+                using var doc = JsonDocument.Parse(line);
+                var root = doc.RootElement;
+                var stats = root.GetProperty("stats");
+                records.Add(new Record(
+                    root.GetProperty("id").GetString()!,
+                    root.GetProperty("seed").GetUInt64(),
+                    root.GetProperty("method").GetString()!,
+                    root.GetProperty("score").GetDouble(),
+                    stats.GetProperty("large_tokens_sampled").GetInt64(),
+                    stats.GetProperty("small_tokens_scored").GetInt64(),
+                    stats.GetProperty("wall_ms").GetDouble()));
+            }
+            catch (Exception e) when (e is JsonException or KeyNotFoundException or InvalidOperationException or FormatException)
+            {
+                Console.Error.WriteLine($"warning: {path}: passing over an unreadable line ({e.Message})");
+            }
+        }
+        return records;
+    }
+
+    private static List<Summary> Summarise(List<Record> records) => records
+        .GroupBy(r => r.Method)
+        .Select(g => new Summary(
+            g.Key,
+            g.Count(),
+            g.Average(r => r.Score),
+            g.Average(r => (double)r.LargeTokensSampled),
+            g.Average(r => (double)r.SmallTokensScored),
+            g.Average(r => r.WallMs),
+            g.Sum(r => r.WallMs)))
+        .OrderBy(s => s.Method, StringComparer.Ordinal)
+        .ToList();
+}

@@ -1,0 +1,291 @@
+using System.CommandLine;
+using System.Globalization;
+using WeakToStrong.Chat;
+using WeakToStrong.Engine;
+using WeakToStrong.Search;
+using WeakToStrong.Search.LargeModels;
+
+namespace WeakToStrong.Cli.Commands;
+
+/// <summary>
+/// <c>w2s search</c>: one prompt through weak-to-strong search (CBS, Best-of-N, EFT or plain sampling); prints the
+/// response, its score and the work done.
+/// </summary>
+internal static class SearchCommand
+{
+    public static Command Create()
+    {
+        var options = new SearchOptions();
+        var prompt = new Option<string>("--prompt") { Description = "the raw user prompt", Required = true };
+        var trace = new Option<bool>("--trace") { Description = "add each chunk's candidates, scores and selection" };
+        var command = new Command("search", "Steer a large model with a small tuned/untuned pair (CBS, Best-of-N, EFT, sampling)") { prompt, trace };
+        options.AddTo(command);
+        command.SetAction((r, cancellationToken) => Task.FromResult(Cli.Run(() =>
+        {
+            var request = options.Request(r, r.GetValue(prompt)!, seed: null) with { Trace = r.GetValue(trace) };
+            using var search = options.Load(r);
+            var result = SearchOptions.Explained(() => search.RunAsync(request, cancellationToken).GetAwaiter().GetResult());
+            if (r.GetValue(options.Json))
+            {
+                Cli.WriteJson(SearchJson.Result(result, request.Trace));
+                return 0;
+            }
+            Console.WriteLine(result.Text);
+            var s = result.Stats;
+            Console.Error.WriteLine(string.Create(CultureInfo.InvariantCulture,
+                $"score {result.Score:F4} ({SearchJson.Finish(result.Finish)}) · {s.LargeTokensSampled} large tokens sampled · {s.SmallTokensScored} small tokens scored · {s.ForwardCalls} forward calls · {s.WallMs:F0} ms"));
+            if (result.Trace is { } chunks)
+                foreach (var chunk in chunks)
+                    foreach (var c in chunk.Candidates)
+                        Console.Error.WriteLine(string.Create(CultureInfo.InvariantCulture,
+                            $"chunk {chunk.Chunk} #{c.Index} ← {c.Parent} {(c.Selected ? "*" : c.Dropped ? "x" : " ")} {c.Score,10:F4} {Quote(c.Text)}"));
+            return 0;
+        })));
+        return command;
+    }
+
+    private static string Quote(string text) => "\"" + text.ReplaceLineEndings("\\n") + "\"";
+}
+
+/// <summary>The model and method options <c>w2s search</c> and <c>w2s eval</c> share.</summary>
+internal sealed class SearchOptions
+{
+    public Option<string> Large { get; } = new("--large") { Description = "large model folder (the model being steered)" };
+    public Option<string> LargeUrl { get; } = new("--large-url") { Description = "instead of --large: an OpenAI-compatible completions endpoint, e.g. http://host:8000/v1" };
+    public Option<string> LargeApiModel { get; } = new("--large-api-model") { Description = "the endpoint's model name (with --large-url)" };
+    public Option<string> ApiKeyEnv { get; } = new("--api-key-env") { Description = "environment variable holding the endpoint's API key", DefaultValueFactory = _ => "OPENAI_API_KEY" };
+    public Option<bool> NoTopK { get; } = new("--no-top-k-param") { Description = "do not send top_k to the endpoint (OpenAI's API rejects it)" };
+    public Option<string> Tuned { get; } = Cli.Model("--tuned", "small tuned model folder (e.g. DPO/SFT-aligned)");
+    public Option<string> Untuned { get; } = Cli.Model("--untuned", "small untuned model folder (the tuned model's base)");
+    public Option<string> Method { get; } = new("--method") { Description = "cbs, bon, eft or sample", DefaultValueFactory = _ => "cbs" };
+    public Option<int> BeamWidth { get; } = new("--beam-width") { Description = "CBS W: states kept per chunk", DefaultValueFactory = _ => 4 };
+    public Option<int> Successors { get; } = new("--successors") { Description = "CBS K: candidates forked from each kept state", DefaultValueFactory = _ => 4 };
+    public Option<string> ChunkLength { get; } = new("--chunk-length") { Description = "CBS L: large-model tokens per chunk, or inf", DefaultValueFactory = _ => "5" };
+    public Option<int> N { get; } = new("--n") { Description = "Best-of-N: samples drawn", DefaultValueFactory = _ => 16 };
+    public Option<float> Beta { get; } = new("--beta") { Description = "EFT: weight of logits_tuned − logits_untuned", DefaultValueFactory = _ => 1f };
+    public Option<float> Temperature { get; } = new("--temperature") { Description = "sampling temperature (0 = greedy)", DefaultValueFactory = _ => 0.7f };
+    public Option<int> TopK { get; } = new("--top-k") { Description = "keep the K most likely tokens (0 = all)", DefaultValueFactory = _ => 50 };
+    public Option<float> TopP { get; } = new("--top-p") { Description = "nucleus probability (1 = all)", DefaultValueFactory = _ => 1f };
+    public Option<int> MaxNewTokens { get; } = new("--max-new-tokens") { Description = "longest response in large-model tokens", DefaultValueFactory = _ => 50 };
+    public Option<string[]> Stop { get; } = new("--stop") { Description = "stop string (repeatable); it stays at the end of the text", AllowMultipleArgumentsPerToken = false };
+    public Option<ulong> Seed { get; } = new("--seed") { Description = "RNG seed", DefaultValueFactory = _ => 0UL };
+    public Option<bool> Chat { get; } = new("--chat") { Description = "wrap the prompt in each model's own chat template" };
+    public Option<string> System { get; } = new("--system") { Description = "system message for the chat templates" };
+    public Option<string> LargeTemplate { get; } = Template("--large-template");
+    public Option<string> TunedTemplate { get; } = Template("--tuned-template");
+    public Option<string> UntunedTemplate { get; } = Template("--untuned-template");
+    public Option<bool> Dedupe { get; } = new("--dedupe") { Description = "drop identical candidates before each selection" };
+    public Option<bool> NoCache { get; } = new("--no-cache") { Description = "re-score every candidate from scratch each chunk (the reference's cost; for comparison)" };
+    public Option<int?> KvBlocks { get; } = new("--kv-blocks") { Description = "KV cache blocks of 16 tokens per model (default: a few full contexts)" };
+    public Option<string> Device { get; } = Cli.Device();
+    public Option<bool> Json { get; } = Cli.Json();
+
+    private static Option<string> Template(string name) =>
+        new(name) { Description = $"chat template: auto (from tokenizer_config.json), {string.Join(", ", ChatTemplate.Names)}", DefaultValueFactory = _ => "auto" };
+
+    public void AddTo(Command command)
+    {
+        foreach (var option in new Option[]
+        {
+            Large, LargeUrl, LargeApiModel, ApiKeyEnv, NoTopK, Tuned, Untuned, Method, BeamWidth, Successors, ChunkLength, N, Beta, Temperature, TopK, TopP, MaxNewTokens,
+            Stop, Seed, Chat, System, LargeTemplate, TunedTemplate, UntunedTemplate, Dedupe, NoCache, KvBlocks, Device, Json,
+        })
+            command.Options.Add(option);
+    }
+
+    /// <summary>The request these options describe; <paramref name="seed"/> overrides --seed.</summary>
+    public SearchRequest Request(ParseResult r, string prompt, ulong? seed)
+    {
+        string chunk = r.GetValue(ChunkLength)!.Trim();
+        int? chunkLength;
+        if (chunk is "inf" or "∞") chunkLength = null;
+        else if (int.TryParse(chunk, NumberStyles.None, CultureInfo.InvariantCulture, out int l) && l > 0) chunkLength = l;
+        else throw new UsageException($"--chunk-length: '{chunk}' is neither a positive number nor inf");
+        var request = new SearchRequest
+        {
+            Prompt = prompt,
+            Method = ParseMethod(r.GetValue(Method)!),
+            BeamWidth = r.GetValue(BeamWidth),
+            Successors = r.GetValue(Successors),
+            ChunkLength = chunkLength,
+            N = r.GetValue(N),
+            Beta = r.GetValue(Beta),
+            Temperature = r.GetValue(Temperature),
+            TopK = r.GetValue(TopK),
+            TopP = r.GetValue(TopP),
+            MaxNewTokens = r.GetValue(MaxNewTokens),
+            StopStrings = r.GetValue(Stop) ?? [],
+            Seed = seed ?? r.GetValue(Seed),
+            Chat = r.GetValue(Chat),
+            SystemPrompt = r.GetValue(System),
+            Dedupe = r.GetValue(Dedupe),
+            CacheMode = r.GetValue(NoCache) ? ScoringCacheMode.None : ScoringCacheMode.Incremental,
+        };
+        try
+        {
+            return request.Validate();
+        }
+        catch (ArgumentException e)
+        {
+            throw new UsageException($"{OptionName(e.ParamName)}: {e.Message.Split(" (Parameter")[0].Split('\n')[0]}");
+        }
+    }
+
+    /// <summary>Runs <paramref name="body"/>, turning a search that cannot run as asked into a usage error.</summary>
+    public static T Explained<T>(Func<T> body)
+    {
+        try
+        {
+            return body();
+        }
+        catch (Exception e) when (e is SearchException or InvalidDataException)
+        {
+            throw new UsageException(e.Message);
+        }
+    }
+
+    /// <summary>Loads the three models (each with its tokenizer and template), or the small pair and a remote large model.</summary>
+    public WeakToStrongSearch Load(ParseResult r)
+    {
+        string? folder = r.GetValue(Large), url = r.GetValue(LargeUrl);
+        if ((folder is null) == (url is null)) throw new UsageException("give exactly one of --large (a model folder) and --large-url (a completions endpoint)");
+        var largeTemplate = ParseTemplate(r.GetValue(LargeTemplate), "--large-template");
+        ILargeModel? remote = null;
+        if (url is not null)
+        {
+            if (!Uri.TryCreate(url, UriKind.Absolute, out var endpoint) || endpoint.Scheme is not ("http" or "https"))
+                throw new UsageException($"--large-url: '{url}' is not an http(s) URL");
+            string model = r.GetValue(LargeApiModel) ?? throw new UsageException("--large-url needs --large-api-model (the endpoint's model name)");
+            remote = new OpenAiCompletionsModel(new OpenAiCompletionsOptions
+            {
+                Endpoint = endpoint,
+                Model = model,
+                ApiKey = Environment.GetEnvironmentVariable(r.GetValue(ApiKeyEnv)!),
+                Template = largeTemplate ?? ChatTemplate.None,
+                SendTopK = !r.GetValue(NoTopK),
+            });
+        }
+        return Explained(() => WeakToStrongSearch.Load(new SearchModelOptions
+        {
+            LargeDirectory = folder,
+            LargeModel = remote,
+            TunedDirectory = r.GetValue(Tuned)!,
+            UntunedDirectory = r.GetValue(Untuned)!,
+            Model = new ModelOptions { Device = r.GetValue(Device)!, KvBlocks = r.GetValue(KvBlocks) },
+            LargeTemplate = largeTemplate,
+            TunedTemplate = ParseTemplate(r.GetValue(TunedTemplate), "--tuned-template"),
+            UntunedTemplate = ParseTemplate(r.GetValue(UntunedTemplate), "--untuned-template"),
+        }));
+    }
+
+    public static SearchMethodKind ParseMethod(string name) => name.Trim().ToLowerInvariant() switch
+    {
+        "cbs" => SearchMethodKind.ChunkBeamSearch,
+        "bon" or "best-of-n" => SearchMethodKind.BestOfN,
+        "eft" => SearchMethodKind.EmulatedFineTuning,
+        "sample" or "sampling" => SearchMethodKind.Sample,
+        _ => throw new UsageException($"--method: '{name}' is not one of cbs, bon, eft, sample"),
+    };
+
+    private static ChatTemplate? ParseTemplate(string? name, string option)
+    {
+        if (name is null || name.Equals("auto", StringComparison.OrdinalIgnoreCase)) return null;
+        try
+        {
+            return ChatTemplate.Parse(name);
+        }
+        catch (ArgumentException e)
+        {
+            throw new UsageException($"{option}: {e.Message.Split(" (Parameter")[0]}");
+        }
+    }
+
+    private static string OptionName(string? parameter) => parameter switch
+    {
+        nameof(SearchRequest.BeamWidth) => "--beam-width",
+        nameof(SearchRequest.Successors) => "--successors",
+        nameof(SearchRequest.ChunkLength) => "--chunk-length",
+        nameof(SearchRequest.N) => "--n",
+        nameof(SearchRequest.Beta) => "--beta",
+        nameof(SearchRequest.MaxNewTokens) => "--max-new-tokens",
+        nameof(SearchRequest.StopStrings) => "--stop",
+        nameof(SamplingSettings.Temperature) => "--temperature",
+        nameof(SamplingSettings.TopK) => "--top-k",
+        nameof(SamplingSettings.TopP) => "--top-p",
+        _ => parameter ?? "search",
+    };
+}
+
+/// <summary>The JSON shapes of search results (snake_case through <see cref="Cli.JsonOptions"/>).</summary>
+internal static class SearchJson
+{
+    public static string Finish(FinishReason finish) => finish switch
+    {
+        FinishReason.Eos => "eos",
+        FinishReason.StopString => "stop_string",
+        FinishReason.Length => "length",
+        _ => "none",
+    };
+
+    /// <summary>A method and its parameters as one label, e.g. "cbs(4,4,5)", "bon(16)", "eft(1)", "sample".</summary>
+    public static string Label(SearchRequest r)
+    {
+        string label = r.Method switch
+        {
+            SearchMethodKind.ChunkBeamSearch => string.Create(CultureInfo.InvariantCulture, $"cbs({r.BeamWidth},{r.Successors},{(r.ChunkLength is { } l ? l.ToString(CultureInfo.InvariantCulture) : "inf")})"),
+            SearchMethodKind.BestOfN => string.Create(CultureInfo.InvariantCulture, $"bon({r.N})"),
+            SearchMethodKind.EmulatedFineTuning => string.Create(CultureInfo.InvariantCulture, $"eft({r.Beta})"),
+            _ => "sample",
+        };
+        if (r.Dedupe) label += "+dedupe";
+        if (r.CacheMode == ScoringCacheMode.None) label += "+no-cache";
+        return label;
+    }
+
+    public static object Stats(SearchStats s) => new
+    {
+        large_tokens_sampled = s.LargeTokensSampled,
+        small_tokens_scored = s.SmallTokensScored,
+        forward_calls = s.ForwardCalls,
+        wall_ms = Math.Round(s.WallMs, 3),
+        scoring_ms = Math.Round(s.ScoringMs, 3),
+        tuned_tokens_scored = s.TunedTokensScored,
+        untuned_tokens_scored = s.UntunedTokensScored,
+        chunks = s.Chunks,
+    };
+
+    private static object Scored(ScoredTokens t) => new { prompt_tokens = t.PromptTokens, response_tokens = t.ResponseTokens, log_prob = t.LogProb };
+
+    public static Dictionary<string, object?> Result(SearchResult result, bool trace)
+    {
+        var json = new Dictionary<string, object?>
+        {
+            ["text"] = result.Text,
+            ["tokens"] = result.Tokens,
+            ["score"] = result.Score,
+            ["finish"] = Finish(result.Finish),
+            ["stats"] = Stats(result.Stats),
+            ["tuned"] = Scored(result.Tuned),
+            ["untuned"] = Scored(result.Untuned),
+        };
+        if (trace && result.Trace is { } chunks)
+            json["trace"] = chunks.Select(c => new
+            {
+                chunk = c.Chunk,
+                selected = c.Selected,
+                candidates = c.Candidates.Select(x => new
+                {
+                    index = x.Index,
+                    parent = x.Parent,
+                    text = x.Text,
+                    tokens = x.Tokens,
+                    new_tokens = x.NewTokens,
+                    score = x.Score,
+                    finish = Finish(x.Finish),
+                    selected = x.Selected,
+                    dropped = x.Dropped,
+                }),
+            });
+        return json;
+    }
+}

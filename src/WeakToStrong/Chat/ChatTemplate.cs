@@ -1,0 +1,228 @@
+using System.Text.Json;
+
+namespace WeakToStrong.Chat;
+
+/// <summary>The prompt formats built in. Each model wraps the raw user prompt in its own.</summary>
+public enum ChatTemplateKind
+{
+    /// <summary>The raw prompt (base models): BOS when the tokenizer asks for it, then the text.</summary>
+    None,
+
+    /// <summary><c>&lt;|begin_of_text|&gt;&lt;|start_header_id|&gt;user&lt;|end_header_id|&gt;\n\n…&lt;|eot_id|&gt;…assistant…\n\n</c>.</summary>
+    Llama3Instruct,
+
+    /// <summary><c>&lt;s&gt;[INST] … [/INST]</c> (Llama-2-chat; also Mistral-Instruct, which is the same without a system prompt).</summary>
+    Llama2Chat,
+
+    /// <summary><c>&lt;|user|&gt;\n…&lt;/s&gt;\n&lt;|assistant|&gt;\n</c> (zephyr-7b-beta, mistral-7b-sft-beta).</summary>
+    Zephyr,
+
+    /// <summary><c>&lt;|im_start|&gt;user\n…&lt;|im_end|&gt;\n&lt;|im_start|&gt;assistant\n</c> (Qwen, many fine-tunes).</summary>
+    ChatMl,
+}
+
+/// <summary>What a prompt segment is: literal text, or one token named by its role or by its content.</summary>
+public enum PromptSegmentKind
+{
+    Text,
+
+    /// <summary>The tokenizer's BOS token.</summary>
+    Bos,
+
+    /// <summary>The tokenizer's EOS token.</summary>
+    Eos,
+
+    /// <summary>A special token given by its content, e.g. <c>&lt;|eot_id|&gt;</c>.</summary>
+    Special,
+}
+
+/// <summary>
+/// One piece of a rendered prompt. Special tokens are kept apart from text so that every tokenizer maps them to
+/// their ids, including SentencePiece, which encodes a literal "&lt;/s&gt;" in text as characters.
+/// </summary>
+public readonly record struct PromptSegment(PromptSegmentKind Kind, string Value = "")
+{
+    public static PromptSegment Text(string text) => new(PromptSegmentKind.Text, text);
+
+    public static PromptSegment Special(string token) => new(PromptSegmentKind.Special, token);
+
+    public static PromptSegment Bos { get; } = new(PromptSegmentKind.Bos);
+
+    public static PromptSegment Eos { get; } = new(PromptSegmentKind.Eos);
+}
+
+/// <summary>
+/// A chat prompt format for a single user turn followed by the start of the assistant's turn, written out as the
+/// Hugging Face Jinja templates of the model families render it (<c>add_generation_prompt=True</c>).
+/// </summary>
+public sealed class ChatTemplate
+{
+    private ChatTemplate(ChatTemplateKind kind, string? endOfTurn)
+    {
+        Kind = kind;
+        EndOfTurnToken = endOfTurn;
+    }
+
+    public static ChatTemplate None { get; } = new(ChatTemplateKind.None, null);
+
+    public static ChatTemplate Llama3Instruct { get; } = new(ChatTemplateKind.Llama3Instruct, "<|eot_id|>");
+
+    public static ChatTemplate Llama2Chat { get; } = new(ChatTemplateKind.Llama2Chat, null);
+
+    public static ChatTemplate Zephyr { get; } = new(ChatTemplateKind.Zephyr, null);
+
+    public static ChatTemplate ChatMl { get; } = new(ChatTemplateKind.ChatMl, "<|im_end|>");
+
+    public ChatTemplateKind Kind { get; }
+
+    /// <summary>
+    /// The token that ends the assistant's turn when it is not the tokenizer's EOS (Llama-3's <c>&lt;|eot_id|&gt;</c>,
+    /// ChatML's <c>&lt;|im_end|&gt;</c>); null when the turn ends with EOS.
+    /// </summary>
+    public string? EndOfTurnToken { get; }
+
+    /// <summary>Names accepted by <see cref="Parse"/>, e.g. on the command line.</summary>
+    public static IReadOnlyList<string> Names { get; } = ["none", "llama3", "llama2", "zephyr", "chatml"];
+
+    public static ChatTemplate For(ChatTemplateKind kind) => kind switch
+    {
+        ChatTemplateKind.None => None,
+        ChatTemplateKind.Llama3Instruct => Llama3Instruct,
+        ChatTemplateKind.Llama2Chat => Llama2Chat,
+        ChatTemplateKind.Zephyr => Zephyr,
+        ChatTemplateKind.ChatMl => ChatMl,
+        _ => throw new ArgumentOutOfRangeException(nameof(kind), kind, "unknown chat template"),
+    };
+
+    /// <summary>A template by name: none, llama3 (llama-3-instruct), llama2 (llama-2-chat, mistral), zephyr, chatml.</summary>
+    /// <exception cref="ArgumentException">The name is none of those.</exception>
+    public static ChatTemplate Parse(string name)
+    {
+        ArgumentNullException.ThrowIfNull(name);
+        return name.Trim().ToLowerInvariant().Replace('_', '-') switch
+        {
+            "none" or "raw" => None,
+            "llama3" or "llama-3" or "llama3-instruct" or "llama-3-instruct" => Llama3Instruct,
+            "llama2" or "llama-2" or "llama2-chat" or "llama-2-chat" or "mistral" or "mistral-instruct" => Llama2Chat,
+            "zephyr" => Zephyr,
+            "chatml" => ChatMl,
+            _ => throw new ArgumentException($"unknown chat template '{name}'; known: {string.Join(", ", Names)}", nameof(name)),
+        };
+    }
+
+    /// <summary>
+    /// Recognises a Hugging Face Jinja <c>chat_template</c> by the markers that identify each family; null when it
+    /// is none of the built-in formats.
+    /// </summary>
+    public static ChatTemplate? Recognise(string jinja)
+    {
+        ArgumentNullException.ThrowIfNull(jinja);
+        if (jinja.Contains("<|start_header_id|>", StringComparison.Ordinal)) return Llama3Instruct;
+        if (jinja.Contains("<|im_start|>", StringComparison.Ordinal)) return ChatMl;
+        if (jinja.Contains("<|user|>", StringComparison.Ordinal) && jinja.Contains("<|assistant|>", StringComparison.Ordinal)) return Zephyr;
+        if (jinja.Contains("[INST]", StringComparison.Ordinal)) return Llama2Chat;
+        return null;
+    }
+
+    /// <summary>
+    /// The template of a model folder: tokenizer_config.json's <c>chat_template</c> when recognised, <see cref="None"/>
+    /// when the folder has none (a base model).
+    /// </summary>
+    /// <exception cref="InvalidDataException">The folder has a chat template that is none of the built-in formats.</exception>
+    public static ChatTemplate FromModelDirectory(string modelDirectory)
+    {
+        ArgumentException.ThrowIfNullOrWhiteSpace(modelDirectory);
+        string path = Path.Combine(modelDirectory, "tokenizer_config.json");
+        if (!File.Exists(path)) return None;
+        string? jinja = ReadChatTemplate(path);
+        if (jinja is null) return None;
+        return Recognise(jinja)
+            ?? throw new InvalidDataException($"{path}: its chat_template is none of the built-in formats ({string.Join(", ", Names)}); name one explicitly");
+    }
+
+    /// <summary>The default template of tokenizer_config.json (a string, or the entry named "default" of a list).</summary>
+    private static string? ReadChatTemplate(string path)
+    {
+        using var document = JsonDocument.Parse(File.ReadAllBytes(path));
+        if (document.RootElement.ValueKind != JsonValueKind.Object
+            || !document.RootElement.TryGetProperty("chat_template", out var template)) return null;
+        if (template.ValueKind == JsonValueKind.String) return template.GetString();
+        if (template.ValueKind != JsonValueKind.Array) return null;
+        foreach (var entry in template.EnumerateArray())
+            if (entry.ValueKind == JsonValueKind.Object
+                && entry.TryGetProperty("name", out var name) && name.GetString() == "default"
+                && entry.TryGetProperty("template", out var body) && body.ValueKind == JsonValueKind.String)
+                return body.GetString();
+        return null;
+    }
+
+    /// <summary>
+    /// The prompt for one user message, ending where the assistant's reply begins. The text segments are exactly
+    /// what the family's Hugging Face template prints (Llama-2 and Llama-3 strip the message, as theirs do).
+    /// </summary>
+    public IReadOnlyList<PromptSegment> Render(string user, string? system = null)
+    {
+        ArgumentNullException.ThrowIfNull(user);
+        var s = new List<PromptSegment>();
+        switch (Kind)
+        {
+            case ChatTemplateKind.None:
+                s.Add(PromptSegment.Text(system is null ? user : system + "\n\n" + user));
+                break;
+            case ChatTemplateKind.Llama3Instruct:
+                s.Add(PromptSegment.Bos);
+                if (system is not null) Header(s, "system", system.Trim());
+                Header(s, "user", user.Trim());
+                s.Add(PromptSegment.Special("<|start_header_id|>"));
+                s.Add(PromptSegment.Text("assistant"));
+                s.Add(PromptSegment.Special("<|end_header_id|>"));
+                s.Add(PromptSegment.Text("\n\n"));
+                break;
+            case ChatTemplateKind.Llama2Chat:
+                s.Add(PromptSegment.Bos);
+                string content = system is null ? user.Trim() : $"<<SYS>>\n{system}\n<</SYS>>\n\n{user.Trim()}";
+                s.Add(PromptSegment.Text($"[INST] {content} [/INST]"));
+                break;
+            case ChatTemplateKind.Zephyr:
+                if (system is not null)
+                {
+                    s.Add(PromptSegment.Text("<|system|>\n" + system));
+                    s.Add(PromptSegment.Eos);
+                    s.Add(PromptSegment.Text("\n<|user|>\n" + user));
+                }
+                else
+                {
+                    s.Add(PromptSegment.Text("<|user|>\n" + user));
+                }
+                s.Add(PromptSegment.Eos);
+                s.Add(PromptSegment.Text("\n<|assistant|>\n"));
+                break;
+            case ChatTemplateKind.ChatMl:
+                if (system is not null) Turn(s, "system", system);
+                Turn(s, "user", user);
+                s.Add(PromptSegment.Special("<|im_start|>"));
+                s.Add(PromptSegment.Text("assistant\n"));
+                break;
+        }
+        return s;
+
+        static void Header(List<PromptSegment> s, string role, string text)
+        {
+            s.Add(PromptSegment.Special("<|start_header_id|>"));
+            s.Add(PromptSegment.Text(role));
+            s.Add(PromptSegment.Special("<|end_header_id|>"));
+            s.Add(PromptSegment.Text("\n\n" + text));
+            s.Add(PromptSegment.Special("<|eot_id|>"));
+        }
+
+        static void Turn(List<PromptSegment> s, string role, string text)
+        {
+            s.Add(PromptSegment.Special("<|im_start|>"));
+            s.Add(PromptSegment.Text(role + "\n" + text));
+            s.Add(PromptSegment.Special("<|im_end|>"));
+            s.Add(PromptSegment.Text("\n"));
+        }
+    }
+
+    public override string ToString() => Kind.ToString();
+}

@@ -1,0 +1,166 @@
+using System.Diagnostics;
+using WeakToStrong.Search.LargeModels;
+using WeakToStrong.Search.Scoring;
+
+namespace WeakToStrong.Search;
+
+/// <summary>
+/// Chunk-level beam search (DESIGN §1): W·K candidates each sample up to L large-model tokens; every candidate is
+/// scored on its whole response so far; the W best survive and each forks into K. Best-of-N is (1, N, ∞) and
+/// plain sampling (1, 1, ∞).
+/// </summary>
+/// <remarks>
+/// Faithful to the reference where it changes results: finished candidates stay in the pool (and are forked K
+/// times like any survivor), a finished response is scored with the small model's EOS appended, top-k sampling
+/// with the request's settings. Unlike the reference, the returned score is the returned text's, the small
+/// models score incrementally (see <see cref="ScoringCacheMode"/>), and <see cref="SearchRequest.Dedupe"/> can
+/// drop duplicates.
+/// RNG keys: the first child of every survivor keeps the survivor's key, so W=K=1 draws exactly what plain
+/// sampling with the same seed draws; other children get keys derived from (parent key, chunk, child).
+/// </remarks>
+public sealed class ChunkBeamSearch : ISearchMethod
+{
+    public static ChunkBeamSearch Instance { get; } = new();
+
+    public async Task<SearchResult> RunAsync(SearchContext context, SearchRequest request, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(context);
+        ArgumentNullException.ThrowIfNull(request);
+        request.Validate();
+        var (w, k, l) = request.Shape;
+        var clock = Stopwatch.StartNew();
+        var counters = new SearchCounters();
+        var scoring = TimeSpan.Zero;
+        var trace = request.Trace ? new List<ChunkTrace>() : null;
+        using var scorer = new PairScorer(context.Tuned, context.Untuned, context.Large, request);
+        var pool = new List<ScoredCandidate>(w * k);
+        try
+        {
+            using (var root = await context.Large.StartAsync(request.Prompt, GenerationSettings.From(request), counters, cancellationToken).ConfigureAwait(false))
+                for (int j = 0; j < w * k; j++) pool.Add(new ScoredCandidate(root.Fork(ChildKey(root.Key, 0, j))) { Index = j });
+
+            for (int chunk = 0; ; chunk++)
+            {
+                var open = new List<LargeCandidate>(pool.Count);
+                foreach (var c in pool)
+                {
+                    c.TokensAtChunkStart = c.Large.TokenCount;
+                    if (!c.Large.IsFinished) open.Add(c.Large);
+                }
+                await context.Large.ExtendAsync(open, l ?? int.MaxValue, counters, cancellationToken).ConfigureAwait(false);
+
+                long scoringStart = Stopwatch.GetTimestamp();
+                if (request.CacheMode == ScoringCacheMode.None)
+                {
+                    scorer.ScoreUncached(pool, counters, cancellationToken);
+                }
+                else
+                {
+                    // A candidate finished before this chunk keeps the score it (or the survivor it copies) had.
+                    var changed = pool.Where(c => double.IsNaN(c.Score) || c.Large.TokenCount != c.TokensAtChunkStart).ToList();
+                    scorer.Score(changed, counters, cancellationToken);
+                }
+                scoring += Stopwatch.GetElapsedTime(scoringStart);
+
+                var survivors = Select(pool, w, request.Dedupe, out var dropped);
+                trace?.Add(Trace(chunk, pool, survivors, dropped));
+                var kept = new HashSet<ScoredCandidate>(survivors, ReferenceEqualityComparer.Instance);
+                foreach (var c in pool)
+                    if (!kept.Contains(c)) c.Dispose();
+                pool.Clear();
+
+                if (survivors.All(s => s.Large.IsFinished))
+                {
+                    var best = survivors[0];
+                    pool.AddRange(survivors);
+                    var stats = new SearchStats(
+                        counters.LargeTokensSampled,
+                        counters.TunedTokens + counters.UntunedTokens,
+                        counters.TunedTokens,
+                        counters.UntunedTokens,
+                        counters.LargeForwardCalls + counters.SmallForwardCalls,
+                        chunk + 1,
+                        clock.Elapsed.TotalMilliseconds,
+                        scoring.TotalMilliseconds);
+                    var (tuned, untuned) = scorer.Describe(best);
+                    return new SearchResult(best.Large.Text, best.Large.Tokens ?? [], best.Score, best.Large.Finish, stats, tuned, untuned, trace);
+                }
+
+                // Survivors in rank order, repeated K times: [s0 … s(W−1), s0 … s(W−1), …] as the reference orders them.
+                var parents = survivors.Select(s => s.Index).ToArray();
+                for (int j = 0; j < k; j++)
+                    for (int r = 0; r < survivors.Count; r++)
+                    {
+                        var s = survivors[r];
+                        var child = j == 0 ? s : s.Fork(ChildKey(s.Large.Key, chunk + 1, j));
+                        child.Index = pool.Count;
+                        child.Parent = parents[r];
+                        pool.Add(child);
+                    }
+            }
+        }
+        finally
+        {
+            foreach (var c in pool) c.Dispose();
+        }
+    }
+
+    /// <summary>
+    /// The W best by score (ties to the earlier candidate); with dedupe, only the first of identical responses
+    /// (same text, same finished state) competes.
+    /// </summary>
+    private static List<ScoredCandidate> Select(List<ScoredCandidate> pool, int w, bool dedupe, out HashSet<int> dropped)
+    {
+        dropped = [];
+        var competing = pool;
+        if (dedupe)
+        {
+            var seen = new HashSet<(bool, string)>();
+            competing = [];
+            foreach (var c in pool)
+            {
+                if (seen.Add((c.Large.IsFinished, c.Large.Text))) competing.Add(c);
+                else dropped.Add(c.Index);
+            }
+        }
+        var ranked = competing.ToList();
+        ranked.Sort(static (a, b) =>
+        {
+            int byScore = Rankable(b.Score).CompareTo(Rankable(a.Score));
+            return byScore != 0 ? byScore : a.Index.CompareTo(b.Index);
+        });
+        return ranked.GetRange(0, Math.Min(w, ranked.Count));
+
+        static double Rankable(double score) => double.IsNaN(score) ? double.NegativeInfinity : score;
+    }
+
+    private static ChunkTrace Trace(int chunk, List<ScoredCandidate> pool, List<ScoredCandidate> survivors, HashSet<int> dropped)
+    {
+        var selected = survivors.Select(s => s.Index).ToList();
+        var chosen = selected.ToHashSet();
+        var candidates = pool.Select(c => new CandidateTrace(
+            c.Index,
+            c.Parent,
+            c.Large.Text,
+            c.Large.Tokens is { } t ? [.. t] : [],
+            c.Large.TokenCount - c.TokensAtChunkStart,
+            c.Score,
+            c.Large.Finish,
+            chosen.Contains(c.Index),
+            dropped.Contains(c.Index))).ToList();
+        return new ChunkTrace(chunk, candidates, selected);
+    }
+
+    /// <summary>Child <paramref name="child"/> of a survivor: the first keeps the parent's key, the others get fresh ones.</summary>
+    internal static ulong ChildKey(ulong parent, int chunk, int child) =>
+        child == 0 ? parent : Mix(parent ^ Mix(((ulong)(uint)chunk << 32) | (uint)child));
+
+    /// <summary>SplitMix64's finaliser: a bijection that scatters nearby inputs.</summary>
+    private static ulong Mix(ulong z)
+    {
+        z += 0x9E3779B97F4A7C15UL;
+        z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9UL;
+        z = (z ^ (z >> 27)) * 0x94D049BB133111EBUL;
+        return z ^ (z >> 31);
+    }
+}

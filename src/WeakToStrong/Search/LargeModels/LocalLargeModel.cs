@@ -1,0 +1,147 @@
+using WeakToStrong.Engine;
+using WeakToStrong.Engine.KvCache;
+using WeakToStrong.Tokenization;
+
+namespace WeakToStrong.Search.LargeModels;
+
+/// <summary>
+/// A large model run by this engine. Every step of a chunk is one ragged forward over all unfinished candidates;
+/// candidates are KV-cache sequences, so forking a survivor copies its block table, not its KV.
+/// </summary>
+public sealed class LocalLargeModel : ILargeModel
+{
+    private readonly bool _ownsModel;
+
+    public LocalLargeModel(ChatModel model, bool ownsModel = false)
+    {
+        ArgumentNullException.ThrowIfNull(model);
+        Model = model;
+        _ownsModel = ownsModel;
+    }
+
+    public ChatModel Model { get; }
+
+    public string Name => Model.Name;
+
+    public TextTokenizer? Tokenizer => Model.Tokenizer;
+
+    public Task<LargeCandidate> StartAsync(string prompt, GenerationSettings settings, SearchCounters counters, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(prompt);
+        ArgumentNullException.ThrowIfNull(settings);
+        ArgumentNullException.ThrowIfNull(counters);
+        cancellationToken.ThrowIfCancellationRequested();
+        var tokens = Model.EncodePrompt(prompt, settings.Chat, settings.SystemPrompt).Tokens;
+        int context = Model.Spec.MaxPositions;
+        if (tokens.Count >= context)
+            throw new ArgumentException($"{Name}: the prompt is {tokens.Count} tokens and leaves no room in the model's context of {context}", nameof(prompt));
+        var stops = new StopChecker(Model.Tokenizer, settings.EosTokenIds ?? Model.StopTokenIds(settings.Chat), settings.StopStrings,
+            Math.Min(settings.MaxNewTokens, context - tokens.Count));
+        var sequence = Model.Transformer.CreateSequence(tokens, key: 0);
+        try
+        {
+            // All but the last prompt token are fed once for every candidate; each candidate feeds the last one
+            // with its first draw, which is then the same call as plain generation's first step.
+            if (tokens.Count > 1)
+            {
+                Model.Transformer.Forward([new ForwardRequest(sequence, tokens.Count - 1)], cancellationToken);
+                counters.LargeForwardCalls++;
+            }
+            var shared = new PromptState(stops, settings.Sampling, tokens.Count);
+            return Task.FromResult<LargeCandidate>(new Candidate(shared, sequence, []));
+        }
+        catch
+        {
+            sequence.Dispose();
+            throw;
+        }
+    }
+
+    public Task ExtendAsync(IReadOnlyList<LargeCandidate> candidates, int maxTokens, SearchCounters counters, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(candidates);
+        ArgumentNullException.ThrowIfNull(counters);
+        ArgumentOutOfRangeException.ThrowIfNegative(maxTokens);
+        var open = new List<Candidate>(candidates.Count);
+        foreach (var c in candidates)
+        {
+            if (c is not Candidate local || local.Sequence.Cache != Model.Transformer.Cache)
+                throw new ArgumentException("a candidate belongs to another large model", nameof(candidates));
+            if (!local.IsFinished) open.Add(local);
+        }
+        var requests = new List<ForwardRequest>(open.Count);
+        for (int step = 0; step < maxTokens && open.Count > 0; step++)
+        {
+            requests.Clear();
+            foreach (var c in open) requests.Add(new ForwardRequest(c.Sequence, Sampling: c.Shared.Sampling));
+            var results = Model.Transformer.Forward(requests, cancellationToken);
+            counters.LargeForwardCalls++;
+            counters.LargeTokensSampled += open.Count;
+            for (int i = 0; i < open.Count; i++) open[i].Add(results[i].SampledToken);
+            open.RemoveAll(c => c.IsFinished);
+        }
+        return Task.CompletedTask;
+    }
+
+    public void Dispose()
+    {
+        if (_ownsModel) Model.Dispose();
+    }
+
+    /// <summary>What every candidate of one search shares.</summary>
+    private sealed record PromptState(StopChecker Stops, SamplingSettings Sampling, int PromptLength);
+
+    private sealed class Candidate : LargeCandidate
+    {
+        private readonly List<int> _response;
+        private string? _text;
+        private int _textLength = -1;
+
+        public Candidate(PromptState shared, Sequence sequence, List<int> response) : base(sequence.Key)
+        {
+            Shared = shared;
+            Sequence = sequence;
+            _response = response;
+            Finish = shared.Stops.Check(_response);
+        }
+
+        public PromptState Shared { get; }
+
+        /// <summary>Prompt + response; every token but the last is in the KV cache.</summary>
+        public Sequence Sequence { get; }
+
+        public override IReadOnlyList<int>? Tokens => _response;
+
+        public override int TokenCount => _response.Count;
+
+        public override string Text
+        {
+            get
+            {
+                if (_textLength != _response.Count)
+                {
+                    _text = Shared.Stops.Text(_response, Finish);
+                    _textLength = _response.Count;
+                }
+                return _text!;
+            }
+        }
+
+        public override bool TextMatchesTokens => Finish != FinishReason.StopString || Text == Shared.Stops.Text(_response, FinishReason.None);
+
+        public void Add(int token)
+        {
+            Sequence.Append(token);
+            _response.Add(token);
+            _textLength = -1;
+            Finish = Shared.Stops.Check(_response);
+        }
+
+        public override LargeCandidate Fork(ulong key)
+        {
+            return new Candidate(Shared, Sequence.Fork(key), [.. _response]);
+        }
+
+        public override void Dispose() => Sequence.Dispose();
+    }
+}

@@ -1,0 +1,110 @@
+using WeakToStrong.Chat;
+using WeakToStrong.Engine;
+using WeakToStrong.Search.LargeModels;
+
+namespace WeakToStrong.Search;
+
+/// <summary>Where the three models of a search come from.</summary>
+public sealed record SearchModelOptions
+{
+    /// <summary>Folder of the large model (unused when <see cref="LargeModel"/> is given).</summary>
+    public string? LargeDirectory { get; init; }
+
+    /// <summary>A large model built elsewhere, e.g. a remote completions endpoint; the search takes ownership.</summary>
+    public ILargeModel? LargeModel { get; init; }
+
+    public required string TunedDirectory { get; init; }
+
+    public required string UntunedDirectory { get; init; }
+
+    /// <summary>Device and KV pool of the local models.</summary>
+    public ModelOptions Model { get; init; } = new();
+
+    /// <summary>Chat templates per model; null picks the one tokenizer_config.json names (none when it names none).</summary>
+    public ChatTemplate? LargeTemplate { get; init; }
+
+    public ChatTemplate? TunedTemplate { get; init; }
+
+    public ChatTemplate? UntunedTemplate { get; init; }
+}
+
+/// <summary>
+/// The search entry point: a large model and the small pair that steers it. Requests run one at a time on the
+/// shared models (the engine's forward is not re-entrant).
+/// </summary>
+public sealed class WeakToStrongSearch : IDisposable
+{
+    private readonly SemaphoreSlim _gate = new(1, 1);
+    private readonly IDisposable[] _owned;
+
+    public WeakToStrongSearch(ILargeModel large, ChatModel tuned, ChatModel untuned)
+        : this(new SearchContext(large, tuned, untuned), [])
+    {
+    }
+
+    private WeakToStrongSearch(SearchContext context, IDisposable[] owned)
+    {
+        ArgumentNullException.ThrowIfNull(context.Large);
+        ArgumentNullException.ThrowIfNull(context.Tuned);
+        ArgumentNullException.ThrowIfNull(context.Untuned);
+        Context = context;
+        _owned = owned;
+    }
+
+    public SearchContext Context { get; }
+
+    /// <summary>Loads the models (each with its tokenizer and template); the search owns and disposes them.</summary>
+    public static WeakToStrongSearch Load(SearchModelOptions options)
+    {
+        ArgumentNullException.ThrowIfNull(options);
+        var owned = new List<IDisposable>();
+        try
+        {
+            ILargeModel large;
+            if (options.LargeModel is not null)
+            {
+                large = options.LargeModel;
+                owned.Add(large);
+            }
+            else
+            {
+                ArgumentException.ThrowIfNullOrWhiteSpace(options.LargeDirectory, nameof(options.LargeDirectory));
+                var model = ChatModel.Load(options.LargeDirectory, options.Model, options.LargeTemplate);
+                owned.Add(model);
+                large = new LocalLargeModel(model);
+            }
+            var tuned = ChatModel.Load(options.TunedDirectory, options.Model, options.TunedTemplate);
+            owned.Add(tuned);
+            var untuned = ChatModel.Load(options.UntunedDirectory, options.Model, options.UntunedTemplate);
+            owned.Add(untuned);
+            return new WeakToStrongSearch(new SearchContext(large, tuned, untuned), [.. owned]);
+        }
+        catch
+        {
+            foreach (var d in owned) d.Dispose();
+            throw;
+        }
+    }
+
+    /// <summary>Runs one request with the method it names.</summary>
+    public async Task<SearchResult> RunAsync(SearchRequest request, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(request);
+        request.Validate();
+        await _gate.WaitAsync(cancellationToken).ConfigureAwait(false);
+        try
+        {
+            return await SearchMethods.For(request.Method).RunAsync(Context, request, cancellationToken).ConfigureAwait(false);
+        }
+        finally
+        {
+            _gate.Release();
+        }
+    }
+
+    public void Dispose()
+    {
+        foreach (var d in _owned) d.Dispose();
+        _gate.Dispose();
+    }
+}

@@ -1,0 +1,95 @@
+using WeakToStrong.Chat;
+using WeakToStrong.Search;
+
+namespace WeakToStrong.Tests.Search;
+
+public class ChatTemplateTests(SearchModelsFixture models) : IClassFixture<SearchModelsFixture>
+{
+    /// <summary>The template as text, with BOS/EOS written as the strings their tokenizers use.</summary>
+    private static string Text(ChatTemplate template, string user, string? system, string bos, string eos) => string.Concat(
+        template.Render(user, system).Select(s => s.Kind switch
+        {
+            PromptSegmentKind.Bos => bos,
+            PromptSegmentKind.Eos => eos,
+            _ => s.Value,
+        }));
+
+    [Fact]
+    public void RendersWhatTheHuggingFaceTemplatesPrint()
+    {
+        Assert.Equal("<|begin_of_text|><|start_header_id|>user<|end_header_id|>\n\nHi there<|eot_id|><|start_header_id|>assistant<|end_header_id|>\n\n",
+            Text(ChatTemplate.Llama3Instruct, " Hi there ", null, "<|begin_of_text|>", ""));
+        Assert.Equal("<|begin_of_text|><|start_header_id|>system<|end_header_id|>\n\nBe brief.<|eot_id|><|start_header_id|>user<|end_header_id|>\n\nHi<|eot_id|><|start_header_id|>assistant<|end_header_id|>\n\n",
+            Text(ChatTemplate.Llama3Instruct, "Hi", "Be brief.", "<|begin_of_text|>", ""));
+        Assert.Equal("<s>[INST] Hi there [/INST]", Text(ChatTemplate.Llama2Chat, "Hi there ", null, "<s>", "</s>"));
+        Assert.Equal("<s>[INST] <<SYS>>\nBe brief.\n<</SYS>>\n\nHi [/INST]", Text(ChatTemplate.Llama2Chat, "Hi", "Be brief.", "<s>", "</s>"));
+        Assert.Equal("<|user|>\nHi</s>\n<|assistant|>\n", Text(ChatTemplate.Zephyr, "Hi", null, "<s>", "</s>"));
+        Assert.Equal("<|system|>\n</s>\n<|user|>\nHi</s>\n<|assistant|>\n", Text(ChatTemplate.Zephyr, "Hi", "", "<s>", "</s>"));
+        Assert.Equal("<|im_start|>user\nHi<|im_end|>\n<|im_start|>assistant\n", Text(ChatTemplate.ChatMl, "Hi", null, "", ""));
+        Assert.Equal("Hi", Text(ChatTemplate.None, "Hi", null, "<s>", "</s>"));
+    }
+
+    [Theory]
+    [InlineData("{% set loop_messages = messages %}{% for message in loop_messages %}{% set content = '<|start_header_id|>' + message['role'] + '<|end_header_id|>\n\n'+ message['content'] | trim + '<|eot_id|>' %}{% endfor %}", ChatTemplateKind.Llama3Instruct)]
+    [InlineData("{{ bos_token }}{% for message in messages %}{{ '[INST] ' + message['content'] + ' [/INST]' }}{% endfor %}", ChatTemplateKind.Llama2Chat)]
+    [InlineData("{% for message in messages %}\n{% if message['role'] == 'user' %}\n{{ '<|user|>\n' + message['content'] + eos_token }}\n{% endif %}\n{% if loop.last and add_generation_prompt %}\n{{ '<|assistant|>' }}\n{% endif %}\n{% endfor %}", ChatTemplateKind.Zephyr)]
+    [InlineData("{% for message in messages %}{{'<|im_start|>' + message['role'] + '\n' + message['content'] + '<|im_end|>' + '\n'}}{% endfor %}", ChatTemplateKind.ChatMl)]
+    public void RecognisesTheFamilyFromTokenizerConfig(string jinja, ChatTemplateKind expected)
+    {
+        using var folder = TestPaths.Temp();
+        File.WriteAllText(folder.File_("tokenizer_config.json"), System.Text.Json.JsonSerializer.Serialize(new { chat_template = jinja }));
+        Assert.Equal(expected, ChatTemplate.FromModelDirectory(folder.Path).Kind);
+
+        File.WriteAllText(folder.File_("tokenizer_config.json"), System.Text.Json.JsonSerializer.Serialize(new { chat_template = new[] { new { name = "default", template = jinja } } }));
+        Assert.Equal(expected, ChatTemplate.FromModelDirectory(folder.Path).Kind);
+    }
+
+    [Fact]
+    public void BaseModelsHaveNoTemplateAndAnUnknownTemplateMustBeNamed()
+    {
+        Assert.Equal(ChatTemplateKind.None, ChatTemplate.FromModelDirectory(TestPaths.Fixture("gpt2-tiny")).Kind);
+        using var folder = TestPaths.Temp();
+        File.WriteAllText(folder.File_("tokenizer_config.json"), """{"chat_template": "{{ messages[0]['content'] }}"}""");
+        var error = Assert.Throws<InvalidDataException>(() => ChatTemplate.FromModelDirectory(folder.Path));
+        Assert.Contains("name one explicitly", error.Message);
+        Assert.Equal(ChatTemplateKind.Zephyr, ChatTemplate.Parse("zephyr").Kind);
+        Assert.Equal(ChatTemplateKind.Llama3Instruct, ChatTemplate.Parse("llama-3-instruct").Kind);
+        Assert.Throws<ArgumentException>(() => ChatTemplate.Parse("vicuna"));
+    }
+
+    [Fact]
+    public void SpecialTokensOfATemplateBecomeTheirIdsEvenForSentencePiece()
+    {
+        var tokenizer = models.Llama.Tokenizer;
+        var zephyr = new ChatModel(models.Llama.Model!, ChatTemplate.Zephyr);
+        var expected = new List<int> { 1 };
+        expected.AddRange(tokenizer.Encode("<|user|>\nHi"));
+        expected.Add(2);
+        expected.AddRange(tokenizer.Encode("\n<|assistant|>\n"));
+        Assert.Equal(expected, zephyr.EncodePrompt("Hi", chat: true).Tokens);
+
+        var llama2 = new ChatModel(models.Llama.Model!, ChatTemplate.Llama2Chat);
+        Assert.Equal(new[] { 1 }.Concat(tokenizer.Encode("[INST] Hi [/INST]")), llama2.EncodePrompt("Hi", chat: true).Tokens);
+        // Without chat formatting the raw prompt is used, with BOS as the tokenizer asks.
+        Assert.Equal(new[] { 1 }.Concat(tokenizer.Encode("Hi")), llama2.EncodePrompt("Hi", chat: false).Tokens);
+
+        var chatMl = new ChatModel(models.Llama.Model!, ChatTemplate.ChatMl);
+        var error = Assert.Throws<InvalidOperationException>(() => chatMl.EncodePrompt("Hi", chat: true));
+        Assert.Contains("<|im_start|>", error.Message);
+    }
+
+    [Fact]
+    public void ResponseIsTokenizedWithThePromptsTrailingText()
+    {
+        var gpt2 = models.Tuned;
+        var prompt = gpt2.EncodePrompt("Hello", chat: false);
+        var (tokens, start) = prompt.WithResponse(" world");
+        Assert.Equal(gpt2.Tokenizer.Encode("Hello world"), tokens);
+        Assert.Equal(prompt.Tokens.Count, start);
+        // "Hel" + "lo" merge into one token: the response then starts where the common prefix ends.
+        var newline = gpt2.EncodePrompt("I like Hel", chat: false);
+        var (merged, mergedStart) = newline.WithResponse("lo there");
+        Assert.Equal(gpt2.Tokenizer.Encode("I like Hello there"), merged);
+        Assert.True(mergedStart < newline.Tokens.Count);
+    }
+}

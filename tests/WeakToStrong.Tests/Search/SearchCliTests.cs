@@ -1,0 +1,128 @@
+using System.Globalization;
+using System.Text.Json;
+using WeakToStrong.Tests.Cli;
+
+namespace WeakToStrong.Tests.Search;
+
+/// <summary><c>w2s search</c> and <c>w2s eval</c> through the real executable.</summary>
+public class SearchCliTests(SearchModelsFixture models) : IClassFixture<SearchModelsFixture>
+{
+    private const string Prompt = "Once upon a time";
+
+    private static string Ids(JsonElement array) => string.Join(",", array.EnumerateArray().Select(e => e.GetInt32()));
+
+    private static double ScoreWithCli(string model, JsonElement scored)
+    {
+        var r = CliRunner.Run("score", "--model", model, "--prompt-tokens", Ids(scored.GetProperty("prompt_tokens")),
+            "--continuation-tokens", Ids(scored.GetProperty("response_tokens")), "--json");
+        Assert.True(r.ExitCode == 0, r.Stderr);
+        using var doc = JsonDocument.Parse(r.Stdout);
+        return doc.RootElement.GetProperty("total").GetDouble();
+    }
+
+    [Theory]
+    [InlineData(false)]
+    [InlineData(true)]
+    public void SearchScoreEqualsScoreCommandOnTunedMinusUntuned(bool crossTokenizer)
+    {
+        string large = crossTokenizer ? TestPaths.Fixture("llama-tiny") : models.LargeDirectory;
+        var r = CliRunner.Run("search", "--large", large, "--tuned", models.TunedDirectory, "--untuned", models.UntunedDirectory,
+            "--prompt", Prompt, "--beam-width", "2", "--successors", "2", "--chunk-length", "4", "--max-new-tokens", "12", "--seed", "3", "--json");
+        Assert.True(r.ExitCode == 0, r.Stderr);
+        using var doc = JsonDocument.Parse(r.Stdout);
+        var root = doc.RootElement;
+        double score = root.GetProperty("score").GetDouble();
+        double tuned = ScoreWithCli(models.TunedDirectory, root.GetProperty("tuned"));
+        double untuned = ScoreWithCli(models.UntunedDirectory, root.GetProperty("untuned"));
+        Assert.True(Math.Abs(score - (tuned - untuned)) <= 1e-3, $"search {score}, w2s score {tuned} − {untuned}");
+        var stats = root.GetProperty("stats");
+        foreach (string key in new[] { "large_tokens_sampled", "small_tokens_scored", "forward_calls", "wall_ms" })
+            Assert.True(stats.TryGetProperty(key, out _), key);
+        Assert.False(root.TryGetProperty("trace", out _));
+        Assert.NotEmpty(root.GetProperty("text").GetString()!);
+    }
+
+    [Fact]
+    public void TraceListsEachChunksCandidatesAndSelection()
+    {
+        var r = CliRunner.Run("search", "--large", models.LargeDirectory, "--tuned", models.TunedDirectory, "--untuned", models.UntunedDirectory,
+            "--prompt", Prompt, "--beam-width", "2", "--successors", "3", "--chunk-length", "3", "--max-new-tokens", "9", "--trace", "--json");
+        Assert.True(r.ExitCode == 0, r.Stderr);
+        using var doc = JsonDocument.Parse(r.Stdout);
+        var trace = doc.RootElement.GetProperty("trace").EnumerateArray().ToList();
+        Assert.Equal(3, trace.Count);
+        foreach (var chunk in trace)
+        {
+            Assert.Equal(6, chunk.GetProperty("candidates").GetArrayLength());
+            Assert.Equal(2, chunk.GetProperty("selected").GetArrayLength());
+        }
+        var last = trace[^1];
+        int best = last.GetProperty("selected")[0].GetInt32();
+        Assert.Equal(doc.RootElement.GetProperty("text").GetString(), last.GetProperty("candidates")[best].GetProperty("text").GetString());
+    }
+
+    [Fact]
+    public void EftWithDifferentVocabulariesIsAUsageError()
+    {
+        var r = CliRunner.Run("search", "--large", TestPaths.Fixture("llama-tiny"), "--tuned", models.TunedDirectory, "--untuned", models.UntunedDirectory,
+            "--prompt", Prompt, "--method", "eft");
+        Assert.Equal(2, r.ExitCode);
+        Assert.Contains("one vocabulary", r.Stderr);
+        Assert.DoesNotContain("   at ", r.Stderr);
+    }
+
+    [Fact]
+    public void EvalRunsEveryPromptAndSeedOnceResumesAndSummarisesPerMethod()
+    {
+        string prompts = Path.Combine(models.Folder, "prompts.jsonl");
+        string output = Path.Combine(models.Folder, "eval", "out.jsonl");
+        File.WriteAllLines(prompts, [
+            """{"id": "a", "prompt": "The film was"}""",
+            """{"id": 7, "instruction": "Write a line about rain."}""",
+            """{"prompt": "I think"}""",
+        ]);
+        string[] Args(params string[] extra) => ["eval", "--large", models.LargeDirectory, "--tuned", models.TunedDirectory, "--untuned", models.UntunedDirectory,
+            "--prompts", prompts, "--out", output, "--max-new-tokens", "6", "--beam-width", "2", "--successors", "2", "--chunk-length", "3", .. extra];
+
+        var first = CliRunner.Run(Args("--seeds", "1,2", "--json"));
+        Assert.True(first.ExitCode == 0, first.Stderr);
+        using (var doc = JsonDocument.Parse(first.Stdout))
+        {
+            Assert.Equal(6, doc.RootElement.GetProperty("ran").GetInt32());
+            Assert.Equal(0, doc.RootElement.GetProperty("skipped").GetInt32());
+        }
+        var lines = File.ReadAllLines(output);
+        Assert.Equal(6, lines.Length);
+        var ids = lines.Select(l => JsonDocument.Parse(l).RootElement.GetProperty("id").GetString()).ToHashSet();
+        Assert.Equal(new HashSet<string?> { "a", "7", "3" }, ids);
+
+        // Resume: a line cut short by an interrupted run is run again; complete ones are skipped.
+        File.WriteAllLines(output, [.. lines[..5], lines[5][..20]]);
+        var resumed = CliRunner.Run(Args("--seeds", "1,2", "--json"));
+        Assert.True(resumed.ExitCode == 0, resumed.Stderr);
+        using (var doc = JsonDocument.Parse(resumed.Stdout))
+        {
+            Assert.Equal(1, doc.RootElement.GetProperty("ran").GetInt32());
+            Assert.Equal(5, doc.RootElement.GetProperty("skipped").GetInt32());
+        }
+
+        var bon = CliRunner.Run(Args("--seeds", "1", "--method", "bon", "--n", "2", "--json"));
+        Assert.True(bon.ExitCode == 0, bon.Stderr);
+        using (var doc = JsonDocument.Parse(bon.Stdout))
+        {
+            var summary = doc.RootElement.GetProperty("summary").EnumerateArray().ToDictionary(s => s.GetProperty("method").GetString()!);
+            Assert.Equal(6, summary["cbs(2,2,3)"].GetProperty("runs").GetInt32());
+            Assert.Equal(3, summary["bon(2)"].GetProperty("runs").GetInt32());
+            var scores = File.ReadLines(output).Where(l => l.Contains("\"bon(2)\"")).Select(l => JsonDocument.Parse(l).RootElement.GetProperty("score").GetDouble());
+            Assert.Equal(scores.Average(), summary["bon(2)"].GetProperty("mean_score").GetDouble(), 9);
+        }
+
+        // Without --json: a summary table.
+        var table = CliRunner.Run(Args("--seeds", "1,2"));
+        Assert.True(table.ExitCode == 0, table.Stderr);
+        Assert.Contains("mean score", table.Stdout);
+        Assert.Contains("cbs(2,2,3)", table.Stdout);
+        Assert.Contains("bon(2)", table.Stdout);
+        Assert.Contains(6.ToString(CultureInfo.InvariantCulture), table.Stdout);
+    }
+}
