@@ -8,5 +8,7 @@ var root = new RootCommand("w2s — weak-to-strong search: steer a large model w
     GenerateCommand.Create(),
     BenchCommand.Create(),
     KernelsCommand.Create(),
+    SearchCommand.Create(),
+    EvalCommand.Create(),
 };
 return root.Parse(args).Invoke();
