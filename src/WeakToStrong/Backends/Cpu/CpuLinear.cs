@@ -15,19 +15,22 @@ internal static unsafe class CpuLinear
 {
     private const int RowTile = 4;
 
-    /// <summary>Output rows per parallel task (a multiple of <see cref="RowTile"/>).</summary>
-    private const int RowsPerTask = 16;
+    /// <summary>Weight bytes per parallel task: each task starts cold (its first rows wait on DRAM), so tasks must
+    /// be long enough for the prefetched stream to dominate, yet numerous enough to balance the cores.</summary>
+    private const int TaskBytes = 64 << 10;
 
     [ThreadStatic] private static float[]? _scratch;
 
     public static void Run(float* x, CpuTensor w, float* bias, float* y, int tokens, int k, int n)
     {
-        int tasks = (n + RowsPerTask - 1) / RowsPerTask;
+        int rowsPerTask = Math.Max(RowTile, TaskBytes / (k * w.DType.Size()) / RowTile * RowTile);
+        rowsPerTask = Math.Min(rowsPerTask, Math.Max(RowTile, (n / (4 * CpuParallel.Threads) + RowTile - 1) / RowTile * RowTile));
+        int tasks = (n + rowsPerTask - 1) / rowsPerTask;
         nint xp = (nint)x, bp = (nint)bias, yp = (nint)y, wp = (nint)w.Pointer;
         var dtype = w.DType;
         CpuParallel.For(tasks, task =>
         {
-            int n0 = task * RowsPerTask, n1 = Math.Min(n, n0 + RowsPerTask);
+            int n0 = task * rowsPerTask, n1 = Math.Min(n, n0 + rowsPerTask);
             RowRange((float*)xp, wp, dtype, (float*)bp, (float*)yp, tokens, k, n, n0, n1);
         }, serial: (long)tokens * k * n < 1 << 16);
     }
