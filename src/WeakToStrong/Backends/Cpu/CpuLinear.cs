@@ -20,8 +20,26 @@ internal static unsafe class CpuLinear
     private const int TaskBytes = 64 << 10;
 
     [ThreadStatic] private static float[]? _scratch;
+    [ThreadStatic] private static float[]? _permuted;
 
     public static void Run(float* x, CpuTensor w, float* bias, float* y, int tokens, int k, int n)
+    {
+        if (w.DType != DType.BF16)
+        {
+            RunTasks(x, w, bias, y, tokens, k, n);
+            return;
+        }
+        // BF16 rows are consumed in unpack order (see UnpackBf16); x is put in the same order once per call.
+        var permuted = _permuted;
+        if (permuted is null || permuted.Length < tokens * k) _permuted = permuted = new float[Math.Max(tokens * k, 4096)];
+        fixed (float* xp = permuted)
+        {
+            for (int t = 0; t < tokens; t++) PermuteForBf16(x + (long)t * k, xp + (long)t * k, k);
+            RunTasks(xp, w, bias, y, tokens, k, n);
+        }
+    }
+
+    private static void RunTasks(float* x, CpuTensor w, float* bias, float* y, int tokens, int k, int n)
     {
         int rowsPerTask = Math.Max(RowTile, TaskBytes / (k * w.DType.Size()) / RowTile * RowTile);
         rowsPerTask = Math.Min(rowsPerTask, Math.Max(RowTile, (n / (4 * CpuParallel.Threads) + RowTile - 1) / RowTile * RowTile));
@@ -66,7 +84,7 @@ internal static unsafe class CpuLinear
                 if (dtype == DType.F32) wf = (float*)w + (long)r * k;
                 else
                 {
-                    ToFloat((ushort*)w + (long)r * k, dtype, s, rows * k, ref prefetch);
+                    ToFloat((ushort*)w + (long)r * k, dtype, s, rows * k, k, ref prefetch);
                     wf = s;
                 }
                 int t0 = 0;
@@ -84,7 +102,7 @@ internal static unsafe class CpuLinear
     }
 
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    private static void ToFloat(ushort* source, DType dtype, float* destination, int count, ref Prefetcher prefetch)
+    private static void ToFloat(ushort* source, DType dtype, float* destination, int count, int k, ref Prefetcher prefetch)
     {
         if (dtype == DType.F16)
         {
@@ -92,13 +110,58 @@ internal static unsafe class CpuLinear
             prefetch.All();
             return;
         }
-        int i = 0;
-        for (; i + 8 <= count; i += 8)
+        for (int row = 0; row < count / k; row++)
         {
-            LoadBf16(source + i).Store(destination + i);
-            prefetch.Step();
+            ushort* src = source + (long)row * k;
+            float* dst = destination + (long)row * k;
+            int kb = k & ~15, i = 0;
+            for (; i < kb; i += 16)
+            {
+                var (lo, hi) = UnpackBf16(src + i);
+                lo.Store(dst + i);
+                hi.Store(dst + i + 8);
+                prefetch.Step();
+            }
+            if (i + 8 <= k)
+            {
+                LoadBf16(src + i).Store(dst + i);
+                i += 8;
+            }
+            for (; i < k; i++) dst[i] = BitConverter.Int32BitsToSingle(src[i] << 16);
         }
-        for (; i < count; i++) destination[i] = BitConverter.Int32BitsToSingle(source[i] << 16);
+    }
+
+    /// <summary>
+    /// 16 BF16 values as two F32 vectors in unpack order — elements [0–3, 8–11] then [4–7, 12–15] — which AVX2's
+    /// vpunpcklwd/vpunpckhwd against zero produce in one instruction each (BF16 is the high half of an F32).
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static (Vector256<float> Lo, Vector256<float> Hi) UnpackBf16(ushort* p)
+    {
+        if (Avx2.IsSupported)
+        {
+            var v = Vector256.Load(p);
+            return (Avx2.UnpackLow(Vector256<ushort>.Zero, v).AsSingle(), Avx2.UnpackHigh(Vector256<ushort>.Zero, v).AsSingle());
+        }
+        return (Vector256.Create(Bf16(p[0]), Bf16(p[1]), Bf16(p[2]), Bf16(p[3]), Bf16(p[8]), Bf16(p[9]), Bf16(p[10]), Bf16(p[11])),
+                Vector256.Create(Bf16(p[4]), Bf16(p[5]), Bf16(p[6]), Bf16(p[7]), Bf16(p[12]), Bf16(p[13]), Bf16(p[14]), Bf16(p[15])));
+    }
+
+    private static float Bf16(ushort bits) => BitConverter.Int32BitsToSingle(bits << 16);
+
+    /// <summary>x in the unpack order of <see cref="UnpackBf16"/> for every whole 16-block; the rest as it is.</summary>
+    private static void PermuteForBf16(float* x, float* destination, int k)
+    {
+        int kb = k & ~15;
+        for (int b = 0; b < kb; b += 16)
+            for (int j = 0; j < 4; j++)
+            {
+                destination[b + j] = x[b + j];
+                destination[b + 4 + j] = x[b + 8 + j];
+                destination[b + 8 + j] = x[b + 4 + j];
+                destination[b + 12 + j] = x[b + 12 + j];
+            }
+        for (int i = kb; i < k; i++) destination[i] = x[i];
     }
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
@@ -241,23 +304,39 @@ internal static unsafe class CpuLinear
         y[n + 3] = s31 + Tail(x1, w3, kv, k);
     }
 
-    /// <summary>Up to 4 BF16 rows against one token, widening BF16 to F32 in registers.</summary>
+    /// <summary>
+    /// Up to 4 BF16 rows against one token (x in unpack order), widening in registers: per 16 weights one load and
+    /// two unpacks. The FMA sequence per row equals the F32 tiles' over a row converted by <see cref="ToFloat"/>.
+    /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static void TileBf16(float* x, ushort* w, float* y, int rows, int k, ref Prefetcher prefetch)
     {
-        int kv = k & ~7;
+        int kb = k & ~15, kv = k & ~7;
         if (rows == RowTile)
         {
             ushort* w0 = w, w1 = w + k, w2 = w + 2 * k, w3 = w + 3 * k;
             Vector256<float> a0 = default, a1 = default, a2 = default, a3 = default;
-            for (int i = 0; i < kv; i += 8)
+            for (int i = 0; i < kb; i += 16)
             {
-                var xv = Vector256.Load(x + i);
-                a0 = Vector256.FusedMultiplyAdd(LoadBf16(w0 + i), xv, a0);
-                a1 = Vector256.FusedMultiplyAdd(LoadBf16(w1 + i), xv, a1);
-                a2 = Vector256.FusedMultiplyAdd(LoadBf16(w2 + i), xv, a2);
-                a3 = Vector256.FusedMultiplyAdd(LoadBf16(w3 + i), xv, a3);
+                var xl = Vector256.Load(x + i);
+                var xh = Vector256.Load(x + i + 8);
+                var (l0, h0) = UnpackBf16(w0 + i);
+                a0 = Vector256.FusedMultiplyAdd(h0, xh, Vector256.FusedMultiplyAdd(l0, xl, a0));
+                var (l1, h1) = UnpackBf16(w1 + i);
+                a1 = Vector256.FusedMultiplyAdd(h1, xh, Vector256.FusedMultiplyAdd(l1, xl, a1));
+                var (l2, h2) = UnpackBf16(w2 + i);
+                a2 = Vector256.FusedMultiplyAdd(h2, xh, Vector256.FusedMultiplyAdd(l2, xl, a2));
+                var (l3, h3) = UnpackBf16(w3 + i);
+                a3 = Vector256.FusedMultiplyAdd(h3, xh, Vector256.FusedMultiplyAdd(l3, xl, a3));
                 prefetch.Step();
+            }
+            if (kv > kb)
+            {
+                var xv = Vector256.Load(x + kb);
+                a0 = Vector256.FusedMultiplyAdd(LoadBf16(w0 + kb), xv, a0);
+                a1 = Vector256.FusedMultiplyAdd(LoadBf16(w1 + kb), xv, a1);
+                a2 = Vector256.FusedMultiplyAdd(LoadBf16(w2 + kb), xv, a2);
+                a3 = Vector256.FusedMultiplyAdd(LoadBf16(w3 + kb), xv, a3);
             }
             float s0 = Vector256.Sum(a0), s1 = Vector256.Sum(a1), s2 = Vector256.Sum(a2), s3 = Vector256.Sum(a3);
             y[0] = s0 + TailBf16(x, w0, kv, k);
@@ -270,7 +349,12 @@ internal static unsafe class CpuLinear
         {
             ushort* wr = w + (long)r * k;
             Vector256<float> a = default;
-            for (int i = 0; i < kv; i += 8) a = Vector256.FusedMultiplyAdd(LoadBf16(wr + i), Vector256.Load(x + i), a);
+            for (int i = 0; i < kb; i += 16)
+            {
+                var (l, h) = UnpackBf16(wr + i);
+                a = Vector256.FusedMultiplyAdd(h, Vector256.Load(x + i + 8), Vector256.FusedMultiplyAdd(l, Vector256.Load(x + i), a));
+            }
+            if (kv > kb) a = Vector256.FusedMultiplyAdd(LoadBf16(wr + kb), Vector256.Load(x + kb), a);
             y[r] = Vector256.Sum(a) + TailBf16(x, wr, kv, k);
         }
     }
