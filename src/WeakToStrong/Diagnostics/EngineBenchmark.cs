@@ -6,7 +6,17 @@ using WeakToStrong.Engine.KvCache;
 namespace WeakToStrong.Diagnostics;
 
 /// <summary>One measured configuration.</summary>
-public sealed record BenchResult(string Model, string DType, string Phase, int Batch, int Tokens, double Seconds, double TokensPerSecond, double WeightGBps, double FractionOfBandwidth);
+/// <param name="Model">Shape name.</param>
+/// <param name="Dtype">Weight dtype.</param>
+/// <param name="Phase">"prefill" or "decode".</param>
+/// <param name="Batch">Sequences per forward.</param>
+/// <param name="Tokens">Tokens produced or consumed.</param>
+/// <param name="Seconds">Time measured.</param>
+/// <param name="TokensPerSecond">Throughput (decode: batch / median step time).</param>
+/// <param name="WeightGigabytesPerSecond">Weight bytes read per second (decode: every weight once per step).</param>
+/// <param name="FractionOfBandwidth">WeightGigabytesPerSecond over the memory read bandwidth measured just before.</param>
+/// <param name="BandwidthGigabytesPerSecond">Memory read bandwidth measured just before this decode run.</param>
+public sealed record BenchResult(string Model, string Dtype, string Phase, int Batch, int Tokens, double Seconds, double TokensPerSecond, double WeightGigabytesPerSecond, double FractionOfBandwidth, double BandwidthGigabytesPerSecond = 0);
 
 /// <summary>
 /// Prefill and decode throughput of a synthetic model, reported against a bandwidth ceiling measured in the same
@@ -15,7 +25,11 @@ public sealed record BenchResult(string Model, string DType, string Phase, int B
 /// </summary>
 public static class EngineBenchmark
 {
-    public static IEnumerable<BenchResult> Run(Transformer model, string name, double bandwidthBytesPerSecond, int[] batches, int promptTokens, int decodeSteps, IProgress<string>? progress = null, CancellationToken cancellationToken = default)
+    /// <summary>
+    /// Runs prefill and decode at each batch size. The memory read bandwidth is measured right before each decode
+    /// run (best of a few passes), so each ratio compares numbers taken moments apart on a shared machine.
+    /// </summary>
+    public static IEnumerable<BenchResult> Run(Transformer model, string name, int[] batches, int promptTokens, int decodeSteps, IProgress<string>? progress = null, CancellationToken cancellationToken = default)
     {
         var results = new List<BenchResult>();
         string dtype = model.Weights.WeightDType.Name();
@@ -44,7 +58,9 @@ public static class EngineBenchmark
                 results.Add(new BenchResult(name, dtype, "prefill", batch, batch * promptTokens, prefill, batch * promptTokens / prefill, 0, 0));
 
                 progress?.Report($"{name} {dtype} batch {batch}: decode");
-                Step(model, sequences, sampling, cancellationToken); // warm-up step, kept out of the timing
+                Step(model, sequences, sampling, cancellationToken); // warm-up steps, kept out of the timing
+                Step(model, sequences, sampling, cancellationToken);
+                double bandwidthBytesPerSecond = MemoryBandwidth.MeasureRead(512L << 20, 5);
                 var times = new double[decodeSteps];
                 for (int step = 0; step < decodeSteps; step++)
                 {
@@ -56,7 +72,7 @@ public static class EngineBenchmark
                 Array.Sort(times);
                 double median = times[decodeSteps / 2];
                 double gbps = stepBytes / median;
-                results.Add(new BenchResult(name, dtype, "decode", batch, batch * decodeSteps, times.Sum(), batch / median, gbps / 1e9, gbps / bandwidthBytesPerSecond));
+                results.Add(new BenchResult(name, dtype, "decode", batch, batch * decodeSteps, times.Sum(), batch / median, gbps / 1e9, gbps / bandwidthBytesPerSecond, bandwidthBytesPerSecond / 1e9));
             }
             finally
             {

@@ -26,7 +26,7 @@ public static unsafe class MemoryBandwidth
             for (int r = 0; r < repeats + 1; r++)
             {
                 var clock = Stopwatch.StartNew();
-                Parallel.For(0, threads, new ParallelOptions { MaxDegreeOfParallelism = threads }, t =>
+                CpuParallel.For(threads, t =>
                 {
                     float* p = (float*)b + t * share;
                     Vector256<float> a0 = default, a1 = default, a2 = default, a3 = default;

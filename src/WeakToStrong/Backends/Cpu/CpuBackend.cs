@@ -1,3 +1,4 @@
+using System.Runtime.CompilerServices;
 using System.Numerics.Tensors;
 using System.Runtime.InteropServices;
 using System.Runtime.Intrinsics;
@@ -165,25 +166,29 @@ public sealed unsafe class CpuBackend : IBackend
             float* q = (float*)qp + (long)t * width + h * headDim;
             float* o = (float*)op + (long)t * heads * headDim + h * headDim;
             var scores = Scratch(context).AsSpan(0, context);
-            for (int p = 0; p < context; p++)
+            // Walk the block table block by block (no division per position).
+            for (int b = 0, p = 0; p < context; b++)
             {
-                long slot = (long)tables[table + p / blockSize] * blockSize + p % blockSize;
-                scores[p] = Dot(q, (float*)kp + slot * kvWidth + kvh * headDim, headDim) * scale;
+                float* keys = (float*)kp + (long)tables[table + b] * blockSize * kvWidth + kvh * headDim;
+                for (int end = Math.Min(context, p + blockSize); p < end; p++, keys += kvWidth)
+                    scores[p] = Dot(q, keys, headDim) * scale;
             }
             float max = TensorPrimitives.Max<float>(scores);
             TensorPrimitives.Subtract(scores, max, scores);
             TensorPrimitives.Exp(scores, scores);
             float inv = 1f / TensorPrimitives.Sum<float>(scores);
             new Span<float>(o, headDim).Clear();
-            for (int p = 0; p < context; p++)
+            for (int b = 0, p = 0; p < context; b++)
             {
-                long slot = (long)tables[table + p / blockSize] * blockSize + p % blockSize;
-                Axpy(scores[p] * inv, (float*)vp + slot * kvWidth + kvh * headDim, o, headDim);
+                float* values = (float*)vp + (long)tables[table + b] * blockSize * kvWidth + kvh * headDim;
+                for (int end = Math.Min(context, p + blockSize); p < end; p++, values += kvWidth)
+                    Axpy(scores[p] * inv, values, o, headDim);
             }
         }, serial: work * headDim * heads < 1 << 15);
     }
 
     /// <summary>Σ a[i]·b[i] with one vector accumulator (the order every attention row uses).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private static float Dot(float* a, float* b, int n)
     {
         int i = 0;
@@ -195,6 +200,7 @@ public sealed unsafe class CpuBackend : IBackend
     }
 
     /// <summary>y += alpha·x.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private static void Axpy(float alpha, float* x, float* y, int n)
     {
         int i = 0;
