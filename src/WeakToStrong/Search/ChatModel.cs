@@ -1,3 +1,4 @@
+using WeakToStrong.Backends;
 using WeakToStrong.Chat;
 using WeakToStrong.Engine;
 using WeakToStrong.Tokenization;
@@ -45,11 +46,16 @@ public sealed class ChatModel : IDisposable
     /// Loads a Hugging Face model folder with its tokenizer; the chat template is <paramref name="template"/>, or
     /// the one tokenizer_config.json names when recognised, or none.
     /// </summary>
-    public static ChatModel Load(string directory, ModelOptions? options = null, ChatTemplate? template = null)
+    /// <param name="directory">The model folder.</param>
+    /// <param name="options">Device and KV pool settings.</param>
+    /// <param name="template">The chat template; null picks it from the folder.</param>
+    /// <param name="backend">A backend to share with other models (one device context and stream); null makes one
+    /// that the model owns.</param>
+    public static ChatModel Load(string directory, ModelOptions? options = null, ChatTemplate? template = null, IBackend? backend = null)
     {
         ArgumentException.ThrowIfNullOrWhiteSpace(directory);
         template ??= ChatTemplate.FromModelDirectory(directory);
-        var model = LanguageModel.Load(directory, options);
+        var model = LanguageModel.Load(directory, options, backend);
         try
         {
             return new ChatModel(model.Transformer, model.Tokenizer, template, model.Directory, model) { Model = model };

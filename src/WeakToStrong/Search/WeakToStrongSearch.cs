@@ -1,3 +1,4 @@
+using WeakToStrong.Backends;
 using WeakToStrong.Chat;
 using WeakToStrong.Engine;
 using WeakToStrong.Search.LargeModels;
@@ -53,11 +54,15 @@ public sealed class WeakToStrongSearch : IDisposable
 
     public SearchContext Context { get; }
 
-    /// <summary>Loads the models (each with its tokenizer and template); the search owns and disposes them.</summary>
+    /// <summary>
+    /// Loads the models (each with its tokenizer and template) on one shared backend, so that on a GPU the large
+    /// model's sampling and the small models' scoring are issued on one stream; the search owns and disposes them.
+    /// </summary>
     public static WeakToStrongSearch Load(SearchModelOptions options)
     {
         ArgumentNullException.ThrowIfNull(options);
         var owned = new List<IDisposable>();
+        var backend = BackendFactory.Create((options.Model ?? new ModelOptions()).Device);
         try
         {
             ILargeModel large;
@@ -69,19 +74,21 @@ public sealed class WeakToStrongSearch : IDisposable
             else
             {
                 ArgumentException.ThrowIfNullOrWhiteSpace(options.LargeDirectory, nameof(options.LargeDirectory));
-                var model = ChatModel.Load(options.LargeDirectory, options.Model, options.LargeTemplate);
+                var model = ChatModel.Load(options.LargeDirectory, options.Model, options.LargeTemplate, backend);
                 owned.Add(model);
                 large = new LocalLargeModel(model);
             }
-            var tuned = ChatModel.Load(options.TunedDirectory, options.Model, options.TunedTemplate);
+            var tuned = ChatModel.Load(options.TunedDirectory, options.Model, options.TunedTemplate, backend);
             owned.Add(tuned);
-            var untuned = ChatModel.Load(options.UntunedDirectory, options.Model, options.UntunedTemplate);
+            var untuned = ChatModel.Load(options.UntunedDirectory, options.Model, options.UntunedTemplate, backend);
             owned.Add(untuned);
+            owned.Add(backend); // disposed after the models that use it
             return new WeakToStrongSearch(new SearchContext(large, tuned, untuned), [.. owned]);
         }
         catch
         {
             foreach (var d in owned) d.Dispose();
+            backend.Dispose();
             throw;
         }
     }
