@@ -1,8 +1,8 @@
 using System.Runtime.InteropServices;
-using System.Runtime.Intrinsics;
 using BenchmarkDotNet.Attributes;
 using WeakToStrong.Backends;
 using WeakToStrong.Backends.Cpu;
+using WeakToStrong.Diagnostics;
 using WeakToStrong.Engine;
 using WeakToStrong.Engine.KvCache;
 
@@ -48,27 +48,7 @@ public unsafe class DecodeBenchmarks
 
     /// <summary>Reads as many bytes as one decode step's weights, on all cores: the memory-bound ceiling.</summary>
     [Benchmark(Baseline = true)]
-    public float ReadWeightBytes()
-    {
-        int threads = Environment.ProcessorCount;
-        long share = _streamFloats / threads & ~31L;
-        var sums = new float[threads];
-        nint p0 = (nint)_stream;
-        Parallel.For(0, threads, t =>
-        {
-            float* p = (float*)p0 + t * share;
-            Vector256<float> a = default, b = default, c = default, d = default;
-            for (long i = 0; i < share; i += 32)
-            {
-                a += Vector256.Load(p + i);
-                b += Vector256.Load(p + i + 8);
-                c += Vector256.Load(p + i + 16);
-                d += Vector256.Load(p + i + 24);
-            }
-            sums[t] = Vector256.Sum(a + b + c + d);
-        });
-        return sums.Sum();
-    }
+    public long ReadWeightBytes() => MemoryBandwidth.Stream(_stream, _streamFloats);
 
     /// <summary>One decode step for the whole batch (the last prompt token fed, next token sampled greedily).</summary>
     [Benchmark]
