@@ -29,7 +29,7 @@ public class RemoteLargeModelTests(SearchModelsFixture models) : IClassFixture<S
             var choices = new JsonArray();
             for (int i = 0; i < n; i++)
             {
-                int h = Math.Abs(HashCode.Combine(prompt.Length, prompt.GetHashCode(StringComparison.Ordinal) % 1000, i));
+                int h = StableHash(prompt, i);
                 bool stop = h % 7 == 0;
                 int words = stop ? 1 + h % max : max;
                 var text = string.Concat(Enumerable.Range(0, words).Select(k => Words[(h / (k + 1) + k) % Words.Length]));
@@ -38,6 +38,16 @@ public class RemoteLargeModelTests(SearchModelsFixture models) : IClassFixture<S
             var reply = new JsonObject { ["choices"] = choices, ["usage"] = new JsonObject { ["completion_tokens"] = n * max } };
             return new HttpResponseMessage(HttpStatusCode.OK) { Content = new StringContent(reply.ToJsonString(), Encoding.UTF8, "application/json") };
         }
+    }
+
+    /// <summary>FNV-1a over the prompt and the choice index: the same replies in every process (string.GetHashCode
+    /// and HashCode.Combine are randomised per process, which made this server's answers differ between runs).</summary>
+    private static int StableHash(string prompt, int choice)
+    {
+        uint h = 2166136261;
+        foreach (char c in prompt) h = (h ^ c) * 16777619;
+        h = (h ^ (uint)choice) * 16777619;
+        return (int)(h & 0x7fffffff);
     }
 
     private static OpenAiCompletionsModel Remote(FakeServer server, TimeSpan? timeout = null, int retries = 3) => new(
