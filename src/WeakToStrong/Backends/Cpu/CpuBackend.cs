@@ -158,31 +158,49 @@ public sealed unsafe class CpuBackend : IBackend
         int maxBlocks = layout.MaxBlocksPerSequence;
         long work = 0;
         foreach (int p in layout.Positions) work += p + 1;
-        CpuParallel.For(layout.TokenCount * heads, item =>
+        // One item per (token, head) when there are few tokens; with many, one item per token covering every head,
+        // so that each position's keys and values ([kvHeads, headDim], contiguous) stream through once instead of
+        // once per head at a 4-line stride. Each head's arithmetic is the same either way.
+        int headsPerItem = layout.TokenCount >= 4 * CpuParallel.Threads ? heads : 1;
+        int itemsPerToken = heads / headsPerItem;
+        CpuParallel.For(layout.TokenCount * itemsPerToken, item =>
         {
-            int t = item / heads, h = item % heads, kvh = h / group;
+            int t = item / itemsPerToken, h0 = item % itemsPerToken * headsPerItem;
             int context = layout.Positions[t] + 1;
             int table = layout.TokenSequence[t] * maxBlocks;
-            float* q = (float*)qp + (long)t * width + h * headDim;
-            float* o = (float*)op + (long)t * heads * headDim + h * headDim;
-            var scores = Scratch(context).AsSpan(0, context);
+            float* q = (float*)qp + (long)t * width;
+            float* o = (float*)op + (long)t * heads * headDim;
+            var scores = Scratch(headsPerItem * context); // [headsPerItem, context]
             // Walk the block table block by block (no division per position).
             for (int b = 0, p = 0; p < context; b++)
             {
-                float* keys = (float*)kp + (long)tables[table + b] * blockSize * kvWidth + kvh * headDim;
+                float* keys = (float*)kp + (long)tables[table + b] * blockSize * kvWidth;
                 for (int end = Math.Min(context, p + blockSize); p < end; p++, keys += kvWidth)
-                    scores[p] = Dot(q, keys, headDim) * scale;
+                    for (int j = 0; j < headsPerItem; j++)
+                    {
+                        int h = h0 + j;
+                        scores[j * context + p] = Dot(q + h * headDim, keys + h / group * headDim, headDim) * scale;
+                    }
             }
-            float max = TensorPrimitives.Max<float>(scores);
-            TensorPrimitives.Subtract(scores, max, scores);
-            TensorPrimitives.Exp(scores, scores);
-            float inv = 1f / TensorPrimitives.Sum<float>(scores);
-            new Span<float>(o, headDim).Clear();
+            Span<float> inv = stackalloc float[headsPerItem];
+            for (int j = 0; j < headsPerItem; j++)
+            {
+                var row = scores.AsSpan(j * context, context);
+                float max = TensorPrimitives.Max<float>(row);
+                TensorPrimitives.Subtract(row, max, row);
+                TensorPrimitives.Exp(row, row);
+                inv[j] = 1f / TensorPrimitives.Sum<float>(row);
+                new Span<float>(o + (h0 + j) * headDim, headDim).Clear();
+            }
             for (int b = 0, p = 0; p < context; b++)
             {
-                float* values = (float*)vp + (long)tables[table + b] * blockSize * kvWidth + kvh * headDim;
+                float* values = (float*)vp + (long)tables[table + b] * blockSize * kvWidth;
                 for (int end = Math.Min(context, p + blockSize); p < end; p++, values += kvWidth)
-                    Axpy(scores[p] * inv, values, o, headDim);
+                    for (int j = 0; j < headsPerItem; j++)
+                    {
+                        int h = h0 + j;
+                        Axpy(scores[j * context + p] * inv[j], values + h / group * headDim, o + h * headDim, headDim);
+                    }
             }
         }, serial: work * headDim * heads < 1 << 15);
     }
