@@ -100,8 +100,11 @@ internal static unsafe class CpuLinear
                     wf = s;
                 }
                 int t0 = 0;
+                // Tokens in threes, then twos; a lone last token (a remainder of 1 after threes, e.g. 16 = 5·3 + 1)
+                // is avoided by taking 2 + 2 instead of 3 + 1, since a single-token tile is latency-bound.
+                int triples = tokens % 3 == 1 && tokens >= 4 ? tokens / 3 - 1 : tokens / 3;
                 if (rows == RowTile)
-                    for (; t0 + 3 <= tokens; t0 += 3) Tile4x3(x + (long)t0 * k, k, wf, y + (long)t0 * n + r, n, ref prefetch);
+                    for (int i = 0; i < triples; i++, t0 += 3) Tile4x3(x + (long)t0 * k, k, wf, y + (long)t0 * n + r, n, ref prefetch);
                 if (rows == RowTile)
                     for (; t0 + 2 <= tokens; t0 += 2) Tile4x2(x + (long)t0 * k, k, wf, y + (long)t0 * n + r, n, ref prefetch);
                 for (int t = t0; t < tokens; t++) Tile1(x + (long)t * k, wf, y + (long)t * n + r, rows, k, ref prefetch);
