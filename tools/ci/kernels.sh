@@ -18,6 +18,8 @@ if ! ldconfig -p | grep -q 'libnvrtc\.so\.'; then
     sources=/etc/apt/sources.list.d/debian.sources
     if [ -f "$sources" ] && ! grep -q 'non-free' "$sources"; then
         sed -i '/^Components:/ s/$/ contrib non-free non-free-firmware/' "$sources"
+    elif [ ! -f "$sources" ] && [ -f /etc/apt/sources.list ] && ! grep -q 'non-free' /etc/apt/sources.list; then
+        sed -i -E '/^deb / s/ main$/ main contrib non-free non-free-firmware/' /etc/apt/sources.list
     fi
     apt_install libnvrtc11.2 libnvrtc-builtins11.8
 fi
