@@ -207,4 +207,80 @@ public abstract class KernelComparisons
         p.AssertClose(keys, new Tolerance(0, 0), "key pool");
         p.AssertClose(values, new Tolerance(0, 0), "value pool");
     }
+
+    /// <summary>Shapes for <c>Embed</c>, shared by the emulated and the GPU suites.</summary>
+    public static TheoryData<DType, int, int, bool> EmbedShapes => new()
+    {
+        { DType.F32, 1, 1, false },
+        { DType.F32, 5, 33, true },
+        { DType.BF16, 17, 64, false },
+        { DType.F16, 3, 300, true },
+        { DType.BF16, 2, 257, true },
+    };
+
+    /// <summary>Shapes for <c>AddNorm</c>, shared by the emulated and the GPU suites.</summary>
+    public static TheoryData<NormKind, int, int, bool, bool> AddNormShapes => new()
+    {
+        { NormKind.RmsNorm, 1, 1, false, false },
+        { NormKind.RmsNorm, 3, 64, true, false },
+        { NormKind.RmsNorm, 9, 1000, true, false },
+        { NormKind.LayerNorm, 2, 7, false, true },
+        { NormKind.LayerNorm, 5, 130, true, true },
+        { NormKind.LayerNorm, 4, 4100, true, false },
+    };
+
+    /// <summary>Shapes for <c>Linear</c>, shared by the emulated and the GPU suites.</summary>
+    public static TheoryData<DType, int, int, int, bool> LinearShapes => new()
+    {
+        { DType.F32, 1, 1, 1, false },
+        { DType.F32, 3, 17, 5, true },
+        { DType.F32, 13, 64, 33, false },
+        { DType.BF16, 1, 64, 9, true },
+        { DType.BF16, 8, 96, 31, false },
+        { DType.BF16, 9, 31, 7, true },
+        { DType.F16, 2, 128, 6, true },
+        { DType.F16, 11, 23, 3, false },
+    };
+
+    /// <summary>Shapes for <c>RopeAndCacheWrite</c>, shared by the emulated and the GPU suites.</summary>
+    public static TheoryData<int, int, int, int, bool> RopeAndCacheWriteShapes => new()
+    {
+        { 4, 2, 8, 4, true },
+        { 3, 3, 12, 16, true },
+        { 8, 2, 64, 16, true },
+        { 4, 4, 16, 4, false },
+    };
+
+    /// <summary>Shapes for <c>GeluTanh</c>, shared by the emulated and the GPU suites.</summary>
+    public static TheoryData<long> GeluTanhShapes => new()
+    {
+        { 1L },
+        { 1000L },
+        { 70_001L },
+    };
+
+    /// <summary>Shapes for <c>SiluGate</c>, shared by the emulated and the GPU suites.</summary>
+    public static TheoryData<int, int> SiluGateShapes => new()
+    {
+        { 1, 1 },
+        { 3, 257 },
+        { 9, 64 },
+    };
+
+    /// <summary>Shapes for <c>LogProbOfTargets</c>, shared by the emulated and the GPU suites.</summary>
+    public static TheoryData<int, int> LogProbOfTargetsShapes => new()
+    {
+        { 1, 1 },
+        { 3, 7 },
+        { 4, 1000 },
+        { 2, 50257 },
+    };
+
+    /// <summary>Shapes for <c>SampleMatchesTheCpuSamplerDrawForDraw</c>, shared by the emulated and the GPU suites.</summary>
+    public static TheoryData<int> SampleMatchesTheCpuSamplerDrawForDrawShapes => new()
+    {
+        { 5 },
+        { 100 },
+        { 3001 },
+    };
 }
