@@ -295,17 +295,12 @@ public sealed unsafe class CpuBackend : IBackend
     internal static double LogSumExp(ReadOnlySpan<float> row)
     {
         float max = TensorPrimitives.Max(row);
-        double sum = 0;
-        int i = 0;
+        ref float first = ref MemoryMarshal.GetReference(row);
         var m = Vector256.Create(max);
         var acc = Vector256<float>.Zero;
-        Span<float> tmp = stackalloc float[8];
-        for (; i + 8 <= row.Length; i += 8)
-        {
-            Vector256.Exp(Vector256.Create(row.Slice(i, 8)) - m).CopyTo(tmp);
-            acc += Vector256.Create((ReadOnlySpan<float>)tmp);
-        }
-        sum = Vector256.Sum(acc);
+        int i = 0;
+        for (; i + 8 <= row.Length; i += 8) acc += Vector256.Exp(Vector256.LoadUnsafe(ref first, (nuint)i) - m);
+        double sum = Vector256.Sum(acc);
         for (; i < row.Length; i++) sum += Math.Exp(row[i] - max);
         return max + Math.Log(sum);
     }
