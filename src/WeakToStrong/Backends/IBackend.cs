@@ -96,7 +96,15 @@ public interface IBackend : IDisposable
     /// </summary>
     void AddNorm(Tensor residual, Tensor? delta, Tensor weight, Tensor? bias, Tensor y, int rows, int dim, NormKind kind, float eps);
 
-    /// <summary>y = x · Wᵀ (+ bias). x: [rows, inDim] F32; w: [outDim, inDim] any weight type; y: [rows, outDim].</summary>
+    /// <summary>
+    /// Puts a row-major [outDim, inDim] weight into the layout this backend's <see cref="Linear"/> reads, taking
+    /// ownership of <paramref name="w"/>: the result is <paramref name="w"/> itself or a new tensor (then
+    /// <paramref name="w"/> is disposed). <see cref="Embed"/> accepts the result too, for tied embeddings.
+    /// </summary>
+    Tensor PrepareLinear(Tensor w, int outDim, int inDim);
+
+    /// <summary>y = x · Wᵀ (+ bias). x: [rows, inDim] F32; w: a weight from <see cref="PrepareLinear"/>, any weight
+    /// type; y: [rows, outDim].</summary>
     void Linear(Tensor x, Tensor w, Tensor? bias, Tensor y, int rows, int inDim, int outDim);
 
     /// <summary>

@@ -87,6 +87,7 @@ public sealed class ModelWeights : IDisposable
             _prefix = checkpoint.Contains("wte.weight") && !checkpoint.Contains("transformer.wte.weight") ? "" : "transformer.";
             int d = _spec.Dim, ff = _spec.FeedForwardDim;
             var wte = Matrix("wte.weight", _spec.VocabSize, d);
+            if (_spec.TiedEmbeddings) wte = Prepared(wte, _spec.VocabSize, d);
             var layers = new List<LayerWeights>(); // grown, not pre-sized: a bogus layer count fails at its first missing layer
             for (int i = 0; i < _spec.Layers; i++)
             {
@@ -95,19 +96,19 @@ public sealed class ModelWeights : IDisposable
                 {
                     AttentionNorm = Vector(p + "ln_1.weight", d),
                     AttentionNormBias = Vector(p + "ln_1.bias", d),
-                    Qkv = Conv1D(p + "attn.c_attn.weight", d, 3 * d),
+                    Qkv = Prepared(Conv1D(p + "attn.c_attn.weight", d, 3 * d), 3 * d, d),
                     QkvBias = Vector(p + "attn.c_attn.bias", 3 * d),
-                    Output = Conv1D(p + "attn.c_proj.weight", d, d),
+                    Output = Prepared(Conv1D(p + "attn.c_proj.weight", d, d), d, d),
                     OutputBias = Vector(p + "attn.c_proj.bias", d),
                     MlpNorm = Vector(p + "ln_2.weight", d),
                     MlpNormBias = Vector(p + "ln_2.bias", d),
-                    Up = Conv1D(p + "mlp.c_fc.weight", d, ff),
+                    Up = Prepared(Conv1D(p + "mlp.c_fc.weight", d, ff), ff, d),
                     UpBias = Vector(p + "mlp.c_fc.bias", ff),
-                    Down = Conv1D(p + "mlp.c_proj.weight", ff, d),
+                    Down = Prepared(Conv1D(p + "mlp.c_proj.weight", ff, d), d, ff),
                     DownBias = Vector(p + "mlp.c_proj.bias", d),
                 });
             }
-            var lmHead = _spec.TiedEmbeddings ? wte : MatrixNoPrefix("lm_head.weight", _spec.VocabSize, d);
+            var lmHead = _spec.TiedEmbeddings ? wte : Prepared(MatrixNoPrefix("lm_head.weight", _spec.VocabSize, d), _spec.VocabSize, d);
             return new ModelWeights
             {
                 TokenEmbedding = wte,
@@ -125,6 +126,7 @@ public sealed class ModelWeights : IDisposable
             int d = _spec.Dim, ff = _spec.FeedForwardDim;
             int q = _spec.Heads * _spec.HeadDim, kv = _spec.KvHeads * _spec.HeadDim;
             var embed = Matrix("embed_tokens.weight", _spec.VocabSize, d);
+            if (_spec.TiedEmbeddings) embed = Prepared(embed, _spec.VocabSize, d);
             var layers = new List<LayerWeights>(); // grown, not pre-sized: a bogus layer count fails at its first missing layer
             for (int i = 0; i < _spec.Layers; i++)
             {
@@ -133,18 +135,18 @@ public sealed class ModelWeights : IDisposable
                 layers.Add(new LayerWeights
                 {
                     AttentionNorm = Vector(p + "input_layernorm.weight", d),
-                    Qkv = Fused(d, (a + "q_proj.weight", q), (a + "k_proj.weight", kv), (a + "v_proj.weight", kv)),
+                    Qkv = Prepared(Fused(d, (a + "q_proj.weight", q), (a + "k_proj.weight", kv), (a + "v_proj.weight", kv)), q + 2 * kv, d),
                     QkvBias = _spec.QkvBias ? FusedVector((a + "q_proj.bias", q), (a + "k_proj.bias", kv), (a + "v_proj.bias", kv)) : null,
-                    Output = Matrix(a + "o_proj.weight", d, q),
+                    Output = Prepared(Matrix(a + "o_proj.weight", d, q), d, q),
                     OutputBias = _spec.OutputBias ? Vector(a + "o_proj.bias", d) : null,
                     MlpNorm = Vector(p + "post_attention_layernorm.weight", d),
-                    Up = Fused(d, (p + "mlp.gate_proj.weight", ff), (p + "mlp.up_proj.weight", ff)),
+                    Up = Prepared(Fused(d, (p + "mlp.gate_proj.weight", ff), (p + "mlp.up_proj.weight", ff)), 2 * ff, d),
                     UpBias = _spec.MlpBias ? FusedVector((p + "mlp.gate_proj.bias", ff), (p + "mlp.up_proj.bias", ff)) : null,
-                    Down = Matrix(p + "mlp.down_proj.weight", d, ff),
+                    Down = Prepared(Matrix(p + "mlp.down_proj.weight", d, ff), d, ff),
                     DownBias = _spec.MlpBias ? Vector(p + "mlp.down_proj.bias", d) : null,
                 });
             }
-            var lmHead = _spec.TiedEmbeddings ? embed : MatrixNoPrefix("lm_head.weight", _spec.VocabSize, d);
+            var lmHead = _spec.TiedEmbeddings ? embed : Prepared(MatrixNoPrefix("lm_head.weight", _spec.VocabSize, d), _spec.VocabSize, d);
             return new ModelWeights
             {
                 TokenEmbedding = embed,
@@ -170,6 +172,15 @@ public sealed class ModelWeights : IDisposable
         {
             _loaded.Add(t);
             return t;
+        }
+
+        /// <summary>A linear weight in the backend's layout (the row-major copy is released).</summary>
+        private Tensor Prepared(Tensor rowMajor, int rows, int cols)
+        {
+            var prepared = backend.PrepareLinear(rowMajor, rows, cols);
+            if (ReferenceEquals(prepared, rowMajor)) return prepared;
+            _loaded.Remove(rowMajor);
+            return Track(prepared);
         }
 
         private Tensor Matrix(string name, int rows, int cols) => MatrixNoPrefix(_prefix + name, rows, cols);

@@ -34,6 +34,7 @@ public static class SyntheticModel
         var random = new Random(seed);
         float scale = 1f / MathF.Sqrt(spec.Dim);
         Tensor Matrix(long rows, long cols) => Random(backend, dtype, rows * cols, scale, random);
+        Tensor Linear(int rows, int cols) => backend.PrepareLinear(Matrix(rows, cols), rows, cols);
         Tensor Vector(int n, float value) => Constant(backend, n, value);
         Tensor? Bias(bool has, int n) => has ? Random(backend, DType.F32, n, 0.02f, random) : null;
         bool ln = spec.Norm == NormKind.LayerNorm;
@@ -42,18 +43,18 @@ public static class SyntheticModel
         {
             AttentionNorm = Vector(spec.Dim, 1f),
             AttentionNormBias = ln ? Vector(spec.Dim, 0f) : null,
-            Qkv = Matrix(spec.QkvDim, spec.Dim),
+            Qkv = Linear(spec.QkvDim, spec.Dim),
             QkvBias = Bias(spec.QkvBias, spec.QkvDim),
-            Output = Matrix(spec.Dim, spec.AttentionDim),
+            Output = Linear(spec.Dim, spec.AttentionDim),
             OutputBias = Bias(spec.OutputBias, spec.Dim),
             MlpNorm = Vector(spec.Dim, 1f),
             MlpNormBias = ln ? Vector(spec.Dim, 0f) : null,
-            Up = Matrix(up, spec.Dim),
+            Up = Linear(up, spec.Dim),
             UpBias = Bias(spec.MlpBias, up),
-            Down = Matrix(spec.Dim, spec.FeedForwardDim),
+            Down = Linear(spec.Dim, spec.FeedForwardDim),
             DownBias = Bias(spec.MlpBias, spec.Dim),
         }).ToArray();
-        var embedding = Matrix(spec.VocabSize, spec.Dim);
+        var embedding = spec.TiedEmbeddings ? Linear(spec.VocabSize, spec.Dim) : Matrix(spec.VocabSize, spec.Dim);
         var weights = new ModelWeights
         {
             TokenEmbedding = embedding,
@@ -61,7 +62,7 @@ public static class SyntheticModel
             Layers = layers,
             FinalNorm = Vector(spec.Dim, 1f),
             FinalNormBias = ln ? Vector(spec.Dim, 0f) : null,
-            LmHead = spec.TiedEmbeddings ? embedding : Matrix(spec.VocabSize, spec.Dim),
+            LmHead = spec.TiedEmbeddings ? embedding : Linear(spec.VocabSize, spec.Dim),
         };
         var cache = new PagedKvCache(backend, spec.Layers, spec.KvHeads, spec.HeadDim, kvBlocks, blockSize);
         return new Transformer(spec, weights, backend, cache);

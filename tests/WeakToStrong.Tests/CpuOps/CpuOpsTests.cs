@@ -36,6 +36,14 @@ public class CpuOpsTests
         return result;
     }
 
+    /// <summary>A linear weight [n, k] stored in <paramref name="dtype"/> and prepared for the backend; returns the
+    /// tensor and the exact row-major values it holds.</summary>
+    private (Tensor Tensor, double[] Values) LinearWeights(DType dtype, int n, int k, int seed)
+    {
+        var (t, values) = Weights(dtype, n * k, seed);
+        return (_b.PrepareLinear(t, n, k), values);
+    }
+
     /// <summary>Weights stored in <paramref name="dtype"/>; returns the tensor and the exact values it holds.</summary>
     private (Tensor Tensor, double[] Values) Weights(DType dtype, int n, int seed)
     {
@@ -69,7 +77,7 @@ public class CpuOpsTests
     public void LinearMatchesANaiveDotProduct(DType dtype, int tokens, int k, int n)
     {
         var x = Random(tokens * k, 1);
-        var (w, wv) = Weights(dtype, n * k, 2);
+        var (w, wv) = LinearWeights(dtype, n, k, 2);
         var bias = Random(n, 3);
         using var xt = Upload(x);
         using var bt = Upload(bias);
@@ -86,23 +94,64 @@ public class CpuOpsTests
         w.Dispose();
     }
 
-    [Fact]
-    public void LinearGivesBitIdenticalRowsWhateverTheBatch()
+    [Theory]
+    [InlineData(DType.F32, 9)]
+    [InlineData(DType.BF16, 9)]
+    [InlineData(DType.F16, 9)]
+    [InlineData(DType.BF16, 16)]
+    [InlineData(DType.F32, 23)]
+    public void LinearGivesBitIdenticalRowsWhateverTheBatch(DType dtype, int tokens)
     {
-        const int k = 77, n = 13;
-        var (w, _) = Weights(DType.BF16, n * k, 4);
-        var x = Random(9 * k, 5);
+        const int k = 77, n = 37; // three panels, the last one partial
+        var (w, _) = LinearWeights(dtype, n, k, 4);
+        var x = Random(tokens * k, 5);
         using var xt = Upload(x);
-        using var y = _b.Allocate(DType.F32, 9 * n);
-        _b.Linear(xt, w, null, y, 9, k, n);
-        var batched = Download(y, 9 * n);
-        for (int t = 0; t < 9; t++)
+        using var y = _b.Allocate(DType.F32, tokens * n);
+        _b.Linear(xt, w, null, y, tokens, k, n);
+        var batched = Download(y, tokens * n);
+        for (int t = 0; t < tokens; t++)
         {
             using var one = Upload(x[(t * k)..((t + 1) * k)]);
             using var y1 = _b.Allocate(DType.F32, n);
             _b.Linear(one, w, null, y1, 1, k, n);
             Assert.Equal(batched[(t * n)..((t + 1) * n)], Download(y1, n));
         }
+        w.Dispose();
+    }
+
+    [Theory]
+    [InlineData(DType.F32)]
+    [InlineData(DType.BF16)]
+    [InlineData(DType.F16)]
+    public void EmbedReadsRowsOfAPreparedTiedEmbedding(DType dtype)
+    {
+        const int vocab = 37, dim = 20;
+        var (table, values) = LinearWeights(dtype, vocab, dim, 6);
+        int[] tokens = [0, 5, 36, 17, 16, 15];
+        var layout = new BatchLayout
+        {
+            Tokens = tokens, Positions = new int[tokens.Length], TokenSequence = new int[tokens.Length],
+            SlotMapping = new int[tokens.Length], BlockTables = [], MaxBlocksPerSequence = 0,
+        };
+        using var x = _b.Allocate(DType.F32, tokens.Length * dim);
+        _b.Embed(layout, table, null, x, dim);
+        var got = Download(x, tokens.Length * dim);
+        for (int t = 0; t < tokens.Length; t++)
+            for (int i = 0; i < dim; i++)
+                Assert.Equal(values[tokens[t] * dim + i], got[t * dim + i]);
+        table.Dispose();
+    }
+
+    [Fact]
+    public void LinearRefusesAWeightThatWasNotPrepared()
+    {
+        var (w, _) = Weights(DType.F32, 4 * 8, 7);
+        using var x = _b.Allocate(DType.F32, 8);
+        using var y = _b.Allocate(DType.F32, 4);
+        var e = Assert.Throws<ArgumentException>(() => _b.Linear(x, w, null, y, 1, 8, 4));
+        Assert.Contains("PrepareLinear", e.Message);
+        var wrongShape = Assert.Throws<ArgumentException>(() => _b.PrepareLinear(w, 5, 8));
+        Assert.Contains("5×8", wrongShape.Message);
         w.Dispose();
     }
 

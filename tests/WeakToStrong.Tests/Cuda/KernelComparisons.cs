@@ -62,10 +62,12 @@ public abstract class KernelComparisons
         using var p = Pair(3);
         var x = p.Tensors(p.Uniform((long)rows * inDim));
         var w = p.Tensors(p.Uniform((long)outDim * inDim), dtype);
+        using var cpuWeight = p.Cpu.PrepareLinear(w.Cpu, outDim, inDim);
+        var cudaWeight = p.Cuda.PrepareLinear(w.Cuda, outDim, inDim);
         var bias = withBias ? p.Tensors(p.Uniform(outDim)) : ((Tensor Cpu, Tensor Cuda)?)null;
         var y = p.Zeros((long)rows * outDim);
-        p.Cpu.Linear(x.Cpu, w.Cpu, bias?.Cpu, y.Cpu, rows, inDim, outDim);
-        p.Cuda.Linear(x.Cuda, w.Cuda, bias?.Cuda, y.Cuda, rows, inDim, outDim);
+        p.Cpu.Linear(x.Cpu, cpuWeight, bias?.Cpu, y.Cpu, rows, inDim, outDim);
+        p.Cuda.Linear(x.Cuda, cudaWeight, bias?.Cuda, y.Cuda, rows, inDim, outDim);
         var tolerance = Tolerance.For(dtype);
         p.AssertClose(y, tolerance with { Absolute = tolerance.Absolute * Math.Sqrt(inDim) }, $"linear {dtype} {rows}×{inDim}→{outDim}");
     }

@@ -47,7 +47,8 @@ public sealed unsafe class CpuBackend : IBackend
         for (int t = 0; t < layout.TokenCount; t++)
         {
             var row = new Span<float>(xp + (long)t * dim, dim);
-            RowToFloat(table, layout.Tokens[t], dim, row);
+            if (table.PackedRows > 0) CpuLinear.Row(table, layout.Tokens[t], row);
+            else RowToFloat(table, layout.Tokens[t], dim, row);
             if (positionEmbedding is not null)
                 TensorPrimitives.Add(row, new ReadOnlySpan<float>(P(positionEmbedding) + (long)layout.Positions[t] * dim, dim), row);
         }
@@ -101,12 +102,18 @@ public sealed unsafe class CpuBackend : IBackend
         }, serial: (long)rows * dim < 1 << 15);
     }
 
-    public void Linear(Tensor x, Tensor w, Tensor? bias, Tensor y, int rows, int inDim, int outDim)
+    /// <summary>Packs the weight into 16-row panels (<see cref="CpuLinear.Pack"/>), in its own dtype.</summary>
+    public Tensor PrepareLinear(Tensor w, int outDim, int inDim)
     {
         var wt = Cpu(w);
-        if (wt.Length < (long)outDim * inDim) throw new ArgumentException($"weight has {wt.Length} elements, needs {outDim}×{inDim}", nameof(w));
-        CpuLinear.Run(P(x), wt, POrNull(bias), P(y), rows, inDim, outDim);
+        if (wt.PackedRows > 0) throw new ArgumentException("weight is already prepared", nameof(w));
+        var packed = CpuLinear.Pack(wt, outDim, inDim);
+        w.Dispose();
+        return packed;
     }
+
+    public void Linear(Tensor x, Tensor w, Tensor? bias, Tensor y, int rows, int inDim, int outDim) =>
+        CpuLinear.Run(P(x), Cpu(w), POrNull(bias), P(y), rows, inDim, outDim);
 
     public void RopeAndCacheWrite(BatchLayout layout, Tensor qkv, Tensor keyCache, Tensor valueCache, RopeTable? rope, int heads, int kvHeads, int headDim, int blockSize)
     {

@@ -16,6 +16,13 @@ public sealed unsafe class CpuTensor : Tensor
 
     internal float* F32 => (float*)Pointer;
 
+    /// <summary>Output rows of a linear weight packed in panels (see <see cref="CpuLinear.Pack"/>); 0 when the
+    /// tensor is plain row-major.</summary>
+    internal int PackedRows { get; init; }
+
+    /// <summary>Input columns of a packed linear weight.</summary>
+    internal int PackedColumns { get; init; }
+
     /// <summary>The elements as floats (F32 tensors; at most 2^31 − 1 elements per span).</summary>
     public Span<float> AsFloats(long offset, int count)
     {

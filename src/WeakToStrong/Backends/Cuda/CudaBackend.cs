@@ -260,6 +260,9 @@ public sealed unsafe class CudaBackend : IBackend
         }
     }
 
+    /// <summary>cuBLAS and the GEMV kernel read row-major [outDim, inDim] weights as they are.</summary>
+    public Tensor PrepareLinear(Tensor w, int outDim, int inDim) => w;
+
     public void Linear(Tensor x, Tensor w, Tensor? bias, Tensor y, int rows, int inDim, int outDim)
     {
         RequireF32(x);
