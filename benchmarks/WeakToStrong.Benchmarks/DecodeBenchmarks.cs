@@ -10,8 +10,9 @@ namespace WeakToStrong.Benchmarks;
 
 /// <summary>
 /// GPT-2-124M-shaped model, random weights: one decode step and one 64-token prefill at batch 1 and 16, next to
-/// the baseline of streaming the same weight bytes from memory (the bound a batch-1 decode step is chasing).
-/// Read the Ratio column: decode / read-the-weights.
+/// the baseline of streaming the same weight bytes from memory (the bound a batch-1 decode step is chasing), and
+/// the same number of F32 FMAs as the step's matrix multiplies run from registers (the bound a batch-16 step is
+/// chasing). Read the Ratio column: decode / read-the-weights; and DecodeStep / FmaOfOneStep by hand.
 /// </summary>
 [MemoryDiagnoser(false)]
 [WarmupCount(3)]
@@ -24,6 +25,7 @@ public unsafe class DecodeBenchmarks
     private List<Sequence> _sequences = null!;
     private float* _stream;
     private long _streamFloats;
+    private long _fmaIterations;
     private static readonly SamplingSettings Greedy = SamplingSettings.Greedy;
 
     [Params(DType.F32, DType.BF16)]
@@ -42,6 +44,7 @@ public unsafe class DecodeBenchmarks
             .Select(i => _model.CreateSequence(Enumerable.Range(0, Prompt).Select(_ => random.Next(50257)), (ulong)i)).ToList();
         _model.Forward(_sequences.Select(s => new ForwardRequest(s, FeedUntil: Prompt - 1)).ToList());
         _streamFloats = _model.Weights.BytesPerDecodeStep / sizeof(float) & ~31L;
+        _fmaIterations = Math.Max(1, 2 * Batch * EngineBenchmark.MatmulWeights(_model.Spec) / ComputePeak.FlopsPerPass(1));
         _stream = (float*)NativeMemory.AlignedAlloc((nuint)(_streamFloats * sizeof(float)), 64);
         new Span<float>(_stream, (int)Math.Min(_streamFloats, int.MaxValue)).Fill(1f);
     }
@@ -49,6 +52,10 @@ public unsafe class DecodeBenchmarks
     /// <summary>Reads as many bytes as one decode step's weights, on all cores: the memory-bound ceiling.</summary>
     [Benchmark(Baseline = true)]
     public long ReadWeightBytes() => MemoryBandwidth.Stream(_stream, _streamFloats);
+
+    /// <summary>As many F32 FMAs as one decode step's matrix multiplies (all cores, from registers): the compute bound.</summary>
+    [Benchmark]
+    public float FmaOfOneStep() => ComputePeak.Run(_fmaIterations);
 
     /// <summary>One decode step for the whole batch (the last prompt token fed, next token sampled greedily).</summary>
     [Benchmark]

@@ -74,14 +74,20 @@ internal static class BenchCommand
                 });
                 return 0;
             }
-            AnsiConsole.MarkupLine($"{Markup.Escape(r.GetValue(model)!)}, random weights; {Environment.ProcessorCount} cores; memory read bandwidth measured (all cores, best of 5) right before each decode run");
-            var table = new Table().Border(TableBorder.Rounded)
-                .AddColumns("dtype", "phase", "batch", "tokens/s", "weights GB/s", "read GB/s", "of read");
+            AnsiConsole.MarkupLine($"{Markup.Escape(r.GetValue(model)!)}, random weights; {Environment.ProcessorCount} cores. GB/s: weight bytes read per second; read: the memory read bandwidth; GFLOP/s: matrix multiplies; peak: the F32 FMA ceiling (cpu) — both ceilings measured on all cores, best of 5, right before each run.");
+            bool peaks = results.Any(x => x.ComputeGigaflops > 0);
+            // Plain fixed-width rows: they stay aligned in a log or a pipe, where a terminal table would wrap.
+            string header = $"{"dtype",-6}{"phase",-8}{"batch",6}{"tok/s",9}{"GB/s",7}{"read",7}{"of read",8}{"GFLOP/s",9}" + (peaks ? $"{"peak",7}{"of peak",8}" : "");
+            Console.WriteLine(header);
+            Console.WriteLine(new string('─', header.Length));
             foreach (var x in results)
-                table.AddRow(x.Dtype, x.Phase, x.Batch.ToString(), $"{x.TokensPerSecond:F1}",
-                    x.Phase == "decode" ? $"{x.WeightGigabytesPerSecond:F1}" : "", x.Phase == "decode" ? $"{x.BandwidthGigabytesPerSecond:F1}" : "",
-                    x.Phase == "decode" ? $"{x.FractionOfBandwidth:P0}" : "");
-            AnsiConsole.Write(table);
+            {
+                bool decode = x.Phase == "decode";
+                string row = $"{x.Dtype,-6}{x.Phase,-8}{x.Batch,6}{x.TokensPerSecond,9:F1}" +
+                    (decode ? $"{x.WeightGigabytesPerSecond,7:F1}{x.BandwidthGigabytesPerSecond,7:F1}{x.FractionOfBandwidth,8:P0}" : new string(' ', 22)) +
+                    $"{x.Gigaflops,9:F1}" + (peaks ? $"{x.ComputeGigaflops,7:F0}{x.FractionOfCompute,8:P0}" : "");
+                Console.WriteLine(row);
+            }
             foreach (var s in speedups) AnsiConsole.MarkupLine($"{s.dtype} decode batch {s.batch}: [bold]{s.speedup_vs_batch1:F1}×[/] the batch-1 tokens/s");
             return 0;
         }));

@@ -16,12 +16,16 @@ namespace WeakToStrong.Diagnostics;
 /// <param name="WeightGigabytesPerSecond">Weight bytes read per second (decode: every weight once per step).</param>
 /// <param name="FractionOfBandwidth">WeightGigabytesPerSecond over the memory read bandwidth measured just before.</param>
 /// <param name="BandwidthGigabytesPerSecond">Memory read bandwidth measured just before this decode run.</param>
-public sealed record BenchResult(string Model, string Dtype, string Phase, int Batch, int Tokens, double Seconds, double TokensPerSecond, double WeightGigabytesPerSecond, double FractionOfBandwidth, double BandwidthGigabytesPerSecond = 0);
+/// <param name="Gigaflops">Matrix-multiply GFLOP/s achieved (2 FLOP per weight per token; attention not counted).</param>
+/// <param name="FractionOfCompute">Gigaflops over the FMA ceiling measured just before (CPU backend only).</param>
+/// <param name="ComputeGigaflops">The CPU's F32 FMA ceiling, all cores, measured just before this run (0: not measured).</param>
+public sealed record BenchResult(string Model, string Dtype, string Phase, int Batch, int Tokens, double Seconds, double TokensPerSecond, double WeightGigabytesPerSecond, double FractionOfBandwidth, double BandwidthGigabytesPerSecond = 0,
+    double Gigaflops = 0, double FractionOfCompute = 0, double ComputeGigaflops = 0);
 
 /// <summary>
-/// Prefill and decode throughput of a synthetic model, reported against a bandwidth ceiling measured in the same
-/// run (decode at small batch reads every weight once per step, so weight bytes / median step time is the
-/// achieved rate).
+/// Prefill and decode throughput of a synthetic model, reported against ceilings measured in the same run: memory
+/// read bandwidth (decode at small batch reads every weight once per step, so weight bytes / median step time is
+/// the achieved rate) and, on the CPU backend, the FMA ceiling (prefill and decode at batch 16 are compute-bound).
 /// </summary>
 public static class EngineBenchmark
 {
@@ -34,6 +38,8 @@ public static class EngineBenchmark
         var results = new List<BenchResult>();
         string dtype = model.Weights.WeightDType.Name();
         long stepBytes = model.Weights.BytesPerDecodeStep;
+        double flopsPerToken = 2.0 * MatmulWeights(model.Spec), headFlops = 2.0 * model.Spec.VocabSize * model.Spec.Dim;
+        bool cpu = model.Backend.Name == "cpu";
         foreach (int batch in batches)
         {
             progress?.Report($"{name} {dtype} batch {batch}: prefill");
@@ -55,12 +61,17 @@ public static class EngineBenchmark
                 var first = model.Forward(requests, cancellationToken);
                 double prefill = clock.Elapsed.TotalSeconds;
                 for (int i = 0; i < batch; i++) sequences[i].Append(first[i].SampledToken);
-                results.Add(new BenchResult(name, dtype, "prefill", batch, batch * promptTokens, prefill, batch * promptTokens / prefill, 0, 0));
+                // Prefill computes logits for each sequence's last token only.
+                double prefillFlops = (batch * promptTokens * (flopsPerToken - headFlops) + batch * headFlops) / prefill;
+                double peak = cpu ? ComputePeak.MeasureFma() : 0;
+                results.Add(new BenchResult(name, dtype, "prefill", batch, batch * promptTokens, prefill, batch * promptTokens / prefill, 0, 0,
+                    Gigaflops: prefillFlops / 1e9, FractionOfCompute: cpu ? prefillFlops / peak : 0, ComputeGigaflops: peak / 1e9));
 
                 progress?.Report($"{name} {dtype} batch {batch}: decode");
                 Step(model, sequences, sampling, cancellationToken); // warm-up steps, kept out of the timing
                 Step(model, sequences, sampling, cancellationToken);
                 double bandwidthBytesPerSecond = MemoryBandwidth.MeasureRead(512L << 20, 5);
+                peak = cpu ? ComputePeak.MeasureFma() : 0;
                 var times = new double[decodeSteps];
                 for (int step = 0; step < decodeSteps; step++)
                 {
@@ -72,7 +83,9 @@ public static class EngineBenchmark
                 Array.Sort(times);
                 double median = times[decodeSteps / 2];
                 double gbps = stepBytes / median;
-                results.Add(new BenchResult(name, dtype, "decode", batch, batch * decodeSteps, times.Sum(), batch / median, gbps / 1e9, gbps / bandwidthBytesPerSecond, bandwidthBytesPerSecond / 1e9));
+                double flops = batch * flopsPerToken / median;
+                results.Add(new BenchResult(name, dtype, "decode", batch, batch * decodeSteps, times.Sum(), batch / median, gbps / 1e9, gbps / bandwidthBytesPerSecond, bandwidthBytesPerSecond / 1e9,
+                    flops / 1e9, cpu ? flops / peak : 0, peak / 1e9));
             }
             finally
             {
@@ -80,6 +93,14 @@ public static class EngineBenchmark
             }
         }
         return results;
+    }
+
+    /// <summary>Weights of every matrix a token passes through, lm_head included (each is one multiply-add per token).</summary>
+    public static long MatmulWeights(ModelSpec spec)
+    {
+        int up = spec.Mlp == MlpKind.SiluGated ? 2 * spec.FeedForwardDim : spec.FeedForwardDim;
+        long perLayer = (long)spec.QkvDim * spec.Dim + (long)spec.Dim * spec.AttentionDim + (long)up * spec.Dim + (long)spec.Dim * spec.FeedForwardDim;
+        return spec.Layers * perLayer + (long)spec.VocabSize * spec.Dim;
     }
 
     private static void Step(Transformer model, List<Sequence> sequences, SamplingSettings sampling, CancellationToken cancellationToken)
