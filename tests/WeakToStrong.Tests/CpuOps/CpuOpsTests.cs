@@ -1,3 +1,4 @@
+using System.Runtime.Intrinsics;
 using System.Runtime.InteropServices;
 using WeakToStrong.Backends;
 using WeakToStrong.Backends.Cpu;
@@ -242,6 +243,24 @@ public class CpuOpsTests
             double lse = max + Math.Log(row.Sum(v => Math.Exp(v - max)));
             Close(row[targets[r]] - lse, got[r], 1e-5, 1e-6, $"row {r}");
         }
+    }
+
+    [Fact]
+    public void VectorExpIsWithinTwoUlpOfDoublePrecisionAndHandlesTheEdges()
+    {
+        var inputs = Enumerable.Range(0, 200_001).Select(i => -87f + 175f * i / 200_000f).ToArray();
+        var got = new float[inputs.Length];
+        CpuMath.ExpShifted(inputs, 0f, got);
+        for (int i = 0; i < inputs.Length; i++)
+        {
+            double expected = Math.Exp(inputs[i]);
+            Assert.True(Math.Abs(got[i] - expected) <= 2.4e-7 * expected, $"exp({inputs[i]}) = {got[i]}, expected {expected}");
+        }
+        float[] edges = [float.NegativeInfinity, -200f, -87.5f, 0f, 89f, 1000f, float.PositiveInfinity, float.NaN];
+        var e = new float[8];
+        CpuMath.Exp(Vector256.Create(edges)).CopyTo(e);
+        Assert.Equal([0f, 0f, 0f, 1f, float.PositiveInfinity, float.PositiveInfinity, float.PositiveInfinity], e[..7]);
+        Assert.True(float.IsNaN(e[7]));
     }
 
     [Fact]

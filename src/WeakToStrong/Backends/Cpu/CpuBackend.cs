@@ -193,9 +193,7 @@ public sealed unsafe class CpuBackend : IBackend
             for (int j = 0; j < headsPerItem; j++)
             {
                 var row = scores.AsSpan(j * context, context);
-                float max = TensorPrimitives.Max<float>(row);
-                TensorPrimitives.Subtract(row, max, row);
-                TensorPrimitives.Exp(row, row);
+                CpuMath.ExpShifted(row, TensorPrimitives.Max<float>(row), row);
                 inv[j] = 1f / TensorPrimitives.Sum<float>(row);
                 new Span<float>(o + (h0 + j) * headDim, headDim).Clear();
             }
@@ -243,24 +241,17 @@ public sealed unsafe class CpuBackend : IBackend
         return s;
     }
 
-    /// <summary>gelu_tanh(v) = 0.5·v·(1 + tanh(√(2/π)·(v + 0.044715·v³))), vectorised in chunks.</summary>
+    /// <summary>gelu_tanh(v) = 0.5·v·(1 + tanh(√(2/π)·(v + 0.044715·v³))) (see <see cref="CpuMath.GeluTanh(Vector256{float})"/>).</summary>
     public void GeluTanh(Tensor x, long count)
     {
-        const float c = 0.7978845608028654f; // sqrt(2/π)
         const int chunk = 1 << 12;
         nint pp = (nint)P(x);
-        CpuParallel.For((int)((count + chunk - 1) / chunk), i =>
+        CpuParallel.For((int)((count + chunk - 1) / chunk), c =>
         {
-            var v = new Span<float>((float*)pp + (long)i * chunk, (int)Math.Min(chunk, count - (long)i * chunk));
-            var t = Scratch(chunk).AsSpan(0, v.Length);
-            TensorPrimitives.Multiply(v, v, t);                 // v²
-            TensorPrimitives.Multiply(t, 0.044715f * c, t);
-            TensorPrimitives.Add(t, c, t);                      // c·(1 + 0.044715·v²)
-            TensorPrimitives.Multiply(t, v, t);                 // c·(v + 0.044715·v³)
-            TensorPrimitives.Tanh(t, t);
-            TensorPrimitives.Add(t, 1f, t);
-            TensorPrimitives.Multiply(t, v, t);
-            TensorPrimitives.Multiply(t, 0.5f, v);
+            float* v = (float*)pp + (long)c * chunk;
+            int n = (int)Math.Min(chunk, count - (long)c * chunk), i = 0;
+            for (; i + 8 <= n; i += 8) CpuMath.GeluTanh(Vector256.Load(v + i)).Store(v + i);
+            for (; i < n; i++) v[i] = CpuMath.GeluTanh(v[i]);
         }, serial: count < 1 << 14);
     }
 
@@ -271,11 +262,9 @@ public sealed unsafe class CpuBackend : IBackend
         {
             float* g = (float*)gp + (long)r * 2 * ff;
             float* o = (float*)yp + (long)r * ff;
-            for (int i = 0; i < ff; i++)
-            {
-                float a = g[i];
-                o[i] = a / (1f + MathF.Exp(-a)) * g[ff + i];
-            }
+            int i = 0;
+            for (; i + 8 <= ff; i += 8) (CpuMath.Silu(Vector256.Load(g + i)) * Vector256.Load(g + ff + i)).Store(o + i);
+            for (; i < ff; i++) o[i] = g[i] / (1f + MathF.Exp(-g[i])) * g[ff + i];
         }, serial: (long)rows * ff < 1 << 14);
     }
 
@@ -306,7 +295,7 @@ public sealed unsafe class CpuBackend : IBackend
         var m = Vector256.Create(max);
         var acc = Vector256<float>.Zero;
         int i = 0;
-        for (; i + 8 <= row.Length; i += 8) acc += Vector256.Exp(Vector256.LoadUnsafe(ref first, (nuint)i) - m);
+        for (; i + 8 <= row.Length; i += 8) acc += CpuMath.Exp(Vector256.LoadUnsafe(ref first, (nuint)i) - m);
         double sum = Vector256.Sum(acc);
         for (; i < row.Length; i++) sum += Math.Exp(row[i] - max);
         return max + Math.Log(sum);
