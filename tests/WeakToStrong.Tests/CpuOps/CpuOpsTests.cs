@@ -101,6 +101,8 @@ public class CpuOpsTests
     [InlineData(DType.F16, 9)]
     [InlineData(DType.BF16, 16)]
     [InlineData(DType.F32, 23)]
+    [InlineData(DType.BF16, 3)]
+    [InlineData(DType.F32, 2)]
     public void LinearGivesBitIdenticalRowsWhateverTheBatch(DType dtype, int tokens)
     {
         const int k = 77, n = 37; // three panels, the last one partial

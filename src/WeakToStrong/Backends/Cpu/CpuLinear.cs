@@ -95,6 +95,7 @@ internal static unsafe class CpuLinear
         int panels = (n + PanelRows - 1) / PanelRows;
         long panelBytes = (long)k * PanelRows * w.DType.Size();
         int perTask = (int)Math.Clamp(TaskBytes / panelBytes, 1, Math.Max(1, panels / (4 * CpuParallel.Threads)));
+        if (tokens <= 3) perTask = Math.Max(2, perTask & ~1); // whole pairs of panels (see PairKernel)
         int tasks = (panels + perTask - 1) / perTask;
         nint xp = (nint)x, bp = (nint)bias, yp = (nint)y, wp = (nint)w.Pointer;
         var dtype = w.DType;
@@ -115,6 +116,16 @@ internal static unsafe class CpuLinear
         {
             byte* panel = w + p * panelBytes;
             int rows = Math.Min(PanelRows, n - p * PanelRows);
+            if (tokens <= 3 && dtype != DType.F16 && p + 1 < p1 && (p + 2) * PanelRows <= n)
+            {
+                // Few tokens: two panels per pass, so each token has four FMA chains in flight, not two (a pass over
+                // one panel at batch 1 is bound by FMA latency, not by memory).
+                float* yp = y + p * PanelRows;
+                if (dtype == DType.BF16) PairTile<Bf16Weights>(tokens, x, k, panel, panelBytes, yp, n);
+                else PairTile<F32Weights>(tokens, x, k, panel, panelBytes, yp, n);
+                p++;
+                continue;
+            }
             float[]? converted = null;
             if (dtype == DType.F16)
             {
@@ -158,6 +169,61 @@ internal static unsafe class CpuLinear
             case 5: Kernel<Tokens5, TW>(x, k, panel, y, ldy); break;
             default: Kernel<Tokens6, TW>(x, k, panel, y, ldy); break;
         }
+    }
+
+    private static void PairTile<TW>(int tokens, float* x, int k, byte* panel, long panelBytes, float* y, int ldy) where TW : struct, IPanelWeights
+    {
+        switch (tokens)
+        {
+            case 1: PairKernel<Tokens1, TW>(x, k, panel, panelBytes, y, ldy); break;
+            case 2: PairKernel<Tokens2, TW>(x, k, panel, panelBytes, y, ldy); break;
+            default: PairKernel<Tokens3, TW>(x, k, panel, panelBytes, y, ldy); break;
+        }
+    }
+
+    /// <summary>
+    /// <see cref="Kernel{TT, TW}"/> over two adjacent panels (32 outputs) for up to 3 tokens: the same FMA chain per
+    /// output, twice the chains per token.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static void PairKernel<TT, TW>(float* x, int k, byte* panel, long panelBytes, float* y, int ldy) where TT : struct, ITokenCount where TW : struct, IPanelWeights
+    {
+        int m = TT.Count;
+        Vector256<float> a0 = default, b0 = default, c0 = default, d0 = default, a1 = default, b1 = default;
+        Vector256<float> c1 = default, d1 = default, a2 = default, b2 = default, c2 = default, d2 = default;
+        float* x0 = x, x1 = x0 + k, x2 = x1 + k;
+        byte* second = panel + panelBytes;
+        for (int i = 0; i < k; i++)
+        {
+            var (lo, hi) = TW.Load(panel);
+            var (lo2, hi2) = TW.Load(second);
+            panel += TW.BytesPerStep;
+            second += TW.BytesPerStep;
+            var s = Vector256.Create(x0[i]);
+            a0 = Vector256.FusedMultiplyAdd(lo, s, a0);
+            b0 = Vector256.FusedMultiplyAdd(hi, s, b0);
+            c0 = Vector256.FusedMultiplyAdd(lo2, s, c0);
+            d0 = Vector256.FusedMultiplyAdd(hi2, s, d0);
+            if (m > 1)
+            {
+                s = Vector256.Create(x1[i]);
+                a1 = Vector256.FusedMultiplyAdd(lo, s, a1);
+                b1 = Vector256.FusedMultiplyAdd(hi, s, b1);
+                c1 = Vector256.FusedMultiplyAdd(lo2, s, c1);
+                d1 = Vector256.FusedMultiplyAdd(hi2, s, d1);
+            }
+            if (m > 2)
+            {
+                s = Vector256.Create(x2[i]);
+                a2 = Vector256.FusedMultiplyAdd(lo, s, a2);
+                b2 = Vector256.FusedMultiplyAdd(hi, s, b2);
+                c2 = Vector256.FusedMultiplyAdd(lo2, s, c2);
+                d2 = Vector256.FusedMultiplyAdd(hi2, s, d2);
+            }
+        }
+        a0.Store(y); b0.Store(y + 8); c0.Store(y + 16); d0.Store(y + 24);
+        if (m > 1) { a1.Store(y + ldy); b1.Store(y + ldy + 8); c1.Store(y + ldy + 16); d1.Store(y + ldy + 24); }
+        if (m > 2) { a2.Store(y + 2 * ldy); b2.Store(y + 2 * ldy + 8); c2.Store(y + 2 * ldy + 16); d2.Store(y + 2 * ldy + 24); }
     }
 
     /// <summary>
