@@ -99,7 +99,7 @@ public sealed unsafe class CpuBackend : IBackend
                 float inv = (float)(1.0 / Math.Sqrt(sumSquares / dim + eps));
                 for (int i = 0; i < dim; i++) o[i] = x[i] * inv * w[i];
             }
-        }, serial: (long)rows * dim < 1 << 15);
+        }, serial: rows == 1 || (long)rows * dim < 1 << 12);
     }
 
     /// <summary>Packs the weight into 16-row panels (<see cref="CpuLinear.Pack"/>), in its own dtype.</summary>
@@ -278,13 +278,17 @@ public sealed unsafe class CpuBackend : IBackend
     public void LogProbOfTargets(Tensor logits, int rows, int vocab, ReadOnlySpan<int> targets, Span<float> result)
     {
         if (targets.Length < rows || result.Length < rows) throw new ArgumentException("targets and result need one entry per row");
-        float* l = P(logits);
         for (int r = 0; r < rows; r++)
-        {
             if ((uint)targets[r] >= (uint)vocab) throw new ArgumentOutOfRangeException(nameof(targets), targets[r], $"target id outside the vocabulary [0, {vocab})");
-            var row = new ReadOnlySpan<float>(l + (long)r * vocab, vocab);
-            result[r] = (float)(row[targets[r]] - LogSumExp(row));
-        }
+        nint l = (nint)P(logits);
+        var ids = targets[..rows].ToArray();
+        var values = new float[rows];
+        CpuParallel.For(rows, r =>
+        {
+            var row = new ReadOnlySpan<float>((float*)l + (long)r * vocab, vocab);
+            values[r] = (float)(row[ids[r]] - LogSumExp(row));
+        }, serial: rows == 1);
+        values.CopyTo(result);
     }
 
     /// <summary>log Σ exp(x), in one streaming pass over the row.</summary>
@@ -303,9 +307,11 @@ public sealed unsafe class CpuBackend : IBackend
 
     public void Sample(Tensor logits, int vocab, ReadOnlySpan<SamplingRow> rows, Span<int> result)
     {
-        float* l = P(logits);
-        for (int r = 0; r < rows.Length; r++)
-            result[r] = CpuSampler.Sample(new ReadOnlySpan<float>(l + (long)r * vocab, vocab), rows[r]);
+        nint l = (nint)P(logits);
+        var settings = rows.ToArray();
+        var tokens = new int[settings.Length];
+        CpuParallel.For(settings.Length, r => tokens[r] = CpuSampler.Sample(new ReadOnlySpan<float>((float*)l + (long)r * vocab, vocab), settings[r]), serial: settings.Length == 1);
+        tokens.CopyTo(result);
     }
 
     public void CopyBlock(Tensor keyCache, Tensor valueCache, KvGeometry geometry, int sourceBlock, int destinationBlock)
