@@ -74,7 +74,7 @@ internal static class BenchCommand
                 });
                 return 0;
             }
-            AnsiConsole.MarkupLine($"{Markup.Escape(r.GetValue(model)!)}, random weights; {Environment.ProcessorCount} cores. GB/s: weight bytes read per second; read: the memory read bandwidth; GFLOP/s: matrix multiplies; peak: the F32 FMA ceiling (cpu) — both ceilings measured on all cores, best of 5, right before each run.");
+            AnsiConsole.MarkupLine($"{Markup.Escape(r.GetValue(model)!)}, random weights; {Environment.ProcessorCount} cores. GB/s: weight bytes read per second; read: the memory read bandwidth; GFLOP/s: matrix multiplies; peak: the F32 FMA ceiling (cpu) — both ceilings measured on all cores, best of 5 before and 5 after each decode run.");
             bool peaks = results.Any(x => x.ComputeGigaflops > 0);
             // Plain fixed-width rows: they stay aligned in a log or a pipe, where a terminal table would wrap.
             string header = $"{"dtype",-6}{"phase",-8}{"batch",6}{"tok/s",9}{"GB/s",7}{"read",7}{"of read",8}{"GFLOP/s",9}" + (peaks ? $"{"peak",7}{"of peak",8}" : "");
