@@ -146,6 +146,31 @@ public class CpuOpsTests
     }
 
     [Fact]
+    public unsafe void F16PanelsWidenEveryHalfExactly()
+    {
+        var halves = new ushort[16];
+        var lo = new float[8];
+        var hi = new float[8];
+        for (int start = 0; start < 1 << 16; start += 16)
+        {
+            for (int i = 0; i < 16; i++) halves[i] = (ushort)(start + i);
+            fixed (ushort* p = halves)
+            {
+                var (l, h) = CpuLinear.F16Weights.Load((byte*)p);
+                l.CopyTo(lo);
+                h.CopyTo(hi);
+            }
+            for (int i = 0; i < 16; i++)
+            {
+                float expected = (float)BitConverter.UInt16BitsToHalf(halves[i]);
+                float got = i < 8 ? lo[i] : hi[i - 8];
+                if (float.IsNaN(expected)) Assert.True(float.IsNaN(got), $"half 0x{halves[i]:x4}");
+                else Assert.True(BitConverter.SingleToInt32Bits(expected) == BitConverter.SingleToInt32Bits(got), $"half 0x{halves[i]:x4}: {got}, expected {expected}");
+            }
+        }
+    }
+
+    [Fact]
     public void LinearRefusesAWeightThatWasNotPrepared()
     {
         var (w, _) = Weights(DType.F32, 4 * 8, 7);

@@ -32,7 +32,6 @@ internal static unsafe class CpuLinear
     /// balance the cores.</summary>
     private const int TaskBytes = 64 << 10;
 
-    [ThreadStatic] private static float[]? _converted;
 
     /// <summary>
     /// W [n, k] row-major → panels [⌈n/16⌉, k, 16], rows past n zero. BF16 panels store each 16 in the order that
@@ -116,22 +115,23 @@ internal static unsafe class CpuLinear
         {
             byte* panel = w + p * panelBytes;
             int rows = Math.Min(PanelRows, n - p * PanelRows);
-            if (tokens <= 3 && dtype != DType.F16 && p + 1 < p1 && (p + 2) * PanelRows <= n)
+            if (tokens <= 3 && p + 1 < p1 && (p + 2) * PanelRows <= n)
             {
                 // Few tokens: two panels per pass, so each token has four FMA chains in flight, not two (a pass over
                 // one panel at batch 1 is bound by FMA latency, not by memory).
                 float* yp = y + p * PanelRows;
                 if (dtype == DType.BF16) PairTile<Bf16Weights>(tokens, x, k, panel, panelBytes, yp, n);
-                else PairTile<F32Weights>(tokens, x, k, panel, panelBytes, yp, n);
+                else if (dtype == DType.F32) PairTile<F32Weights>(tokens, x, k, panel, panelBytes, yp, n);
+                else PairTile<F16Weights>(tokens, x, k, panel, panelBytes, yp, n);
                 p++;
                 continue;
             }
-            float[]? converted = null;
-            if (dtype == DType.F16)
+            // Several tiles re-read the panel: F16 is widened once into an F32 copy of the panel rather than per tile.
+            var panelType = dtype;
+            if (dtype == DType.F16 && tiles > 1)
             {
-                converted = _converted;
-                if (converted is null || converted.Length < k * PanelRows) _converted = converted = new float[k * PanelRows];
-                TensorPrimitives.ConvertToSingle(new ReadOnlySpan<Half>(panel, k * PanelRows), converted);
+                panel = (byte*)WidenF16Panel(panel, k);
+                panelType = DType.F32;
             }
             for (int tile = 0; tile < tiles; tile++)
             {
@@ -141,14 +141,31 @@ internal static unsafe class CpuLinear
                 float* target = whole ? y + (long)t0 * n + p * PanelRows : partial;
                 int ldy = whole ? n : PanelRows;
                 float* xt = x + (long)t0 * k;
-                if (dtype == DType.BF16) Tile<Bf16Weights>(count, xt, k, panel, target, ldy);
-                else if (dtype == DType.F32) Tile<F32Weights>(count, xt, k, panel, target, ldy);
-                else fixed (float* c = converted) Tile<F32Weights>(count, xt, k, (byte*)c, target, ldy);
+                if (panelType == DType.BF16) Tile<Bf16Weights>(count, xt, k, panel, target, ldy);
+                else if (panelType == DType.F32) Tile<F32Weights>(count, xt, k, panel, target, ldy);
+                else Tile<F16Weights>(count, xt, k, panel, target, ldy);
                 if (!whole)
                     for (int t = 0; t < count; t++)
                         new ReadOnlySpan<float>(partial + t * PanelRows, rows).CopyTo(new Span<float>(y + (long)(t0 + t) * n + p * PanelRows, rows));
             }
         }
+    }
+
+    [ThreadStatic] private static float[]? _widened;
+
+    /// <summary>An F16 panel as F32, in this thread's scratch (valid until the next call on this thread).</summary>
+    private static float* WidenF16Panel(byte* panel, int k)
+    {
+        var scratch = _widened;
+        if (scratch is null || scratch.Length < k * PanelRows) _widened = scratch = GC.AllocateUninitializedArray<float>(k * PanelRows, pinned: true);
+        float* destination = (float*)Unsafe.AsPointer(ref MemoryMarshal.GetArrayDataReference(scratch));
+        for (int i = 0; i < k; i++, panel += F16Weights.BytesPerStep)
+        {
+            var (lo, hi) = F16Weights.Load(panel);
+            lo.Store(destination + i * PanelRows);
+            hi.Store(destination + i * PanelRows + 8);
+        }
+        return destination;
     }
 
     private static void AddBias(float* bias, float* y, int tokens, int n, int n0, int n1)
@@ -298,7 +315,7 @@ internal static unsafe class CpuLinear
     private struct Tokens6 : ITokenCount { public static int Count => 6; }
 
     /// <summary>How one k of a panel (16 weights) becomes two F32 vectors: rows 0–7 and rows 8–15.</summary>
-    private interface IPanelWeights
+    internal interface IPanelWeights
     {
         static abstract int BytesPerStep { get; }
 
@@ -335,5 +352,36 @@ internal static unsafe class CpuLinear
         }
 
         private static float F(ushort bits) => BitConverter.Int32BitsToSingle(bits << 16);
+    }
+
+    /// <summary>
+    /// Two 16-byte loads widened to 32-bit lanes, then IEEE half → single exactly with integer ops: the exponent and
+    /// mantissa shifted into place and scaled by 2^112 (re-biases normals, turns subnormals into normals), infinity
+    /// and NaN given the all-ones exponent, the sign put back.
+    /// </summary>
+    internal struct F16Weights : IPanelWeights
+    {
+        public static int BytesPerStep => PanelRows * sizeof(ushort);
+
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public static (Vector256<float> Lo, Vector256<float> Hi) Load(byte* p)
+        {
+            if (Avx2.IsSupported)
+                return (Widen(Avx2.ConvertToVector256Int32((ushort*)p)), Widen(Avx2.ConvertToVector256Int32((ushort*)p + 8)));
+            var h = (Half*)p;
+            return (Vector256.Create((float)h[0], (float)h[1], (float)h[2], (float)h[3], (float)h[4], (float)h[5], (float)h[6], (float)h[7]),
+                    Vector256.Create((float)h[8], (float)h[9], (float)h[10], (float)h[11], (float)h[12], (float)h[13], (float)h[14], (float)h[15]));
+        }
+
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        private static Vector256<float> Widen(Vector256<int> half)
+        {
+            var magnitude = half & Vector256.Create(0x7fff);
+            var shifted = Vector256.ShiftLeft(magnitude, 13);
+            var finite = shifted.AsSingle() * Vector256.Create(5.192296858534828e33f); // 2^112
+            var special = (shifted | Vector256.Create(0x7f800000)).AsSingle();
+            var value = Vector256.ConditionalSelect(Vector256.GreaterThanOrEqual(magnitude, Vector256.Create(0x7c00)).AsSingle(), special, finite);
+            return value | Vector256.ShiftLeft(half & Vector256.Create(0x8000), 16).AsSingle();
+        }
     }
 }
