@@ -225,6 +225,23 @@ public sealed unsafe class SafeTensorsFile : IDisposable
         return new ReadOnlySpan<byte>(_base + _dataStart + info.Begin + byteOffset, byteCount);
     }
 
+    /// <summary>
+    /// Drops this process's mapping of the tensor's pages (the pages fully inside its data; the file and the page
+    /// cache are untouched, and a later read maps them again). Called once a tensor has been copied into a backend,
+    /// so that the loaded weights are the only copy resident. No-op where the OS has no madvise.
+    /// </summary>
+    public void Release(SafeTensorInfo info)
+    {
+        ObjectDisposedException.ThrowIf(_disposed, this);
+        ArgumentNullException.ThrowIfNull(info);
+        if (_base is null || !OperatingSystem.IsLinux()) return;
+        long page = Environment.SystemPageSize;
+        long start = (long)(_base + _dataStart + info.Begin), end = (long)(_base + _dataStart + info.End);
+        long first = (start + page - 1) / page * page, last = end / page * page;
+        if (last > first && MemoryAdvice.madvise((nint)first, (nuint)(last - first), MemoryAdvice.DontNeed) != 0)
+            throw new InvalidOperationException($"madvise(MADV_DONTNEED) on '{info.Name}' of {FilePath} failed: errno {System.Runtime.InteropServices.Marshal.GetLastPInvokeError()}");
+    }
+
     private bool _disposed;
 
     public void Dispose()
@@ -238,4 +255,15 @@ public sealed unsafe class SafeTensorsFile : IDisposable
         }
         _map?.Dispose();
     }
+}
+
+/// <summary>libc's madvise (Linux): advice on a range of this process's mappings.</summary>
+internal static partial class MemoryAdvice
+{
+    /// <summary>MADV_DONTNEED: drop the range's pages from this process (a file mapping re-reads them on access).</summary>
+    public const int DontNeed = 4;
+
+    /// <summary><c>int madvise(void *addr, size_t length, int advice)</c>; 0 on success, else −1 and errno.</summary>
+    [System.Runtime.InteropServices.LibraryImport("libc", SetLastError = true)]
+    public static partial int madvise(nint address, nuint length, int advice);
 }

@@ -6,7 +6,8 @@ using WeakToStrong.Checkpoints;
 namespace WeakToStrong.Engine;
 
 /// <summary>One transformer layer's tensors, normalised: matrices are [out, in] in their stored dtype,
-/// q|k|v fused into one matrix (and gate|up into one for gated MLPs); norms and biases are F32.</summary>
+/// q|k|v fused into one matrix (and gate|up into one for gated MLPs); norms and biases are F32 (widened exactly
+/// from F16/BF16 at load).</summary>
 public sealed class LayerWeights
 {
     public required Tensor AttentionNorm { get; init; }       // [dim]
@@ -29,7 +30,7 @@ public sealed class LayerWeights
 public sealed class ModelWeights : IDisposable
 {
     public required Tensor TokenEmbedding { get; init; }      // [vocab, dim]
-    public Tensor? PositionEmbedding { get; init; }           // [maxPositions, dim]
+    public Tensor? PositionEmbedding { get; init; }           // [maxPositions, dim], F32 whatever the stored dtype
     public required LayerWeights[] Layers { get; init; }
     public required Tensor FinalNorm { get; init; }           // [dim]
     public Tensor? FinalNormBias { get; init; }               // [dim]
@@ -53,11 +54,26 @@ public sealed class ModelWeights : IDisposable
         foreach (var t in AllTensors().Distinct()) t.Dispose();
     }
 
-    /// <summary>Loads and validates every tensor the spec needs (presence, shape, dtype).</summary>
+    /// <summary>
+    /// Loads and validates every tensor the spec needs (presence, shape, dtype). Each tensor's pages of the mapped
+    /// file are released once the backend holds it, so the file is not kept resident beside the weights.
+    /// </summary>
     public static ModelWeights Load(Checkpoint checkpoint, IBackend backend)
     {
-        ArgumentNullException.ThrowIfNull(checkpoint);
         ArgumentNullException.ThrowIfNull(backend);
+        return Run(checkpoint, backend);
+    }
+
+    /// <summary>
+    /// The checks of <see cref="Load"/> (every tensor the spec needs is present, with the config's shape and a
+    /// usable dtype; fused tensors share one) without reading a byte of weights or allocating for them. Throws the
+    /// same <see cref="CheckpointException"/> that loading would.
+    /// </summary>
+    public static void Validate(Checkpoint checkpoint) => Run(checkpoint, backend: null);
+
+    private static ModelWeights Run(Checkpoint checkpoint, IBackend? backend)
+    {
+        ArgumentNullException.ThrowIfNull(checkpoint);
         var loader = new Loader(checkpoint, backend);
         try
         {
@@ -70,7 +86,16 @@ public sealed class ModelWeights : IDisposable
         }
     }
 
-    private sealed class Loader(Checkpoint checkpoint, IBackend backend)
+    /// <summary>Stands for a tensor when only validating: its dtype and length, no memory.</summary>
+    private sealed class Unloaded(DType dtype, long length) : Tensor(dtype, length)
+    {
+        protected override void Release()
+        {
+        }
+    }
+
+    /// <summary>Finds, checks and (with a backend) loads each tensor; without a backend it only checks.</summary>
+    private sealed class Loader(Checkpoint checkpoint, IBackend? backend)
     {
         private readonly ModelSpec _spec = checkpoint.Spec;
         private readonly List<Tensor> _loaded = [];
@@ -112,7 +137,8 @@ public sealed class ModelWeights : IDisposable
             return new ModelWeights
             {
                 TokenEmbedding = wte,
-                PositionEmbedding = Matrix("wpe.weight", _spec.MaxPositions, d),
+                // The forward adds positions in F32 (IBackend.Embed): an F16/BF16 table is widened exactly here.
+                PositionEmbedding = Float32Table("wpe.weight", _spec.MaxPositions, d),
                 Layers = [.. layers],
                 FinalNorm = Vector("ln_f.weight", d),
                 FinalNormBias = Vector("ln_f.bias", d),
@@ -174,9 +200,12 @@ public sealed class ModelWeights : IDisposable
             return t;
         }
 
+        private Tensor Allocate(DType dtype, long length) => Track(backend is null ? new Unloaded(dtype, length) : backend.Allocate(dtype, length));
+
         /// <summary>A linear weight in the backend's layout (the row-major copy is released).</summary>
         private Tensor Prepared(Tensor rowMajor, int rows, int cols)
         {
+            if (backend is null) return rowMajor;
             var prepared = backend.PrepareLinear(rowMajor, rows, cols);
             if (ReferenceEquals(prepared, rowMajor)) return prepared;
             _loaded.Remove(rowMajor);
@@ -188,7 +217,7 @@ public sealed class ModelWeights : IDisposable
         private Tensor MatrixNoPrefix(string fullName, int rows, int cols)
         {
             var (file, info, dtype) = Find(fullName, rows, cols);
-            var tensor = Track(backend.Allocate(dtype, (long)rows * cols));
+            var tensor = Allocate(dtype, (long)rows * cols);
             CopyRaw(file, info, tensor, 0);
             return tensor;
         }
@@ -200,7 +229,7 @@ public sealed class ModelWeights : IDisposable
             var dtype = found[0].DType;
             foreach (var f in found)
                 if (f.DType != dtype) throw new CheckpointException(f.File.FilePath, f.Info.Name, $"dtype {f.DType} differs from {found[0].Info.Name} ({dtype}); fused tensors need one dtype");
-            var tensor = Track(backend.Allocate(dtype, (long)parts.Sum(p => p.Rows) * cols));
+            var tensor = Allocate(dtype, (long)parts.Sum(p => p.Rows) * cols);
             long offset = 0;
             foreach (var f in found)
             {
@@ -210,47 +239,79 @@ public sealed class ModelWeights : IDisposable
             return tensor;
         }
 
-        /// <summary>A GPT-2 Conv1D weight stored [in, out], transposed to [out, in].</summary>
+        /// <summary>A GPT-2 Conv1D weight stored [in, out], transposed to [out, in] a slab of output rows at a time
+        /// (each slab reads its columns of every input row, so the file is read once, without a full-size copy).</summary>
         private Tensor Conv1D(string name, int inDim, int outDim)
         {
             var (file, info, dtype) = Find(_prefix + name, inDim, outDim);
-            var source = file.Bytes(info, 0, checked((int)info.ByteLength));
-            var transposed = new byte[source.Length];
-            if (dtype.Size() == 4) Transpose(MemoryMarshal.Cast<byte, int>(source), MemoryMarshal.Cast<byte, int>(transposed.AsSpan()), inDim, outDim);
-            else Transpose(MemoryMarshal.Cast<byte, short>(source), MemoryMarshal.Cast<byte, short>(transposed.AsSpan()), inDim, outDim);
-            var tensor = Track(backend.Allocate(dtype, (long)inDim * outDim));
-            backend.Upload(tensor, transposed);
+            var tensor = Allocate(dtype, (long)inDim * outDim);
+            if (backend is null) return tensor;
+            const int slab = 64;
+            int size = dtype.Size();
+            var buffer = new byte[slab * inDim * size];
+            for (int c0 = 0; c0 < outDim; c0 += slab)
+            {
+                int columns = Math.Min(slab, outDim - c0);
+                var destination = buffer.AsSpan(0, columns * inDim * size);
+                for (int r = 0; r < inDim; r++)
+                {
+                    var source = file.Bytes(info, ((long)r * outDim + c0) * size, columns * size);
+                    if (size == 4) Scatter(MemoryMarshal.Cast<byte, int>(source), MemoryMarshal.Cast<byte, int>(destination), r, inDim);
+                    else Scatter(MemoryMarshal.Cast<byte, short>(source), MemoryMarshal.Cast<byte, short>(destination), r, inDim);
+                }
+                backend.Upload(tensor, destination, (long)c0 * inDim);
+            }
+            file.Release(info);
             return tensor;
         }
 
-        private static void Transpose<T>(ReadOnlySpan<T> source, Span<T> destination, int rows, int cols)
+        /// <summary>Element c of input row r goes to row c, column r of the [columns, inDim] slab.</summary>
+        private static void Scatter<T>(ReadOnlySpan<T> row, Span<T> slab, int r, int inDim)
         {
-            for (int r = 0; r < rows; r++)
-                for (int c = 0; c < cols; c++)
-                    destination[c * rows + r] = source[r * cols + c];
+            for (int c = 0; c < row.Length; c++) slab[c * inDim + r] = row[c];
         }
 
         private Tensor Vector(string name, int length) => FusedVector((name, length));
+
+        /// <summary>A [rows, cols] table widened to F32.</summary>
+        private Tensor Float32Table(string name, int rows, int cols)
+        {
+            var (file, info, dtype) = Find(_prefix + name, rows, cols);
+            var tensor = Allocate(DType.F32, (long)rows * cols);
+            if (backend is null) return tensor;
+            var row = new float[cols];
+            for (int r = 0; r < rows; r++)
+            {
+                long rowBytes = (long)cols * dtype.Size();
+                ToFloat32(file.Bytes(info, r * rowBytes, checked((int)rowBytes)), dtype, row);
+                backend.Upload(tensor, MemoryMarshal.AsBytes(row.AsSpan()), (long)r * cols);
+            }
+            file.Release(info);
+            return tensor;
+        }
 
         /// <summary>Vectors (norm weights, biases) concatenated and converted to F32.</summary>
         private Tensor FusedVector(params (string Name, int Length)[] parts)
         {
             var found = parts.Select(p => Find(_prefix + p.Name, p.Length)).ToArray(); // before allocating for the config's sizes
+            if (backend is null) return Allocate(DType.F32, parts.Sum(p => (long)p.Length));
             var values = new float[parts.Sum(p => p.Length)];
             int offset = 0;
             for (int i = 0; i < parts.Length; i++)
             {
                 var (file, info, dtype) = found[i];
                 ToFloat32(file.Bytes(info, 0, checked((int)info.ByteLength)), dtype, values.AsSpan(offset, parts[i].Length));
+                file.Release(info);
                 offset += parts[i].Length;
             }
-            var tensor = Track(backend.Allocate(DType.F32, values.Length));
+            var tensor = Allocate(DType.F32, values.Length);
             backend.Upload(tensor, MemoryMarshal.AsBytes(values.AsSpan()));
             return tensor;
         }
 
         private void CopyRaw(SafeTensorsFile file, SafeTensorInfo info, Tensor tensor, long elementOffset)
         {
+            if (backend is null) return;
             const int chunk = 64 << 20;
             int size = tensor.DType.Size();
             for (long done = 0; done < info.ByteLength; done += chunk)
@@ -258,6 +319,7 @@ public sealed class ModelWeights : IDisposable
                 int count = (int)Math.Min(chunk, info.ByteLength - done);
                 backend.Upload(tensor, file.Bytes(info, done, count), elementOffset + done / size);
             }
+            file.Release(info);
         }
     }
 

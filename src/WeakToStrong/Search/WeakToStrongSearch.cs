@@ -74,9 +74,9 @@ public sealed class WeakToStrongSearch : IDisposable
         ArgumentNullException.ThrowIfNull(options);
         var owned = new List<IDisposable>();
         var modelOptions = options.Model ?? new ModelOptions();
-        // Pools are sized from config.json before any weights are read, so a budget too small fails at once.
+        // Pools are sized before any weights are read (a broken checkpoint is named first), so a budget too small fails at once.
         var specs = new[] { options.LargeModel is null ? options.LargeDirectory : null, options.TunedDirectory, options.UntunedDirectory }
-            .OfType<string>().Select(Checkpoint.ReadSpec).ToArray();
+            .OfType<string>().Select(ValidatedSpec).ToArray();
         var budget = modelOptions.KvBlocks is null ? modelOptions.KvBudget ?? KvBudget.Default(specs) : null;
         int blocks = modelOptions.KvBlocks ?? budget!.BlocksPerModel(specs, modelOptions.KvBlockSize);
         modelOptions = modelOptions with { KvBlocks = blocks };
@@ -109,6 +109,13 @@ public sealed class WeakToStrongSearch : IDisposable
             backend.Dispose();
             throw;
         }
+    }
+
+    private static ModelSpec ValidatedSpec(string directory)
+    {
+        using var checkpoint = Checkpoint.Open(directory);
+        ModelWeights.Validate(checkpoint);
+        return checkpoint.Spec;
     }
 
     /// <summary>Runs one request with the method it names.</summary>

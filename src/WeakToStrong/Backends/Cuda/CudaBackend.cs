@@ -245,6 +245,9 @@ public sealed unsafe class CudaBackend : IBackend
     {
         RequireF32(residual);
         RequireF32(y);
+        RequireF32(weight);
+        if (delta is not null) RequireF32(delta);
+        if (bias is not null) RequireF32(bias);
         RequireLength(residual, (long)rows * dim);
         RequireLength(y, (long)rows * dim);
         if (rows == 0) return;
@@ -267,6 +270,7 @@ public sealed unsafe class CudaBackend : IBackend
     {
         RequireF32(x);
         RequireF32(y);
+        if (bias is not null) RequireF32(bias);
         RequireLength(x, (long)rows * inDim);
         RequireLength(y, (long)rows * outDim);
         RequireLength(w, (long)outDim * inDim);
