@@ -2,6 +2,7 @@ using System.Text.Encodings.Web;
 using System.Text.Json;
 using System.Text.Json.Serialization;
 using WeakToStrong.Diagnostics;
+using WeakToStrong.Diagnostics.Ops;
 
 namespace WeakToStrong.Cli.Json;
 
@@ -19,6 +20,7 @@ namespace WeakToStrong.Cli.Json;
 [JsonSerializable(typeof(SearchResultJson))]
 [JsonSerializable(typeof(EvalLineJson))]
 [JsonSerializable(typeof(EvalJson))]
+[JsonSerializable(typeof(OpsJson))]
 internal sealed partial class CliJson : JsonSerializerContext
 {
     /// <summary>The options every CLI output uses: snake_case names, non-ASCII text written as is (not \uXXXX).</summary>
@@ -73,3 +75,15 @@ internal sealed record EvalSummaryJson(string Method, int Runs, double MeanScore
 
 /// <summary><c>w2s eval --json</c>.</summary>
 internal sealed record EvalJson(int Ran, int Skipped, string Out, List<EvalSummaryJson> Summary);
+
+/// <summary>One op at one shape against its reference (<c>w2s ops --mode test</c>); <c>error</c> is null when skipped or not finite.</summary>
+internal sealed record OpCheckJson(string Op, string Dtype, string Shape, bool ModelSized, string Reference, double? Error, double Threshold, string Status,
+    [property: JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)] string? Note);
+
+/// <summary><c>w2s ops --json</c>: <c>checks</c> in test mode, <c>ceilings</c> and <c>timings</c> in perf mode.</summary>
+internal sealed record OpsJson(string Device, string DeviceName, string Mode,
+    [property: JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)] string? Reference,
+    [property: JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)] Ceilings? Ceilings,
+    [property: JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)] List<OpCheckJson>? Checks,
+    [property: JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)] List<OpTiming>? Timings,
+    int Passed, int Failed, int Skipped);
