@@ -1,7 +1,7 @@
-using System.Runtime.InteropServices;
 using WeakToStrong.Backends;
 using WeakToStrong.Backends.Cpu;
 using WeakToStrong.Backends.Cuda;
+using WeakToStrong.Diagnostics.Ops;
 
 namespace WeakToStrong.Tests.Cuda;
 
@@ -26,33 +26,11 @@ internal sealed class BackendPair : IDisposable
 
     public Random Random { get; }
 
-    public float[] Uniform(long n, float scale = 1f)
-    {
-        var a = new float[n];
-        for (long i = 0; i < n; i++) a[i] = (float)(Random.NextDouble() * 2 - 1) * scale;
-        return a;
-    }
-
-    /// <summary>The bytes of <paramref name="values"/> in <paramref name="dtype"/> (BF16 by truncation, F16 rounded).</summary>
-    public static byte[] Encode(float[] values, DType dtype)
-    {
-        switch (dtype)
-        {
-            case DType.F32:
-                return MemoryMarshal.AsBytes(values.AsSpan()).ToArray();
-            case DType.BF16:
-                return MemoryMarshal.AsBytes(values.Select(v => (ushort)(BitConverter.SingleToUInt32Bits(v) >> 16)).ToArray().AsSpan()).ToArray();
-            case DType.F16:
-                return MemoryMarshal.AsBytes(values.Select(v => (Half)v).ToArray().AsSpan()).ToArray();
-            case DType.I32:
-            default:
-                throw new ArgumentOutOfRangeException(nameof(dtype));
-        }
-    }
+    public float[] Uniform(long n, float scale = 1f) => HostData.Uniform(Random, n, scale);
 
     public (Tensor Cpu, Tensor Cuda) Tensors(float[] values, DType dtype = DType.F32)
     {
-        byte[] bytes = Encode(values, dtype);
+        byte[] bytes = HostData.Encode(values, dtype);
         var c = Cpu.Allocate(dtype, values.Length);
         var g = Cuda.Allocate(dtype, values.Length);
         Cpu.Upload(c, bytes);

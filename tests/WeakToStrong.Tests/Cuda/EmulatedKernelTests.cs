@@ -1,6 +1,7 @@
 using WeakToStrong.Backends;
 using WeakToStrong.Backends.Cuda;
 using WeakToStrong.Backends.Cuda.Kernels;
+using WeakToStrong.Diagnostics.Ops;
 
 namespace WeakToStrong.Tests.Cuda;
 
@@ -41,9 +42,9 @@ public class EmulatedKernelTests : KernelComparisons
     {
         var runtime = new EmulatorRuntime(multiprocessors: 8);
         using var p = new BackendPair(new Backends.Cuda.CudaBackend(runtime), 6);
-        var layout = Layouts.Decode(p.Random, [400], 10, 16);
+        var layout = PagedLayouts.Decode(p.Random, [400], 10, 16);
         var qkv = p.Tensors(p.Uniform((long)layout.TokenCount * 4 * 8));
-        long pool = (long)Layouts.Blocks(layout) * 16 * 1 * 8;
+        long pool = (long)PagedLayouts.Blocks(layout) * 16 * 1 * 8;
         var keys = p.Tensors(p.Uniform(pool));
         var values = p.Tensors(p.Uniform(pool));
         var output = p.Zeros(2 * 8);

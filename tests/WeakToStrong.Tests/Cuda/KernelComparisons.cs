@@ -1,6 +1,7 @@
 using WeakToStrong.Backends;
 using WeakToStrong.Backends.Cuda;
 using WeakToStrong.Backends.Cuda.Kernels;
+using WeakToStrong.Diagnostics.Ops;
 
 namespace WeakToStrong.Tests.Cuda;
 
@@ -14,18 +15,8 @@ public abstract class KernelComparisons
     /// <summary>The CPU reference beside the backend under test.</summary>
     private protected abstract BackendPair Pair(int seed, int multiprocessors = 4);
 
-    public static TheoryData<string, int, int, int, int> AttentionCases => new()
-    {
-        // name, heads, kvHeads, headDim, blockSize
-        { "prefill", 4, 4, 8, 4 },
-        { "prefill", 4, 2, 16, 16 },
-        { "prefill", 3, 1, 12, 4 },
-        { "prefill", 32, 2, 8, 8 },      // a KV group wider than one tile (16 rows)
-        { "prefill", 2, 1, 96, 16 },     // head_dim above 32·2 lanes: three dim chunks
-        { "decode", 4, 2, 16, 16 },      // long contexts, few tiles → split-K
-        { "decode", 8, 8, 8, 4 },
-        { "mixed", 4, 2, 16, 4 },
-    };
+    /// <summary>Shapes for <c>Attention</c> (<see cref="OpShapes.Attention"/>), shared with <c>w2s ops</c>.</summary>
+    public static TheoryData<string, int, int, int, int> AttentionCases => Theory(OpShapes.Attention, x => (x.Kind, x.Heads, x.KvHeads, x.HeadDim, x.BlockSize));
 
     protected void EmbedCase(DType dtype, int tokens, int dim, bool positions)
     {
@@ -33,7 +24,7 @@ public abstract class KernelComparisons
         int vocab = 11, maxPositions = 40;
         var table = p.Tensors(p.Uniform((long)vocab * dim), dtype);
         var pos = positions ? p.Tensors(p.Uniform((long)maxPositions * dim)) : ((Tensor Cpu, Tensor Cuda)?)null;
-        var layout = Layouts.Prefill(p.Random, [tokens], vocab, blockSize: 4);
+        var layout = PagedLayouts.Prefill(p.Random, [tokens], vocab, blockSize: 4);
         var x = p.Zeros((long)tokens * dim);
         foreach (var (b, t, ps, xx) in new[] { (p.Cpu as IBackend, table.Cpu, pos?.Cpu, x.Cpu), (p.Cuda, table.Cuda, pos?.Cuda, x.Cuda) })
         {
@@ -75,10 +66,10 @@ public abstract class KernelComparisons
     protected void RopeAndCacheWriteCase(int heads, int kvHeads, int headDim, int blockSize, bool rotary)
     {
         using var p = Pair(4);
-        var layout = Layouts.Prefill(p.Random, [5, 1, 19], 100, blockSize);
+        var layout = PagedLayouts.Prefill(p.Random, [5, 1, 19], 100, blockSize);
         int width = (heads + 2 * kvHeads) * headDim;
         var qkv = p.Tensors(p.Uniform((long)layout.TokenCount * width));
-        long pool = (long)Layouts.Blocks(layout) * blockSize * kvHeads * headDim;
+        long pool = (long)PagedLayouts.Blocks(layout) * blockSize * kvHeads * headDim;
         var keys = p.Zeros(pool);
         var values = p.Zeros(pool);
         var rope = rotary ? new RopeTable(Enumerable.Range(0, headDim / 2).Select(i => Math.Pow(10000, -2.0 * i / headDim)).ToArray()) : null;
@@ -96,13 +87,13 @@ public abstract class KernelComparisons
         using var p = Pair(5, 8);
         var layout = shape switch
         {
-            "prefill" => Layouts.Prefill(p.Random, [1, 7, 40], 50, blockSize),
-            "decode" => Layouts.Decode(p.Random, [300, 45, 1], 50, blockSize),
-            _ => Layouts.Mixed(p.Random, blockSize),
+            "prefill" => PagedLayouts.Prefill(p.Random, [1, 7, 40], 50, blockSize),
+            "decode" => PagedLayouts.Decode(p.Random, [300, 45, 1], 50, blockSize),
+            _ => PagedLayouts.Mixed(p.Random, blockSize),
         };
         int width = (heads + 2 * kvHeads) * headDim;
         var qkv = p.Tensors(p.Uniform((long)layout.TokenCount * width, 2f));
-        long pool = (long)Layouts.Blocks(layout) * blockSize * kvHeads * headDim;
+        long pool = (long)PagedLayouts.Blocks(layout) * blockSize * kvHeads * headDim;
         var keys = p.Tensors(p.Uniform(pool, 2f));
         var values = p.Tensors(p.Uniform(pool));
         var output = p.Zeros((long)layout.TokenCount * heads * headDim);
@@ -210,79 +201,42 @@ public abstract class KernelComparisons
         p.AssertClose(values, new Tolerance(0, 0), "value pool");
     }
 
-    /// <summary>Shapes for <c>Embed</c>, shared by the emulated and the GPU suites.</summary>
-    public static TheoryData<DType, int, int, bool> EmbedShapes => new()
-    {
-        { DType.F32, 1, 1, false },
-        { DType.F32, 5, 33, true },
-        { DType.BF16, 17, 64, false },
-        { DType.F16, 3, 300, true },
-        { DType.BF16, 2, 257, true },
-    };
+    // The shapes below are the library's (OpShapes), which `w2s ops` runs too: one definition for CI and the device.
 
-    /// <summary>Shapes for <c>AddNorm</c>, shared by the emulated and the GPU suites.</summary>
-    public static TheoryData<NormKind, int, int, bool, bool> AddNormShapes => new()
-    {
-        { NormKind.RmsNorm, 1, 1, false, false },
-        { NormKind.RmsNorm, 3, 64, true, false },
-        { NormKind.RmsNorm, 9, 1000, true, false },
-        { NormKind.LayerNorm, 2, 7, false, true },
-        { NormKind.LayerNorm, 5, 130, true, true },
-        { NormKind.LayerNorm, 4, 4100, true, false },
-    };
+    public static TheoryData<DType, int, int, bool> EmbedShapes => Theory(OpShapes.Embed, x => (x.Dtype, x.Tokens, x.Dim, x.Positions));
 
-    /// <summary>Shapes for <c>Linear</c>, shared by the emulated and the GPU suites.</summary>
-    public static TheoryData<DType, int, int, int, bool> LinearShapes => new()
-    {
-        { DType.F32, 1, 1, 1, false },
-        { DType.F32, 3, 17, 5, true },
-        { DType.F32, 13, 64, 33, false },
-        { DType.BF16, 1, 64, 9, true },
-        { DType.BF16, 8, 96, 31, false },
-        { DType.BF16, 9, 31, 7, true },
-        { DType.F16, 2, 128, 6, true },
-        { DType.F16, 11, 23, 3, false },
-    };
+    public static TheoryData<NormKind, int, int, bool, bool> AddNormShapes => Theory(OpShapes.AddNorm, x => (x.Kind, x.Rows, x.Dim, x.Delta, x.Bias));
 
-    /// <summary>Shapes for <c>RopeAndCacheWrite</c>, shared by the emulated and the GPU suites.</summary>
-    public static TheoryData<int, int, int, int, bool> RopeAndCacheWriteShapes => new()
-    {
-        { 4, 2, 8, 4, true },
-        { 3, 3, 12, 16, true },
-        { 8, 2, 64, 16, true },
-        { 4, 4, 16, 4, false },
-    };
+    public static TheoryData<DType, int, int, int, bool> LinearShapes => Theory(OpShapes.Linear, x => (x.Dtype, x.Rows, x.InDim, x.OutDim, x.Bias));
 
-    /// <summary>Shapes for <c>GeluTanh</c>, shared by the emulated and the GPU suites.</summary>
-    public static TheoryData<long> GeluTanhShapes => new()
-    {
-        { 1L },
-        { 1000L },
-        { 70_001L },
-    };
+    public static TheoryData<int, int, int, int, bool> RopeAndCacheWriteShapes => Theory(OpShapes.Rope, x => (x.Heads, x.KvHeads, x.HeadDim, x.BlockSize, x.Rotary));
 
-    /// <summary>Shapes for <c>SiluGate</c>, shared by the emulated and the GPU suites.</summary>
-    public static TheoryData<int, int> SiluGateShapes => new()
-    {
-        { 1, 1 },
-        { 3, 257 },
-        { 9, 64 },
-    };
+    public static TheoryData<long> GeluTanhShapes => new(OpShapes.GeluTanh);
 
-    /// <summary>Shapes for <c>LogProbOfTargets</c>, shared by the emulated and the GPU suites.</summary>
-    public static TheoryData<int, int> LogProbOfTargetsShapes => new()
-    {
-        { 1, 1 },
-        { 3, 7 },
-        { 4, 1000 },
-        { 2, 50257 },
-    };
+    public static TheoryData<int, int> SiluGateShapes => Theory(OpShapes.SiluGate, x => (x.Rows, x.Ff));
 
-    /// <summary>Shapes for <c>SampleMatchesTheCpuSamplerDrawForDraw</c>, shared by the emulated and the GPU suites.</summary>
-    public static TheoryData<int> SampleMatchesTheCpuSamplerDrawForDrawShapes => new()
+    public static TheoryData<int, int> LogProbOfTargetsShapes => Theory(OpShapes.LogProbOfTargets, x => (x.Rows, x.Vocab));
+
+    public static TheoryData<int> SampleMatchesTheCpuSamplerDrawForDrawShapes => new(OpShapes.Sample);
+
+    private static TheoryData<T1, T2> Theory<TShape, T1, T2>(IEnumerable<TShape> shapes, Func<TShape, (T1, T2)> row)
     {
-        { 5 },
-        { 100 },
-        { 3001 },
-    };
+        var data = new TheoryData<T1, T2>();
+        foreach (var (a, b) in shapes.Select(row)) data.Add(a, b);
+        return data;
+    }
+
+    private static TheoryData<T1, T2, T3, T4> Theory<TShape, T1, T2, T3, T4>(IEnumerable<TShape> shapes, Func<TShape, (T1, T2, T3, T4)> row)
+    {
+        var data = new TheoryData<T1, T2, T3, T4>();
+        foreach (var (a, b, c, d) in shapes.Select(row)) data.Add(a, b, c, d);
+        return data;
+    }
+
+    private static TheoryData<T1, T2, T3, T4, T5> Theory<TShape, T1, T2, T3, T4, T5>(IEnumerable<TShape> shapes, Func<TShape, (T1, T2, T3, T4, T5)> row)
+    {
+        var data = new TheoryData<T1, T2, T3, T4, T5>();
+        foreach (var (a, b, c, d, e) in shapes.Select(row)) data.Add(a, b, c, d, e);
+        return data;
+    }
 }

@@ -79,6 +79,9 @@ public sealed unsafe class CudaBackend : IBackend
     /// <summary>The device in words.</summary>
     public string Device => _runtime.Description;
 
+    /// <summary>The device runtime (the op checks measure its copy bandwidth and GEMM rate).</summary>
+    internal IDeviceRuntime Runtime => _runtime;
+
     /// <summary>
     /// Null when a CUDA device can be opened here, else the one-line reason (no driver, no device …), without
     /// keeping anything open.

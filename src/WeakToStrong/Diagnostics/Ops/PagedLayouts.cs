@@ -1,9 +1,9 @@
 using WeakToStrong.Backends;
 
-namespace WeakToStrong.Tests.Cuda;
+namespace WeakToStrong.Diagnostics.Ops;
 
-/// <summary>Ragged batch layouts over a paged cache with shuffled block tables, for the op tests.</summary>
-internal static class Layouts
+/// <summary>Ragged batch layouts over a paged cache with shuffled block tables, for the op checks and tests.</summary>
+public static class PagedLayouts
 {
     /// <summary>Every sequence fed from position 0: lengths[i] tokens each.</summary>
     public static BatchLayout Prefill(Random random, int[] lengths, int vocab, int blockSize) =>
@@ -15,6 +15,9 @@ internal static class Layouts
 
     /// <summary>A prefill, a decode step and a chunk continuing a cached prefix, in one batch.</summary>
     public static BatchLayout Mixed(Random random, int blockSize) => Build(random, [(0, 9), (70, 1), (33, 12)], 50, blockSize);
+
+    /// <summary>Sequences each fed <c>Count</c> tokens after <c>Start</c> cached ones.</summary>
+    public static BatchLayout Chunks(Random random, (int Start, int Count)[] sequences, int vocab, int blockSize) => Build(random, sequences, vocab, blockSize);
 
     /// <summary>Blocks the layout's tables refer to (the pool size the tests allocate).</summary>
     public static int Blocks(BatchLayout layout) => layout.BlockTables.Max() + 1;
