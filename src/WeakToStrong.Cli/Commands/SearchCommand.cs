@@ -1,6 +1,7 @@
 using System.CommandLine;
 using System.Globalization;
 using WeakToStrong.Chat;
+using WeakToStrong.Cli.Json;
 using WeakToStrong.Engine;
 using WeakToStrong.Search;
 using WeakToStrong.Search.LargeModels;
@@ -27,7 +28,7 @@ internal static class SearchCommand
             var result = SearchOptions.Explained(() => search.RunAsync(request, cancellationToken).GetAwaiter().GetResult());
             if (r.GetValue(options.Json))
             {
-                Cli.WriteJson(SearchJson.Result(result, request.Trace));
+                Cli.WriteJson(SearchJson.Result(result, request.Trace), CliJson.Output.SearchResultJson);
                 return 0;
             }
             Console.WriteLine(result.Text);
@@ -216,7 +217,7 @@ internal sealed class SearchOptions
     };
 }
 
-/// <summary>The JSON shapes of search results (snake_case through <see cref="Cli.JsonOptions"/>).</summary>
+/// <summary>Search results as the JSON records of <see cref="CliJson"/>.</summary>
 internal static class SearchJson
 {
     public static string Finish(FinishReason finish) => finish switch
@@ -242,50 +243,16 @@ internal static class SearchJson
         return label;
     }
 
-    public static object Stats(SearchStats s) => new
-    {
-        large_tokens_sampled = s.LargeTokensSampled,
-        small_tokens_scored = s.SmallTokensScored,
-        forward_calls = s.ForwardCalls,
-        wall_ms = Math.Round(s.WallMs, 3),
-        scoring_ms = Math.Round(s.ScoringMs, 3),
-        tuned_tokens_scored = s.TunedTokensScored,
-        untuned_tokens_scored = s.UntunedTokensScored,
-        chunks = s.Chunks,
-    };
+    public static SearchStatsJson Stats(SearchStats s) => new(
+        s.LargeTokensSampled, s.SmallTokensScored, s.ForwardCalls, Math.Round(s.WallMs, 3), Math.Round(s.ScoringMs, 3),
+        s.TunedTokensScored, s.UntunedTokensScored, s.Chunks);
 
-    private static object Scored(ScoredTokens t) => new { prompt_tokens = t.PromptTokens, response_tokens = t.ResponseTokens, log_prob = t.LogProb };
+    private static ScoredTokensJson Scored(ScoredTokens t) => new(t.PromptTokens, t.ResponseTokens, t.LogProb);
 
-    public static Dictionary<string, object?> Result(SearchResult result, bool trace)
-    {
-        var json = new Dictionary<string, object?>
-        {
-            ["text"] = result.Text,
-            ["tokens"] = result.Tokens,
-            ["score"] = result.Score,
-            ["finish"] = Finish(result.Finish),
-            ["stats"] = Stats(result.Stats),
-            ["tuned"] = Scored(result.Tuned),
-            ["untuned"] = Scored(result.Untuned),
-        };
-        if (trace && result.Trace is { } chunks)
-            json["trace"] = chunks.Select(c => new
-            {
-                chunk = c.Chunk,
-                selected = c.Selected,
-                candidates = c.Candidates.Select(x => new
-                {
-                    index = x.Index,
-                    parent = x.Parent,
-                    text = x.Text,
-                    tokens = x.Tokens,
-                    new_tokens = x.NewTokens,
-                    score = x.Score,
-                    finish = Finish(x.Finish),
-                    selected = x.Selected,
-                    dropped = x.Dropped,
-                }),
-            });
-        return json;
-    }
+    public static SearchResultJson Result(SearchResult result, bool trace) => new(
+        result.Text, result.Tokens, result.Score, Finish(result.Finish), Stats(result.Stats), Scored(result.Tuned), Scored(result.Untuned),
+        trace && result.Trace is { } chunks
+            ? chunks.Select(c => new ChunkJson(c.Chunk, c.Selected,
+                c.Candidates.Select(x => new CandidateJson(x.Index, x.Parent, x.Text, x.Tokens, x.NewTokens, x.Score, Finish(x.Finish), x.Selected, x.Dropped)).ToList())).ToList()
+            : null);
 }
