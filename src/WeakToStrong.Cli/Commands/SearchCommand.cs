@@ -83,6 +83,13 @@ internal sealed class SearchOptions
     private static Option<string> Template(string name) =>
         new(name) { Description = $"chat template: auto (from tokenizer_config.json), {string.Join(", ", ChatTemplate.Names)}", DefaultValueFactory = _ => "auto" };
 
+    /// <summary>Only the options that pick and load the models (for <c>w2s serve</c>, whose requests carry the rest).</summary>
+    public void AddModelOptionsTo(Command command)
+    {
+        foreach (var option in new Option[] { Large, LargeUrl, LargeApiModel, ApiKeyEnv, NoTopK, Tuned, Untuned, LargeTemplate, TunedTemplate, UntunedTemplate, KvBlocks, Device })
+            command.Options.Add(option);
+    }
+
     public void AddTo(Command command)
     {
         foreach (var option in new Option[]
@@ -145,7 +152,7 @@ internal sealed class SearchOptions
     }
 
     /// <summary>Loads the three models (each with its tokenizer and template), or the small pair and a remote large model.</summary>
-    public WeakToStrongSearch Load(ParseResult r)
+    public WeakToStrongSearch Load(ParseResult r, bool continuousBatching = false)
     {
         string? folder = r.GetValue(Large), url = r.GetValue(LargeUrl);
         if ((folder is null) == (url is null)) throw new UsageException("give exactly one of --large (a model folder) and --large-url (a completions endpoint)");
@@ -175,6 +182,7 @@ internal sealed class SearchOptions
             LargeTemplate = largeTemplate,
             TunedTemplate = ParseTemplate(r.GetValue(TunedTemplate), "--tuned-template"),
             UntunedTemplate = ParseTemplate(r.GetValue(UntunedTemplate), "--untuned-template"),
+            ContinuousBatching = continuousBatching,
         }));
     }
 
