@@ -51,7 +51,7 @@ internal static class EvalCommand
                         text = result.Text,
                         score = result.Score,
                         finish = SearchJson.Finish(result.Finish),
-                        stats = SearchJson.Stats(result.Stats),
+                        stats = SearchJson.Stats(result.Stats, search),
                     }, Cli.JsonOptions));
                     writer.Flush();
                 }

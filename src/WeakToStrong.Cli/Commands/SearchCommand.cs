@@ -2,6 +2,7 @@ using System.CommandLine;
 using System.Globalization;
 using WeakToStrong.Chat;
 using WeakToStrong.Engine;
+using WeakToStrong.Engine.KvCache;
 using WeakToStrong.Search;
 using WeakToStrong.Search.LargeModels;
 
@@ -27,7 +28,7 @@ internal static class SearchCommand
             var result = SearchOptions.Explained(() => search.RunAsync(request, cancellationToken).GetAwaiter().GetResult());
             if (r.GetValue(options.Json))
             {
-                Cli.WriteJson(SearchJson.Result(result, request.Trace));
+                Cli.WriteJson(SearchJson.Result(result, request.Trace, search));
                 return 0;
             }
             Console.WriteLine(result.Text);
@@ -76,7 +77,8 @@ internal sealed class SearchOptions
     public Option<string> UntunedTemplate { get; } = Template("--untuned-template");
     public Option<bool> Dedupe { get; } = new("--dedupe") { Description = "drop identical candidates before each selection" };
     public Option<bool> NoCache { get; } = new("--no-cache") { Description = "re-score every candidate from scratch each chunk (the reference's cost; for comparison)" };
-    public Option<int?> KvBlocks { get; } = new("--kv-blocks") { Description = "KV cache blocks of 16 tokens per model (default: a few full contexts)" };
+    public Option<int?> KvBlocks { get; } = new("--kv-blocks") { Description = "KV cache blocks of 16 tokens per model (instead of --kv-memory)" };
+    public Option<string> KvMemory { get; } = new("--kv-memory") { Description = "KV cache memory shared by the local models, e.g. 512MiB, 2GB (default: 1/8 of memory, at most 8 full contexts per model)" };
     public Option<string> Device { get; } = Cli.Device();
     public Option<bool> Json { get; } = Cli.Json();
 
@@ -86,7 +88,7 @@ internal sealed class SearchOptions
     /// <summary>Only the options that pick and load the models (for <c>w2s serve</c>, whose requests carry the rest).</summary>
     public void AddModelOptionsTo(Command command)
     {
-        foreach (var option in new Option[] { Large, LargeUrl, LargeApiModel, ApiKeyEnv, NoTopK, Tuned, Untuned, LargeTemplate, TunedTemplate, UntunedTemplate, KvBlocks, Device })
+        foreach (var option in new Option[] { Large, LargeUrl, LargeApiModel, ApiKeyEnv, NoTopK, Tuned, Untuned, LargeTemplate, TunedTemplate, UntunedTemplate, KvBlocks, KvMemory, Device })
             command.Options.Add(option);
     }
 
@@ -95,7 +97,7 @@ internal sealed class SearchOptions
         foreach (var option in new Option[]
         {
             Large, LargeUrl, LargeApiModel, ApiKeyEnv, NoTopK, Tuned, Untuned, Method, BeamWidth, Successors, ChunkLength, N, Beta, Temperature, TopK, TopP, MaxNewTokens,
-            Stop, Seed, Chat, System, LargeTemplate, TunedTemplate, UntunedTemplate, Dedupe, NoCache, KvBlocks, Device, Json,
+            Stop, Seed, Chat, System, LargeTemplate, TunedTemplate, UntunedTemplate, Dedupe, NoCache, KvBlocks, KvMemory, Device, Json,
         })
             command.Options.Add(option);
     }
@@ -149,6 +151,23 @@ internal sealed class SearchOptions
         {
             throw new UsageException(e.Message);
         }
+        catch (ArgumentException e) when (KnownOption(e.ParamName) is { } option)
+        {
+            throw new UsageException($"{option}: {e.Message.Split(" (Parameter")[0].Split('\n')[0]}");
+        }
+    }
+
+    /// <summary>The KV pools of the local models: a budget shared by them (--kv-memory, or chosen from memory) or a block count each.</summary>
+    private (int? Blocks, KvBudget? Budget) KvPools(ParseResult r)
+    {
+        int? blocks = r.GetValue(KvBlocks);
+        string? memory = r.GetValue(KvMemory);
+        if (blocks is not null && memory is not null) throw new UsageException("give at most one of --kv-memory and --kv-blocks");
+        if (blocks is < 1) throw new UsageException($"--kv-blocks: {blocks} is not a positive block count");
+        if (memory is null) return (blocks, null);
+        if (!ByteSize.TryParse(memory, out var size, out string? error)) throw new UsageException($"--kv-memory: {error}");
+        if (size.Bytes < 1) throw new UsageException($"--kv-memory: '{memory}' is not a positive size");
+        return (null, KvBudget.FromBytes(size.Bytes));
     }
 
     /// <summary>Loads the three models (each with its tokenizer and template), or the small pair and a remote large model.</summary>
@@ -172,13 +191,14 @@ internal sealed class SearchOptions
                 SendTopK = !r.GetValue(NoTopK),
             });
         }
+        var (kvBlocks, kvBudget) = KvPools(r);
         return Explained(() => WeakToStrongSearch.Load(new SearchModelOptions
         {
             LargeDirectory = folder,
             LargeModel = remote,
             TunedDirectory = r.GetValue(Tuned)!,
             UntunedDirectory = r.GetValue(Untuned)!,
-            Model = new ModelOptions { Device = r.GetValue(Device)!, KvBlocks = r.GetValue(KvBlocks) },
+            Model = new ModelOptions { Device = r.GetValue(Device)!, KvBlocks = kvBlocks, KvBudget = kvBudget },
             LargeTemplate = largeTemplate,
             TunedTemplate = ParseTemplate(r.GetValue(TunedTemplate), "--tuned-template"),
             UntunedTemplate = ParseTemplate(r.GetValue(UntunedTemplate), "--untuned-template"),
@@ -208,7 +228,9 @@ internal sealed class SearchOptions
         }
     }
 
-    private static string OptionName(string? parameter) => parameter switch
+    private static string OptionName(string? parameter) => KnownOption(parameter) ?? parameter ?? "search";
+
+    private static string? KnownOption(string? parameter) => parameter switch
     {
         nameof(SearchRequest.BeamWidth) => "--beam-width",
         nameof(SearchRequest.Successors) => "--successors",
@@ -220,7 +242,8 @@ internal sealed class SearchOptions
         nameof(SamplingSettings.Temperature) => "--temperature",
         nameof(SamplingSettings.TopK) => "--top-k",
         nameof(SamplingSettings.TopP) => "--top-p",
-        _ => parameter ?? "search",
+        nameof(KvBudget.Bytes) => "--kv-memory",
+        _ => null,
     };
 }
 
@@ -250,8 +273,13 @@ internal static class SearchJson
         return label;
     }
 
-    public static object Stats(SearchStats s) => new
+    /// <summary>The work done; with <paramref name="search"/>, also the KV pools it chose.</summary>
+    public static object Stats(SearchStats s, WeakToStrongSearch? search = null) => new
     {
+        kv_memory_bytes = search?.KvBudget?.Bytes,
+        kv_memory = search?.KvBudget is { } budget ? new ByteSize(budget.Bytes).ToString() : null,
+        kv_memory_source = search is null ? null : search.KvBudget is null ? "--kv-blocks" : search.KvBudget.Source == KvBudgetSource.Default ? "default" : "--kv-memory",
+        kv_blocks_per_model = search?.KvBlocksPerModel,
         large_tokens_sampled = s.LargeTokensSampled,
         small_tokens_scored = s.SmallTokensScored,
         forward_calls = s.ForwardCalls,
@@ -264,7 +292,7 @@ internal static class SearchJson
 
     private static object Scored(ScoredTokens t) => new { prompt_tokens = t.PromptTokens, response_tokens = t.ResponseTokens, log_prob = t.LogProb };
 
-    public static Dictionary<string, object?> Result(SearchResult result, bool trace)
+    public static Dictionary<string, object?> Result(SearchResult result, bool trace, WeakToStrongSearch? search = null)
     {
         var json = new Dictionary<string, object?>
         {
@@ -272,7 +300,7 @@ internal static class SearchJson
             ["tokens"] = result.Tokens,
             ["score"] = result.Score,
             ["finish"] = Finish(result.Finish),
-            ["stats"] = Stats(result.Stats),
+            ["stats"] = Stats(result.Stats, search),
             ["tuned"] = Scored(result.Tuned),
             ["untuned"] = Scored(result.Untuned),
         };

@@ -26,7 +26,7 @@ public sealed class ChunkBeamSearch : ISearchMethod
     {
         ArgumentNullException.ThrowIfNull(context);
         ArgumentNullException.ThrowIfNull(request);
-        request.Validate();
+        SearchCapacity.Check(context, request);
         var (w, k, l) = request.Shape;
         var clock = Stopwatch.StartNew();
         var counters = new SearchCounters();

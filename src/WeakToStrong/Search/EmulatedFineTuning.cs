@@ -31,6 +31,7 @@ public sealed class EmulatedFineTuning : ISearchMethod
         var large = local.Model;
         RequireOneVocabulary(large, context.Tuned);
         RequireOneVocabulary(large, context.Untuned);
+        SearchCapacity.Check(context, request);
         return await RunAsync(large, context, request, cancellationToken).ConfigureAwait(false);
     }
 

@@ -1,6 +1,8 @@
 using WeakToStrong.Backends;
 using WeakToStrong.Chat;
+using WeakToStrong.Checkpoints;
 using WeakToStrong.Engine;
+using WeakToStrong.Engine.KvCache;
 using WeakToStrong.Engine.Scheduling;
 using WeakToStrong.Search.LargeModels;
 
@@ -19,7 +21,10 @@ public sealed record SearchModelOptions
 
     public required string UntunedDirectory { get; init; }
 
-    /// <summary>Device and KV pool of the local models.</summary>
+    /// <summary>
+    /// Device and KV pool of the local models. <see cref="ModelOptions.KvBudget"/> (or the default chosen from
+    /// memory) is shared by the local models: each gets the same number of blocks.
+    /// </summary>
     public ModelOptions Model { get; init; } = new();
 
     /// <summary>Chat templates per model; null picks the one tokenizer_config.json names (none when it names none).</summary>
@@ -71,6 +76,12 @@ public sealed class WeakToStrongSearch : IDisposable
     public IReadOnlyList<ChatModel> LocalModels =>
         Context.Large is LocalLargeModel local ? [local.Model, Context.Tuned, Context.Untuned] : [Context.Tuned, Context.Untuned];
 
+    /// <summary>The KV budget the local models share (null when every pool was sized by <see cref="ModelOptions.KvBlocks"/>).</summary>
+    public KvBudget? KvBudget { get; private init; }
+
+    /// <summary>Blocks in each local model's KV pool.</summary>
+    public int KvBlocksPerModel { get; private init; }
+
     /// <summary>
     /// Loads the models (each with its tokenizer and template) on one shared backend, so that on a GPU the large
     /// model's sampling and the small models' scoring are issued on one stream; the search owns and disposes them.
@@ -79,7 +90,14 @@ public sealed class WeakToStrongSearch : IDisposable
     {
         ArgumentNullException.ThrowIfNull(options);
         var owned = new List<IDisposable>();
-        var backend = BackendFactory.Create((options.Model ?? new ModelOptions()).Device);
+        var modelOptions = options.Model ?? new ModelOptions();
+        // Pools are sized from config.json before any weights are read, so a budget too small fails at once.
+        var specs = new[] { options.LargeModel is null ? options.LargeDirectory : null, options.TunedDirectory, options.UntunedDirectory }
+            .OfType<string>().Select(Checkpoint.ReadSpec).ToArray();
+        var budget = modelOptions.KvBlocks is null ? modelOptions.KvBudget ?? KvBudget.Default(specs) : null;
+        int blocks = modelOptions.KvBlocks ?? budget!.BlocksPerModel(specs, modelOptions.KvBlockSize);
+        modelOptions = modelOptions with { KvBlocks = blocks };
+        var backend = BackendFactory.Create(modelOptions.Device);
         try
         {
             ILargeModel large;
@@ -91,13 +109,13 @@ public sealed class WeakToStrongSearch : IDisposable
             else
             {
                 ArgumentException.ThrowIfNullOrWhiteSpace(options.LargeDirectory, nameof(options.LargeDirectory));
-                var model = ChatModel.Load(options.LargeDirectory, options.Model, options.LargeTemplate, backend);
+                var model = ChatModel.Load(options.LargeDirectory, modelOptions, options.LargeTemplate, backend);
                 owned.Add(model);
                 large = new LocalLargeModel(model);
             }
-            var tuned = ChatModel.Load(options.TunedDirectory, options.Model, options.TunedTemplate, backend);
+            var tuned = ChatModel.Load(options.TunedDirectory, modelOptions, options.TunedTemplate, backend);
             owned.Add(tuned);
-            var untuned = ChatModel.Load(options.UntunedDirectory, options.Model, options.UntunedTemplate, backend);
+            var untuned = ChatModel.Load(options.UntunedDirectory, modelOptions, options.UntunedTemplate, backend);
             owned.Add(untuned);
             owned.Add(backend); // disposed after the models that use it
             EngineLoop? loop = null;
@@ -109,7 +127,7 @@ public sealed class WeakToStrongSearch : IDisposable
                 loop.Attach(tuned.Transformer);
                 loop.Attach(untuned.Transformer);
             }
-            return new WeakToStrongSearch(new SearchContext(large, tuned, untuned), [.. owned], loop);
+            return new WeakToStrongSearch(new SearchContext(large, tuned, untuned), [.. owned], loop) { KvBudget = budget, KvBlocksPerModel = blocks };
         }
         catch
         {

@@ -60,6 +60,12 @@ public sealed class PagedKvCache : IDisposable
 
     public int UsedBlocks => TotalBlocks - FreeBlocks;
 
+    /// <summary>Bytes of the whole pool (keys and values of every layer).</summary>
+    public long PoolBytes => 2L * Geometry.Layers * Geometry.LayerElements * sizeof(float);
+
+    /// <summary>The most blocks in use at once so far.</summary>
+    public int PeakUsedBlocks { get; private set; }
+
     /// <summary>Copy-on-write block copies performed so far.</summary>
     public long CopiedBlocks { get; private set; }
 
@@ -73,9 +79,10 @@ public sealed class PagedKvCache : IDisposable
         lock (_lock)
         {
             if (_free.Count == 0)
-                throw new KvCacheExhaustedException($"KV cache exhausted: all {TotalBlocks} blocks of {BlockSize} tokens are in use; raise the pool size (--kv-blocks) or release sequences");
+                throw new KvCacheExhaustedException($"KV cache exhausted: all {TotalBlocks} blocks of {BlockSize} tokens are in use; raise the KV budget (--kv-memory) or release sequences");
             int block = _free.Pop();
             _refCounts[block] = 1;
+            PeakUsedBlocks = Math.Max(PeakUsedBlocks, TotalBlocks - _free.Count);
             return block;
         }
     }
