@@ -200,11 +200,11 @@ internal sealed class CompletionHandler(WeakToStrongSearch search, KvAdmission a
         static byte[] Completion(CompletionChunk c) => JsonSerializer.SerializeToUtf8Bytes(c, ServerJsonContext.Default.CompletionChunk);
     }
 
-    /// <summary>The text of one search as it becomes final, and the result at the end.</summary>
+    /// <summary>The text of one search as it becomes final (<see cref="WeakToStrongSearch.StreamAsync"/>), and the result at the end.</summary>
     private async IAsyncEnumerable<(string Delta, SearchResult? Result)> ChoiceStream(SearchRequest request, [System.Runtime.CompilerServices.EnumeratorCancellation] CancellationToken cancellationToken)
     {
-        var result = await search.RunAsync(request, cancellationToken).ConfigureAwait(false);
-        yield return (result.Text, result);
+        await foreach (var update in search.StreamAsync(request, cancellationToken).ConfigureAwait(false))
+            yield return (update.TextDelta, update.Result);
     }
 
     private static async Task WriteEventAsync(HttpResponse response, byte[] json, CancellationToken cancellationToken)

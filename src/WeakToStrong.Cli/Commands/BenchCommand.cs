@@ -1,6 +1,7 @@
 using System.CommandLine;
 using Spectre.Console;
 using WeakToStrong.Backends;
+using WeakToStrong.Cli.Json;
 using WeakToStrong.Diagnostics;
 using WeakToStrong.Engine;
 
@@ -62,16 +63,10 @@ internal static class BenchCommand
 
             var decode1 = results.Where(x => x.Phase == "decode" && x.Batch == 1).ToDictionary(x => x.Dtype);
             var speedups = results.Where(x => x.Phase == "decode" && x.Batch > 1 && decode1.ContainsKey(x.Dtype))
-                .Select(x => new { dtype = x.Dtype, batch = x.Batch, speedup_vs_batch1 = x.TokensPerSecond / decode1[x.Dtype].TokensPerSecond }).ToList();
+                .Select(x => new DecodeSpeedupJson(x.Dtype, x.Batch, x.TokensPerSecond / decode1[x.Dtype].TokensPerSecond)).ToList();
             if (asJson)
             {
-                Cli.WriteJson(new
-                {
-                    device = backend.Name,
-                    cores = Environment.ProcessorCount,
-                    results,
-                    decode_speedups = speedups,
-                });
+                Cli.WriteJson(new BenchJson(backend.Name, Environment.ProcessorCount, results, speedups), CliJson.Output.BenchJson);
                 return 0;
             }
             AnsiConsole.MarkupLine($"{Markup.Escape(r.GetValue(model)!)}, random weights; {Environment.ProcessorCount} cores. GB/s: weight bytes read per second; read: the memory read bandwidth; GFLOP/s: matrix multiplies; peak: the F32 FMA ceiling (cpu) — both ceilings measured on all cores, best of 5 before and 5 after each decode run.");
@@ -88,7 +83,7 @@ internal static class BenchCommand
                     $"{x.Gigaflops,9:F1}" + (peaks ? $"{x.ComputeGigaflops,7:F0}{x.FractionOfCompute,8:P0}" : "");
                 Console.WriteLine(row);
             }
-            foreach (var s in speedups) AnsiConsole.MarkupLine($"{s.dtype} decode batch {s.batch}: [bold]{s.speedup_vs_batch1:F1}×[/] the batch-1 tokens/s");
+            foreach (var s in speedups) AnsiConsole.MarkupLine($"{s.Dtype} decode batch {s.Batch}: [bold]{s.SpeedupVsBatch1:F1}×[/] the batch-1 tokens/s");
             return 0;
         }));
         return command;

@@ -1,6 +1,7 @@
 using System.CommandLine;
-using System.Text.Encodings.Web;
 using System.Text.Json;
+using System.Text.Json.Serialization.Metadata;
+using WeakToStrong.Cli.Json;
 using WeakToStrong.Checkpoints;
 using WeakToStrong.Engine;
 using WeakToStrong.Engine.KvCache;
@@ -18,13 +19,8 @@ internal static class Cli
 
     public static Option<bool> Json() => new("--json") { Description = "machine-readable JSON output" };
 
-    public static readonly JsonSerializerOptions JsonOptions = new()
-    {
-        PropertyNamingPolicy = JsonNamingPolicy.SnakeCaseLower,
-        Encoder = JavaScriptEncoder.UnsafeRelaxedJsonEscaping,
-    };
-
-    public static void WriteJson(object value) => Console.Out.WriteLine(JsonSerializer.Serialize(value, JsonOptions));
+    /// <summary>Writes one JSON document to stdout through the source-generated metadata in <see cref="CliJson"/>.</summary>
+    public static void WriteJson<T>(T value, JsonTypeInfo<T> type) => Console.Out.WriteLine(JsonSerializer.Serialize(value, type));
 
     /// <summary>
     /// Runs a command body: any failure becomes one line on stderr and exit code 1 (2 for bad usage), never a

@@ -2,6 +2,7 @@ using System.CommandLine;
 using System.Globalization;
 using System.Text.Json;
 using Spectre.Console;
+using WeakToStrong.Cli.Json;
 using WeakToStrong.Search;
 
 namespace WeakToStrong.Cli.Commands;
@@ -42,17 +43,9 @@ internal static class EvalCommand
                 {
                     var request = options.Request(r, job.Item.Text, job.Seed);
                     var result = SearchOptions.Explained(() => search.RunAsync(request, cancellationToken).GetAwaiter().GetResult());
-                    writer.WriteLine(JsonSerializer.Serialize(new
-                    {
-                        id = job.Item.Id,
-                        seed = job.Seed,
-                        method = label,
-                        prompt = job.Item.Text,
-                        text = result.Text,
-                        score = result.Score,
-                        finish = SearchJson.Finish(result.Finish),
-                        stats = SearchJson.Stats(result.Stats, search),
-                    }, Cli.JsonOptions));
+                    writer.WriteLine(JsonSerializer.Serialize(
+                        new EvalLineJson(job.Item.Id, job.Seed, label, job.Item.Text, result.Text, result.Score, SearchJson.Finish(result.Finish), SearchJson.Stats(result.Stats, search)),
+                        CliJson.Output.EvalLineJson));
                     writer.Flush();
                 }
 
@@ -84,7 +77,7 @@ internal static class EvalCommand
             var summary = Summarise(ReadRecords(outPath));
             if (json)
             {
-                Cli.WriteJson(new { ran = jobs.Count, skipped, @out = outPath, summary });
+                Cli.WriteJson(new EvalJson(jobs.Count, skipped, outPath, summary), CliJson.Output.EvalJson);
                 return 0;
             }
             if (jobs.Count == 0) Console.Error.WriteLine($"all {skipped} runs of {label} are already in {outPath}");
@@ -106,9 +99,6 @@ internal static class EvalCommand
     private sealed record Prompt(string Id, string Text);
 
     private sealed record Record(string Id, ulong Seed, string Method, double Score, long LargeTokensSampled, long SmallTokensScored, double WallMs);
-
-    /// <summary>One row of the summary table, per method label.</summary>
-    private sealed record Summary(string Method, int Runs, double MeanScore, double MeanLargeTokensSampled, double MeanSmallTokensScored, double MeanWallMs, double TotalWallMs);
 
     private static List<Prompt> ReadPrompts(string path)
     {
@@ -190,9 +180,9 @@ internal static class EvalCommand
         return records;
     }
 
-    private static List<Summary> Summarise(List<Record> records) => records
+    private static List<EvalSummaryJson> Summarise(List<Record> records) => records
         .GroupBy(r => r.Method)
-        .Select(g => new Summary(
+        .Select(g => new EvalSummaryJson(
             g.Key,
             g.Count(),
             g.Average(r => r.Score),

@@ -1,4 +1,5 @@
 using System.CommandLine;
+using WeakToStrong.Cli.Json;
 using WeakToStrong.Engine;
 using WeakToStrong.Tokenization;
 
@@ -50,7 +51,7 @@ internal static class GenerateCommand
             string? text = decoder?.Decode(tokens);
             if (asJson)
             {
-                Cli.WriteJson(new { tokens, text });
+                Cli.WriteJson(new GenerateJson(tokens, text), CliJson.Output.GenerateJson);
                 return 0;
             }
             stream!.Finish();

@@ -1,6 +1,7 @@
 using System.CommandLine;
 using Spectre.Console;
 using WeakToStrong.Checkpoints;
+using WeakToStrong.Cli.Json;
 using WeakToStrong.Tokenization;
 
 namespace WeakToStrong.Cli.Commands;
@@ -28,46 +29,44 @@ internal static class InfoCommand
                 tokenizer = "none";
             }
             var dtypes = checkpoint.Files.SelectMany(f => f.Tensors).Select(t => t.DTypeName).Distinct().Order().ToArray();
-            var info = new
-            {
-                directory = Path.GetFullPath(dir),
-                family = spec.Family,
-                vocab_size = spec.VocabSize,
-                hidden_size = spec.Dim,
-                layers = spec.Layers,
-                heads = spec.Heads,
-                kv_heads = spec.KvHeads,
-                head_dim = spec.HeadDim,
-                intermediate_size = spec.FeedForwardDim,
-                max_positions = spec.MaxPositions,
-                dtype = string.Join(",", dtypes),
-                parameters = checkpoint.StoredParameterCount,
-                tied_embeddings = spec.TiedEmbeddings,
-                norm = spec.Norm.ToString(),
-                positions = spec.Positions.ToString(),
-                tokenizer,
-                eos_token_ids = spec.EosTokenIds,
-                bos_token_id = spec.BosTokenId,
-                files = checkpoint.Files.Select(f => Path.GetFileName(f.FilePath)).ToArray(),
-            };
+            var info = new InfoJson(
+                Directory: Path.GetFullPath(dir),
+                Family: spec.Family,
+                VocabSize: spec.VocabSize,
+                HiddenSize: spec.Dim,
+                Layers: spec.Layers,
+                Heads: spec.Heads,
+                KvHeads: spec.KvHeads,
+                HeadDim: spec.HeadDim,
+                IntermediateSize: spec.FeedForwardDim,
+                MaxPositions: spec.MaxPositions,
+                Dtype: string.Join(",", dtypes),
+                Parameters: checkpoint.StoredParameterCount,
+                TiedEmbeddings: spec.TiedEmbeddings,
+                Norm: spec.Norm.ToString(),
+                Positions: spec.Positions.ToString(),
+                Tokenizer: tokenizer,
+                EosTokenIds: spec.EosTokenIds,
+                BosTokenId: spec.BosTokenId,
+                Files: checkpoint.Files.Select(f => Path.GetFileName(f.FilePath)).ToArray());
             if (r.GetValue(json))
             {
-                Cli.WriteJson(info);
+                Cli.WriteJson(info, CliJson.Output.InfoJson);
                 return 0;
             }
             var table = new Table().AddColumn("field").AddColumn("value").Border(TableBorder.Rounded);
-            table.AddRow("family", info.family);
-            table.AddRow("parameters", $"{info.parameters:N0}");
-            table.AddRow("dtype", info.dtype);
-            table.AddRow("vocab / hidden / layers", $"{info.vocab_size} / {info.hidden_size} / {info.layers}");
-            table.AddRow("heads / kv heads / head dim", $"{info.heads} / {info.kv_heads} / {info.head_dim}");
-            table.AddRow("intermediate", info.intermediate_size.ToString());
-            table.AddRow("context", info.max_positions.ToString());
-            table.AddRow("norm / positions", $"{info.norm} / {info.positions}");
-            table.AddRow("tied embeddings", info.tied_embeddings.ToString());
-            table.AddRow("tokenizer", Markup.Escape(info.tokenizer));
-            table.AddRow("EOS ids", string.Join(", ", info.eos_token_ids));
-            table.AddRow("files", Markup.Escape(string.Join(", ", info.files)));
+            table.AddRow("family", info.Family);
+            table.AddRow("parameters", $"{info.Parameters:N0}");
+            table.AddRow("dtype", info.Dtype);
+            table.AddRow("vocab / hidden / layers", $"{info.VocabSize} / {info.HiddenSize} / {info.Layers}");
+            table.AddRow("heads / kv heads / head dim", $"{info.Heads} / {info.KvHeads} / {info.HeadDim}");
+            table.AddRow("intermediate", info.IntermediateSize.ToString());
+            table.AddRow("context", info.MaxPositions.ToString());
+            table.AddRow("norm / positions", $"{info.Norm} / {info.Positions}");
+            table.AddRow("tied embeddings", info.TiedEmbeddings.ToString());
+            table.AddRow("tokenizer", Markup.Escape(info.Tokenizer));
+            table.AddRow("EOS ids", string.Join(", ", info.EosTokenIds));
+            table.AddRow("files", Markup.Escape(string.Join(", ", info.Files)));
             AnsiConsole.Write(table);
             return 0;
         }));

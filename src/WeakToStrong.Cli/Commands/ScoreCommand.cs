@@ -1,4 +1,5 @@
 using System.CommandLine;
+using WeakToStrong.Cli.Json;
 using WeakToStrong.Engine;
 using WeakToStrong.Tokenization;
 
@@ -35,7 +36,7 @@ internal static class ScoreCommand
             double total = logprobs.Sum(x => (double)x);
             if (r.GetValue(json))
             {
-                Cli.WriteJson(new { prompt_tokens = p, continuation_tokens = c, logprobs, total });
+                Cli.WriteJson(new ScoreJson(p, c, logprobs, total), CliJson.Output.ScoreJson);
                 return 0;
             }
             for (int i = 0; i < c.Length; i++)

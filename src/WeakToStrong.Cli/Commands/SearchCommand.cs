@@ -1,6 +1,7 @@
 using System.CommandLine;
 using System.Globalization;
 using WeakToStrong.Chat;
+using WeakToStrong.Cli.Json;
 using WeakToStrong.Engine;
 using WeakToStrong.Engine.KvCache;
 using WeakToStrong.Search;
@@ -28,7 +29,7 @@ internal static class SearchCommand
             var result = SearchOptions.Explained(() => search.RunAsync(request, cancellationToken).GetAwaiter().GetResult());
             if (r.GetValue(options.Json))
             {
-                Cli.WriteJson(SearchJson.Result(result, request.Trace, search));
+                Cli.WriteJson(SearchJson.Result(result, request.Trace, search), CliJson.Output.SearchResultJson);
                 return 0;
             }
             Console.WriteLine(result.Text);
@@ -247,7 +248,7 @@ internal sealed class SearchOptions
     };
 }
 
-/// <summary>The JSON shapes of search results (snake_case through <see cref="Cli.JsonOptions"/>).</summary>
+/// <summary>Search results as the JSON records of <see cref="CliJson"/>.</summary>
 internal static class SearchJson
 {
     public static string Finish(FinishReason finish) => finish switch
@@ -274,54 +275,22 @@ internal static class SearchJson
     }
 
     /// <summary>The work done; with <paramref name="search"/>, also the KV pools it chose.</summary>
-    public static object Stats(SearchStats s, WeakToStrongSearch? search = null) => new
+    public static SearchStatsJson Stats(SearchStats s, WeakToStrongSearch? search = null) => new(
+        s.LargeTokensSampled, s.SmallTokensScored, s.ForwardCalls, Math.Round(s.WallMs, 3), Math.Round(s.ScoringMs, 3),
+        s.TunedTokensScored, s.UntunedTokensScored, s.Chunks)
     {
-        kv_memory_bytes = search?.KvBudget?.Bytes,
-        kv_memory = search?.KvBudget is { } budget ? new ByteSize(budget.Bytes).ToString() : null,
-        kv_memory_source = search is null ? null : search.KvBudget is null ? "--kv-blocks" : search.KvBudget.Source == KvBudgetSource.Default ? "default" : "--kv-memory",
-        kv_blocks_per_model = search?.KvBlocksPerModel,
-        large_tokens_sampled = s.LargeTokensSampled,
-        small_tokens_scored = s.SmallTokensScored,
-        forward_calls = s.ForwardCalls,
-        wall_ms = Math.Round(s.WallMs, 3),
-        scoring_ms = Math.Round(s.ScoringMs, 3),
-        tuned_tokens_scored = s.TunedTokensScored,
-        untuned_tokens_scored = s.UntunedTokensScored,
-        chunks = s.Chunks,
+        KvMemoryBytes = search?.KvBudget?.Bytes,
+        KvMemory = search?.KvBudget is { } budget ? new ByteSize(budget.Bytes).ToString() : null,
+        KvMemorySource = search is null ? null : search.KvBudget is null ? "--kv-blocks" : search.KvBudget.Source == KvBudgetSource.Default ? "default" : "--kv-memory",
+        KvBlocksPerModel = search?.KvBlocksPerModel,
     };
 
-    private static object Scored(ScoredTokens t) => new { prompt_tokens = t.PromptTokens, response_tokens = t.ResponseTokens, log_prob = t.LogProb };
+    private static ScoredTokensJson Scored(ScoredTokens t) => new(t.PromptTokens, t.ResponseTokens, t.LogProb);
 
-    public static Dictionary<string, object?> Result(SearchResult result, bool trace, WeakToStrongSearch? search = null)
-    {
-        var json = new Dictionary<string, object?>
-        {
-            ["text"] = result.Text,
-            ["tokens"] = result.Tokens,
-            ["score"] = result.Score,
-            ["finish"] = Finish(result.Finish),
-            ["stats"] = Stats(result.Stats, search),
-            ["tuned"] = Scored(result.Tuned),
-            ["untuned"] = Scored(result.Untuned),
-        };
-        if (trace && result.Trace is { } chunks)
-            json["trace"] = chunks.Select(c => new
-            {
-                chunk = c.Chunk,
-                selected = c.Selected,
-                candidates = c.Candidates.Select(x => new
-                {
-                    index = x.Index,
-                    parent = x.Parent,
-                    text = x.Text,
-                    tokens = x.Tokens,
-                    new_tokens = x.NewTokens,
-                    score = x.Score,
-                    finish = Finish(x.Finish),
-                    selected = x.Selected,
-                    dropped = x.Dropped,
-                }),
-            });
-        return json;
-    }
+    public static SearchResultJson Result(SearchResult result, bool trace, WeakToStrongSearch? search = null) => new(
+        result.Text, result.Tokens, result.Score, Finish(result.Finish), Stats(result.Stats, search), Scored(result.Tuned), Scored(result.Untuned),
+        trace && result.Trace is { } chunks
+            ? chunks.Select(c => new ChunkJson(c.Chunk, c.Selected,
+                c.Candidates.Select(x => new CandidateJson(x.Index, x.Parent, x.Text, x.Tokens, x.NewTokens, x.Score, Finish(x.Finish), x.Selected, x.Dropped)).ToList())).ToList()
+            : null);
 }

@@ -1,4 +1,5 @@
 using System.Diagnostics;
+using System.Runtime.CompilerServices;
 using WeakToStrong.Search.LargeModels;
 using WeakToStrong.Search.Scoring;
 
@@ -22,17 +23,39 @@ public sealed class ChunkBeamSearch : ISearchMethod
 {
     public static ChunkBeamSearch Instance { get; } = new();
 
-    public async Task<SearchResult> RunAsync(SearchContext context, SearchRequest request, CancellationToken cancellationToken = default)
+    public Task<SearchResult> RunAsync(SearchContext context, SearchRequest request, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(context);
         ArgumentNullException.ThrowIfNull(request);
         SearchCapacity.Check(context, request);
+        return SearchUpdates.LastResultAsync(Run(context, request, streaming: false, cancellationToken), cancellationToken);
+    }
+
+    /// <remarks>
+    /// Every candidate alive at any moment is an ancestor of every later one, so the longest common prefix of the
+    /// live candidates' texts is final. With a local large model a chunk is sampled one step at a time (the same
+    /// draws: the RNG is keyed by position) and that prefix is checked after each step; a remote model's chunk is
+    /// one request, checked after it returns.
+    /// </remarks>
+    public IAsyncEnumerable<SearchUpdate> StreamAsync(SearchContext context, SearchRequest request, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(context);
+        ArgumentNullException.ThrowIfNull(request);
+        SearchCapacity.Check(context, request);
+        return Run(context, request, streaming: true, cancellationToken);
+    }
+
+    /// <summary>The search; with <c>streaming</c> off only the last update is yielded (no per-step text work).</summary>
+    private static async IAsyncEnumerable<SearchUpdate> Run(SearchContext context, SearchRequest request, bool streaming, [EnumeratorCancellation] CancellationToken cancellationToken)
+    {
         var (w, k, l) = request.Shape;
         var clock = Stopwatch.StartNew();
         var counters = new SearchCounters();
         var scoring = TimeSpan.Zero;
         var trace = request.Trace ? new List<ChunkTrace>() : null;
         long evaluated = 0;
+        var stream = new FinalTextStream();
+        int step = streaming && context.Large is LocalLargeModel ? 1 : int.MaxValue;
         using var scorer = new PairScorer(context.Tuned, context.Untuned, context.Large, request);
         var pool = new List<ScoredCandidate>(w * k);
         try
@@ -48,7 +71,15 @@ public sealed class ChunkBeamSearch : ISearchMethod
                     c.TokensAtChunkStart = c.Large.TokenCount;
                     if (!c.Large.IsFinished) open.Add(c.Large);
                 }
-                await context.Large.ExtendAsync(open, l ?? int.MaxValue, counters, cancellationToken).ConfigureAwait(false);
+                for (long sampled = 0, length = l ?? long.MaxValue; sampled < length && open.Count > 0; sampled += step)
+                {
+                    cancellationToken.ThrowIfCancellationRequested();
+                    await context.Large.ExtendAsync(open, (int)Math.Min(step, length - sampled), counters, cancellationToken).ConfigureAwait(false);
+                    open.RemoveAll(c => c.IsFinished);
+                    if (streaming && stream.Advance(FinalTextStream.CommonStablePrefix(pool.Select(c => c.Large.Text))) is { } delta)
+                        yield return new SearchUpdate(delta);
+                }
+                cancellationToken.ThrowIfCancellationRequested();
 
                 long scoringStart = Stopwatch.GetTimestamp();
                 if (request.CacheMode == ScoringCacheMode.None)
@@ -70,11 +101,11 @@ public sealed class ChunkBeamSearch : ISearchMethod
                 foreach (var c in pool)
                     if (!kept.Contains(c)) c.Dispose();
                 pool.Clear();
+                pool.AddRange(survivors);
 
                 if (survivors.All(s => s.Large.IsFinished))
                 {
                     var best = survivors[0];
-                    pool.AddRange(survivors);
                     var stats = new SearchStats(
                         counters.LargeTokensSampled,
                         counters.TunedTokens + counters.UntunedTokens,
@@ -85,10 +116,17 @@ public sealed class ChunkBeamSearch : ISearchMethod
                         clock.Elapsed.TotalMilliseconds,
                         scoring.TotalMilliseconds) { CandidatesEvaluated = evaluated };
                     var (tuned, untuned) = scorer.Describe(best);
-                    return new SearchResult(best.Large.Text, best.Large.Tokens ?? [], best.Score, best.Large.Finish, stats, tuned, untuned, trace);
+                    var result = new SearchResult(best.Large.Text, best.Large.Tokens ?? [], best.Score, best.Large.Finish, stats, tuned, untuned, trace);
+                    yield return new SearchUpdate(stream.Finish(result.Text), result);
+                    yield break;
                 }
 
+                // The selection dropped candidates, so the survivors' common prefix may have grown.
+                if (streaming && stream.Advance(FinalTextStream.CommonStablePrefix(survivors.Select(c => c.Large.Text))) is { } selected)
+                    yield return new SearchUpdate(selected);
+
                 // Survivors in rank order, repeated K times: [s0 … s(W−1), s0 … s(W−1), …] as the reference orders them.
+                pool.Clear();
                 var parents = survivors.Select(s => s.Index).ToArray();
                 for (int j = 0; j < k; j++)
                     for (int r = 0; r < survivors.Count; r++)

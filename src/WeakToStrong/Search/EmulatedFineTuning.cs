@@ -1,4 +1,5 @@
 using System.Diagnostics;
+using System.Runtime.CompilerServices;
 using WeakToStrong.Backends;
 using WeakToStrong.Backends.Cpu;
 using WeakToStrong.Engine;
@@ -21,7 +22,15 @@ public sealed class EmulatedFineTuning : ISearchMethod
 {
     public static EmulatedFineTuning Instance { get; } = new();
 
-    public async Task<SearchResult> RunAsync(SearchContext context, SearchRequest request, CancellationToken cancellationToken = default)
+    public Task<SearchResult> RunAsync(SearchContext context, SearchRequest request, CancellationToken cancellationToken = default) =>
+        SearchUpdates.LastResultAsync(Run(Check(context, request), context, request, streaming: false, cancellationToken), cancellationToken);
+
+    /// <summary>Streams the text of each token as it is drawn (held back while it ends inside a character).</summary>
+    public IAsyncEnumerable<SearchUpdate> StreamAsync(SearchContext context, SearchRequest request, CancellationToken cancellationToken = default) =>
+        Run(Check(context, request), context, request, streaming: true, cancellationToken);
+
+    /// <summary>The large model, once the request and the three vocabularies are known to suit EFT.</summary>
+    private static ChatModel Check(SearchContext context, SearchRequest request)
     {
         ArgumentNullException.ThrowIfNull(context);
         ArgumentNullException.ThrowIfNull(request);
@@ -32,10 +41,11 @@ public sealed class EmulatedFineTuning : ISearchMethod
         RequireOneVocabulary(large, context.Tuned);
         RequireOneVocabulary(large, context.Untuned);
         SearchCapacity.Check(context, request);
-        return await RunAsync(large, context, request, cancellationToken).ConfigureAwait(false);
+        return large;
     }
 
-    private static async Task<SearchResult> RunAsync(ChatModel large, SearchContext context, SearchRequest request, CancellationToken cancellationToken)
+    /// <summary>The search; with <c>streaming</c> off only the last update is yielded.</summary>
+    private static async IAsyncEnumerable<SearchUpdate> Run(ChatModel large, SearchContext context, SearchRequest request, bool streaming, [EnumeratorCancellation] CancellationToken cancellationToken)
     {
         var clock = Stopwatch.StartNew();
         var counters = new SearchCounters();
@@ -55,9 +65,11 @@ public sealed class EmulatedFineTuning : ISearchMethod
         var sampling = request.Sampling;
         var response = new List<int>();
         var mixed = new float[large.Spec.VocabSize];
+        var stream = new FinalTextStream();
         var finish = stops.Check(response);
         while (finish == FinishReason.None)
         {
+            cancellationToken.ThrowIfCancellationRequested();
             var logits = (await large.Transformer.ForwardAsync([new ForwardRequest(sequence, LastLogits: true)], cancellationToken).ConfigureAwait(false))[0].LastLogits!;
             counters.LargeForwardCalls++;
             long small = Stopwatch.GetTimestamp();
@@ -75,6 +87,8 @@ public sealed class EmulatedFineTuning : ISearchMethod
             response.Add(token);
             counters.LargeTokensSampled++;
             finish = stops.Check(response);
+            if (streaming && stream.Advance(stops.Text(response, finish)) is { } delta)
+                yield return new SearchUpdate(delta);
         }
 
         string text = stops.Text(response, finish);
@@ -95,10 +109,11 @@ public sealed class EmulatedFineTuning : ISearchMethod
             0,
             clock.Elapsed.TotalMilliseconds,
             scoring.TotalMilliseconds) { CandidatesEvaluated = 1 };
-        return new SearchResult(text, response, tuned.Score - untuned.Score, finish, stats,
+        var result = new SearchResult(text, response, tuned.Score - untuned.Score, finish, stats,
             SmallModelScorer.Describe(tuned.Sequence.Tokens, tuned.ResponseStart, tuned.Score),
             SmallModelScorer.Describe(untuned.Sequence.Tokens, untuned.ResponseStart, untuned.Score),
             request.Trace ? [] : null);
+        yield return new SearchUpdate(stream.Finish(text), result);
     }
 
     private static void RequireOneVocabulary(ChatModel large, ChatModel small)

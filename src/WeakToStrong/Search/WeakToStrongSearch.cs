@@ -1,3 +1,4 @@
+using System.Runtime.CompilerServices;
 using WeakToStrong.Backends;
 using WeakToStrong.Chat;
 using WeakToStrong.Checkpoints;
@@ -148,6 +149,38 @@ public sealed class WeakToStrongSearch : IDisposable
         try
         {
             return await SearchMethods.For(request.Method).RunAsync(Context, request, cancellationToken).ConfigureAwait(false);
+        }
+        finally
+        {
+            _gate.Release();
+        }
+    }
+
+    /// <summary>
+    /// Runs one request, yielding its response text as it becomes final (see <see cref="SearchUpdate"/>); the last
+    /// update carries the result. Same seed, same text as <see cref="RunAsync"/>. Cancelling (checked between
+    /// steps) or leaving the enumeration early frees every KV block the request holds.
+    /// </summary>
+    public IAsyncEnumerable<SearchUpdate> StreamAsync(SearchRequest request, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(request);
+        request.Validate();
+        return Stream(request, cancellationToken);
+    }
+
+    private async IAsyncEnumerable<SearchUpdate> Stream(SearchRequest request, [EnumeratorCancellation] CancellationToken cancellationToken)
+    {
+        if (Loop is not null)
+        {
+            await foreach (var update in SearchMethods.For(request.Method).StreamAsync(Context, request, cancellationToken).ConfigureAwait(false))
+                yield return update;
+            yield break;
+        }
+        await _gate.WaitAsync(cancellationToken).ConfigureAwait(false);
+        try
+        {
+            await foreach (var update in SearchMethods.For(request.Method).StreamAsync(Context, request, cancellationToken).ConfigureAwait(false))
+                yield return update;
         }
         finally
         {

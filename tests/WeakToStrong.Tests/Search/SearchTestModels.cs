@@ -15,7 +15,11 @@ namespace WeakToStrong.Tests.Search;
 internal static class SearchTestModels
 {
     /// <summary>Writes a GPT-2 model folder; weights ~ N(0, σ) from <paramref name="seed"/>, norms at 1 ± noise.</summary>
-    public static string WriteGpt2(string root, string name, int seed, int dim = 32, int layers = 2, int positions = 256, float embeddingStd = 0.3f)
+    /// <param name="onlyTokens">When given, the model draws (almost) only these tokens, about uniformly: the final
+    /// norm outputs a constant vector (weight 0, bias all ones) whose dot product with these tokens' embedding rows
+    /// (all ones) beats every random row's by more than 30.</param>
+    public static string WriteGpt2(string root, string name, int seed, int dim = 32, int layers = 2, int positions = 256, float embeddingStd = 0.3f,
+        IReadOnlyCollection<int>? onlyTokens = null)
     {
         string dir = Path.Combine(root, name);
         Directory.CreateDirectory(dir);
@@ -48,8 +52,15 @@ internal static class SearchTestModels
             Add(p + "mlp.c_proj.weight", 0.1f, 0, 4 * dim, dim);
             Add(p + "mlp.c_proj.bias", 0.05f, 0, dim);
         }
-        Add("transformer.ln_f.weight", 0.1f, 1, dim);
+        Add("transformer.ln_f.weight", 0.1f, onlyTokens is null ? 1 : 0, dim);
         Add("transformer.ln_f.bias", 0.05f, 0, dim);
+        if (onlyTokens is not null)
+        {
+            Array.Fill(tensors[^1].Data, 1f);
+            Array.Clear(tensors[^2].Data);
+            var wte = tensors[0].Data;
+            foreach (int token in onlyTokens) Array.Fill(wte, 1f, token * dim, dim);
+        }
         WriteSafeTensors(Path.Combine(dir, "model.safetensors"), tensors);
         var config = new Dictionary<string, object?>
         {
