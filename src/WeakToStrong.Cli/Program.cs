@@ -11,5 +11,6 @@ var root = new RootCommand("w2s — weak-to-strong search: steer a large model w
     SearchCommand.Create(),
     EvalCommand.Create(),
     OpsCommand.Create(),
+    ServeCommand.Create(),
 };
 return root.Parse(args).Invoke();

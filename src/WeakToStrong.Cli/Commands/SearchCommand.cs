@@ -86,6 +86,13 @@ internal sealed class SearchOptions
     private static Option<string> Template(string name) =>
         new(name) { Description = $"chat template: auto (from tokenizer_config.json), {string.Join(", ", ChatTemplate.Names)}", DefaultValueFactory = _ => "auto" };
 
+    /// <summary>Only the options that pick and load the models (for <c>w2s serve</c>, whose requests carry the rest).</summary>
+    public void AddModelOptionsTo(Command command)
+    {
+        foreach (var option in new Option[] { Large, LargeUrl, LargeApiModel, ApiKeyEnv, NoTopK, Tuned, Untuned, LargeTemplate, TunedTemplate, UntunedTemplate, KvBlocks, KvMemory, Device })
+            command.Options.Add(option);
+    }
+
     public void AddTo(Command command)
     {
         foreach (var option in new Option[]
@@ -165,7 +172,7 @@ internal sealed class SearchOptions
     }
 
     /// <summary>Loads the three models (each with its tokenizer and template), or the small pair and a remote large model.</summary>
-    public WeakToStrongSearch Load(ParseResult r)
+    public WeakToStrongSearch Load(ParseResult r, bool continuousBatching = false)
     {
         string? folder = r.GetValue(Large), url = r.GetValue(LargeUrl);
         if ((folder is null) == (url is null)) throw new UsageException("give exactly one of --large (a model folder) and --large-url (a completions endpoint)");
@@ -196,6 +203,7 @@ internal sealed class SearchOptions
             LargeTemplate = largeTemplate,
             TunedTemplate = ParseTemplate(r.GetValue(TunedTemplate), "--tuned-template"),
             UntunedTemplate = ParseTemplate(r.GetValue(UntunedTemplate), "--untuned-template"),
+            ContinuousBatching = continuousBatching,
         }));
     }
 
@@ -263,12 +271,14 @@ internal static class SearchJson
 
     /// <summary>The work done; with <paramref name="search"/>, also the KV pools it chose.</summary>
     public static SearchStatsJson Stats(SearchStats s, WeakToStrongSearch? search = null) => new(
-        search?.KvBudget?.Bytes,
-        search?.KvBudget is { } budget ? new ByteSize(budget.Bytes).ToString() : null,
-        search is null ? null : search.KvBudget is null ? "--kv-blocks" : search.KvBudget.Source == KvBudgetSource.Default ? "default" : "--kv-memory",
-        search?.KvBlocksPerModel,
         s.LargeTokensSampled, s.SmallTokensScored, s.ForwardCalls, Math.Round(s.WallMs, 3), Math.Round(s.ScoringMs, 3),
-        s.TunedTokensScored, s.UntunedTokensScored, s.Chunks);
+        s.TunedTokensScored, s.UntunedTokensScored, s.Chunks)
+    {
+        KvMemoryBytes = search?.KvBudget?.Bytes,
+        KvMemory = search?.KvBudget is { } budget ? new ByteSize(budget.Bytes).ToString() : null,
+        KvMemorySource = search is null ? null : search.KvBudget is null ? "--kv-blocks" : search.KvBudget.Source == KvBudgetSource.Default ? "default" : "--kv-memory",
+        KvBlocksPerModel = search?.KvBlocksPerModel,
+    };
 
     private static ScoredTokensJson Scored(ScoredTokens t) => new(t.PromptTokens, t.ResponseTokens, t.LogProb);
 

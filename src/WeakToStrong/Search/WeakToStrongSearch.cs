@@ -4,6 +4,7 @@ using WeakToStrong.Chat;
 using WeakToStrong.Checkpoints;
 using WeakToStrong.Engine;
 using WeakToStrong.Engine.KvCache;
+using WeakToStrong.Engine.Scheduling;
 using WeakToStrong.Search.LargeModels;
 
 namespace WeakToStrong.Search;
@@ -33,11 +34,19 @@ public sealed record SearchModelOptions
     public ChatTemplate? TunedTemplate { get; init; }
 
     public ChatTemplate? UntunedTemplate { get; init; }
+
+    /// <summary>
+    /// Run every forward of the local models on one <see cref="EngineLoop"/>, so that concurrent requests are
+    /// batched step by step instead of running one at a time.
+    /// </summary>
+    public bool ContinuousBatching { get; init; }
 }
 
 /// <summary>
-/// The search entry point: a large model and the small pair that steers it. Requests run one at a time on the
-/// shared models (the engine's forward is not re-entrant).
+/// The search entry point: a large model and the small pair that steers it. Without an engine loop, requests run
+/// one at a time on the shared models (the engine's forward is not re-entrant); with one
+/// (<see cref="SearchModelOptions.ContinuousBatching"/>), any number run at once and their forward steps are
+/// merged into one ragged forward per model.
 /// </summary>
 public sealed class WeakToStrongSearch : IDisposable
 {
@@ -45,20 +54,28 @@ public sealed class WeakToStrongSearch : IDisposable
     private readonly IDisposable[] _owned;
 
     public WeakToStrongSearch(ILargeModel large, ChatModel tuned, ChatModel untuned)
-        : this(new SearchContext(large, tuned, untuned), [])
+        : this(new SearchContext(large, tuned, untuned), [], null)
     {
     }
 
-    private WeakToStrongSearch(SearchContext context, IDisposable[] owned)
+    private WeakToStrongSearch(SearchContext context, IDisposable[] owned, EngineLoop? loop)
     {
         ArgumentNullException.ThrowIfNull(context.Large);
         ArgumentNullException.ThrowIfNull(context.Tuned);
         ArgumentNullException.ThrowIfNull(context.Untuned);
         Context = context;
         _owned = owned;
+        Loop = loop;
     }
 
     public SearchContext Context { get; }
+
+    /// <summary>The loop that batches the local models' forwards, or null when requests run one at a time.</summary>
+    public EngineLoop? Loop { get; }
+
+    /// <summary>The local models (large when local, tuned, untuned) with their KV pools, for monitoring.</summary>
+    public IReadOnlyList<ChatModel> LocalModels =>
+        Context.Large is LocalLargeModel local ? [local.Model, Context.Tuned, Context.Untuned] : [Context.Tuned, Context.Untuned];
 
     /// <summary>The KV budget the local models share (null when every pool was sized by <see cref="ModelOptions.KvBlocks"/>).</summary>
     public KvBudget? KvBudget { get; private init; }
@@ -102,7 +119,16 @@ public sealed class WeakToStrongSearch : IDisposable
             var untuned = ChatModel.Load(options.UntunedDirectory, modelOptions, options.UntunedTemplate, backend);
             owned.Add(untuned);
             owned.Add(backend); // disposed after the models that use it
-            return new WeakToStrongSearch(new SearchContext(large, tuned, untuned), [.. owned]) { KvBudget = budget, KvBlocksPerModel = blocks };
+            EngineLoop? loop = null;
+            if (options.ContinuousBatching)
+            {
+                loop = new EngineLoop();
+                owned.Insert(0, loop); // stopped before the models it runs are disposed
+                if (large is LocalLargeModel local) loop.Attach(local.Model.Transformer);
+                loop.Attach(tuned.Transformer);
+                loop.Attach(untuned.Transformer);
+            }
+            return new WeakToStrongSearch(new SearchContext(large, tuned, untuned), [.. owned], loop) { KvBudget = budget, KvBlocksPerModel = blocks };
         }
         catch
         {
@@ -124,6 +150,8 @@ public sealed class WeakToStrongSearch : IDisposable
     {
         ArgumentNullException.ThrowIfNull(request);
         request.Validate();
+        if (Loop is not null)
+            return await SearchMethods.For(request.Method).RunAsync(Context, request, cancellationToken).ConfigureAwait(false);
         await _gate.WaitAsync(cancellationToken).ConfigureAwait(false);
         try
         {
@@ -149,6 +177,12 @@ public sealed class WeakToStrongSearch : IDisposable
 
     private async IAsyncEnumerable<SearchUpdate> Stream(SearchRequest request, [EnumeratorCancellation] CancellationToken cancellationToken)
     {
+        if (Loop is not null)
+        {
+            await foreach (var update in SearchMethods.For(request.Method).StreamAsync(Context, request, cancellationToken).ConfigureAwait(false))
+                yield return update;
+            yield break;
+        }
         await _gate.WaitAsync(cancellationToken).ConfigureAwait(false);
         try
         {
