@@ -3,6 +3,7 @@ using WeakToStrong.Cli.Commands;
 
 var root = new RootCommand("w2s — weak-to-strong search: steer a large model with a small tuned/untuned pair")
 {
+    DemoCommand.Create(),
     InfoCommand.Create(),
     ScoreCommand.Create(),
     GenerateCommand.Create(),

@@ -20,11 +20,13 @@ internal static class EvalCommand
         var prompts = new Option<string>("--prompts") { Description = "JSONL file, one {\"id\": …, \"prompt\": …} per line (\"instruction\" also works, as in AlpacaEval)", Required = true };
         var output = new Option<string>("--out") { Description = "JSONL file results are appended to; ids already in it are skipped", Required = true };
         var seeds = new Option<string>("--seeds") { Description = "comma-separated seeds; each prompt runs once per seed (default: --seed)" };
-        var command = new Command("eval", "Run a prompt set through a search method; resumable; ends with a summary table") { prompts, output, seeds };
+        var rewardOption = new Option<string>("--reward") { Description = "gold reward of each response: afinn (AFINN-165 word valences, bundled) or lexicon:PATH (word<TAB>valence lines); also adds the large model's log-likelihood per token" };
+        var command = new Command("eval", "Run a prompt set through a search method; resumable; ends with a summary table") { prompts, output, seeds, rewardOption };
         options.AddTo(command);
         command.SetAction((r, cancellationToken) => Task.FromResult(Cli.Run(() =>
         {
             var items = ReadPrompts(r.GetValue(prompts)!);
+            var reward = r.GetValue(rewardOption) is { } rewardSpec ? EvalMetrics.Reward(rewardSpec) : null;
             var seedList = r.GetValue(seeds) is { } s ? ParseSeeds(s) : [r.GetValue(options.Seed)];
             string outPath = r.GetValue(output)!;
             string label = SearchJson.Label(options.Request(r, "", seed: null));
@@ -43,8 +45,11 @@ internal static class EvalCommand
                 {
                     var request = options.Request(r, job.Item.Text, job.Seed);
                     var result = SearchOptions.Explained(() => search.RunAsync(request, cancellationToken).GetAwaiter().GetResult());
+                    double? gold = reward?.Score(result.Text);
+                    double? fluency = reward is null ? null : EvalMetrics.LargeLogProbPerToken(search, request, result);
                     writer.WriteLine(JsonSerializer.Serialize(
-                        new EvalLineJson(job.Item.Id, job.Seed, label, job.Item.Text, result.Text, result.Score, SearchJson.Finish(result.Finish), SearchJson.Stats(result.Stats, search)),
+                        new EvalLineJson(job.Item.Id, job.Seed, label, job.Item.Text, result.Text, result.Score, SearchJson.Finish(result.Finish), SearchJson.Stats(result.Stats, search),
+                            gold, reward?.Name, fluency),
                         CliJson.Output.EvalLineJson));
                     writer.Flush();
                 }
@@ -81,11 +86,23 @@ internal static class EvalCommand
                 return 0;
             }
             if (jobs.Count == 0) Console.Error.WriteLine($"all {skipped} runs of {label} are already in {outPath}");
-            var table = new Table().AddColumns("method", "runs", "mean score", "large tok", "small tok", "ms/run", "total s");
-            table.Caption("per run: mean large-model tokens sampled, small-model tokens scored, wall ms");
+            bool rewards = summary.Any(x => x.MeanReward is not null);
+            var table = new Table().AddColumns("method", "runs", "mean score");
+            if (rewards) table.AddColumns("gold reward ± s.e.", "large logp/tok");
+            table.AddColumns("large tok", "small tok", "ms/run", "total s");
+            table.Caption("per run: mean large-model tokens sampled, small-model tokens scored, wall ms"
+                + (rewards ? "; gold reward: mean ± standard error over runs; large logp/tok: the large model's mean log-likelihood per response token" : ""));
             foreach (var row in summary)
-                table.AddRow(Markup.Escape(row.Method), row.Runs.ToString(CultureInfo.InvariantCulture), F(row.MeanScore, "F4"), F(row.MeanLargeTokensSampled, "F1"),
-                    F(row.MeanSmallTokensScored, "F1"), F(row.MeanWallMs, "F0"), F(row.TotalWallMs / 1000, "F1"));
+            {
+                var cells = new List<string> { Markup.Escape(row.Method), row.Runs.ToString(CultureInfo.InvariantCulture), F(row.MeanScore, "F4") };
+                if (rewards)
+                {
+                    cells.Add(row.MeanReward is { } m ? $"{F(m, "F3")} ± {F(row.RewardStdErr ?? 0, "F3")}" : "-");
+                    cells.Add(row.MeanLargeLogprobPerToken is { } f ? F(f, "F3") : "-");
+                }
+                cells.AddRange([F(row.MeanLargeTokensSampled, "F1"), F(row.MeanSmallTokensScored, "F1"), F(row.MeanWallMs, "F0"), F(row.TotalWallMs / 1000, "F1")]);
+                table.AddRow(cells.ToArray());
+            }
             // Redirected output has no width of its own; keep a row on one line in logs.
             if (Console.IsOutputRedirected) AnsiConsole.Profile.Width = Math.Max(AnsiConsole.Profile.Width, 160);
             AnsiConsole.Write(table);
@@ -98,7 +115,8 @@ internal static class EvalCommand
 
     private sealed record Prompt(string Id, string Text);
 
-    private sealed record Record(string Id, ulong Seed, string Method, double Score, long LargeTokensSampled, long SmallTokensScored, double WallMs);
+    private sealed record Record(string Id, ulong Seed, string Method, double Score, long LargeTokensSampled, long SmallTokensScored, double WallMs,
+        double? Reward, double? LargeLogProbPerToken);
 
     private static List<Prompt> ReadPrompts(string path)
     {
@@ -170,7 +188,9 @@ internal static class EvalCommand
                     root.GetProperty("score").GetDouble(),
                     stats.GetProperty("large_tokens_sampled").GetInt64(),
                     stats.GetProperty("small_tokens_scored").GetInt64(),
-                    stats.GetProperty("wall_ms").GetDouble()));
+                    stats.GetProperty("wall_ms").GetDouble(),
+                    OptionalDouble(root, "reward"),
+                    OptionalDouble(root, "large_logprob_per_token")));
             }
             catch (Exception e) when (e is JsonException or KeyNotFoundException or InvalidOperationException or FormatException)
             {
@@ -179,6 +199,9 @@ internal static class EvalCommand
         }
         return records;
     }
+
+    private static double? OptionalDouble(JsonElement root, string name) =>
+        root.TryGetProperty(name, out var value) && value.ValueKind == JsonValueKind.Number ? value.GetDouble() : null;
 
     private static List<EvalSummaryJson> Summarise(List<Record> records) => records
         .GroupBy(r => r.Method)
@@ -189,7 +212,10 @@ internal static class EvalCommand
             g.Average(r => (double)r.LargeTokensSampled),
             g.Average(r => (double)r.SmallTokensScored),
             g.Average(r => r.WallMs),
-            g.Sum(r => r.WallMs)))
+            g.Sum(r => r.WallMs),
+            EvalMetrics.MeanAndStandardError(g.Where(r => r.Reward is not null).Select(r => (r.Id, r.Reward!.Value)).ToList()) is var (mean, se) && mean is not null ? mean : null,
+            se,
+            g.Any(r => r.LargeLogProbPerToken is not null) ? g.Where(r => r.LargeLogProbPerToken is not null).Average(r => r.LargeLogProbPerToken!.Value) : null))
         .OrderBy(s => s.Method, StringComparer.Ordinal)
         .ToList();
 }

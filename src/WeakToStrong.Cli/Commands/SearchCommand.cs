@@ -57,8 +57,8 @@ internal sealed class SearchOptions
     public Option<string> LargeApiModel { get; } = new("--large-api-model") { Description = "the endpoint's model name (with --large-url)" };
     public Option<string> ApiKeyEnv { get; } = new("--api-key-env") { Description = "environment variable holding the endpoint's API key", DefaultValueFactory = _ => "OPENAI_API_KEY" };
     public Option<bool> NoTopK { get; } = new("--no-top-k-param") { Description = "do not send top_k to the endpoint (OpenAI's API rejects it)" };
-    public Option<string> Tuned { get; } = Cli.Model("--tuned", "small tuned model folder (e.g. DPO/SFT-aligned)");
-    public Option<string> Untuned { get; } = Cli.Model("--untuned", "small untuned model folder (the tuned model's base)");
+    public Option<string> Tuned { get; } = new("--tuned") { Description = "small tuned model folder (e.g. DPO/SFT-aligned); without --large/--tuned/--untuned the bundled sentiment models are used" };
+    public Option<string> Untuned { get; } = new("--untuned") { Description = "small untuned model folder (the tuned model's base)" };
     public Option<string> Method { get; } = new("--method") { Description = "cbs, bon, eft or sample", DefaultValueFactory = _ => "cbs" };
     public Option<int> BeamWidth { get; } = new("--beam-width") { Description = "CBS W: states kept per chunk", DefaultValueFactory = _ => 4 };
     public Option<int> Successors { get; } = new("--successors") { Description = "CBS K: candidates forked from each kept state", DefaultValueFactory = _ => 4 };
@@ -174,8 +174,16 @@ internal sealed class SearchOptions
     /// <summary>Loads the three models (each with its tokenizer and template), or the small pair and a remote large model.</summary>
     public WeakToStrongSearch Load(ParseResult r, bool continuousBatching = false)
     {
-        string? folder = r.GetValue(Large), url = r.GetValue(LargeUrl);
+        string? folder = r.GetValue(Large), url = r.GetValue(LargeUrl), tuned = r.GetValue(Tuned), untuned = r.GetValue(Untuned);
+        if (folder is null && url is null && tuned is null && untuned is null)
+        {
+            // No model named: the bundled sentiment models (samples/sentiment).
+            folder = BundledModels.Folder(BundledModels.Large);
+            tuned = BundledModels.Folder(BundledModels.Tuned);
+            untuned = BundledModels.Folder(BundledModels.Untuned);
+        }
         if ((folder is null) == (url is null)) throw new UsageException("give exactly one of --large (a model folder) and --large-url (a completions endpoint)");
+        if (tuned is null || untuned is null) throw new UsageException("give both --tuned and --untuned (or none of --large/--tuned/--untuned for the bundled sentiment models)");
         var largeTemplate = ParseTemplate(r.GetValue(LargeTemplate), "--large-template");
         ILargeModel? remote = null;
         if (url is not null)
@@ -197,8 +205,8 @@ internal sealed class SearchOptions
         {
             LargeDirectory = folder,
             LargeModel = remote,
-            TunedDirectory = r.GetValue(Tuned)!,
-            UntunedDirectory = r.GetValue(Untuned)!,
+            TunedDirectory = tuned,
+            UntunedDirectory = untuned,
             Model = new ModelOptions { Device = r.GetValue(Device)!, KvBlocks = kvBlocks, KvBudget = kvBudget },
             LargeTemplate = largeTemplate,
             TunedTemplate = ParseTemplate(r.GetValue(TunedTemplate), "--tuned-template"),

@@ -21,6 +21,7 @@ namespace WeakToStrong.Cli.Json;
 [JsonSerializable(typeof(EvalLineJson))]
 [JsonSerializable(typeof(EvalJson))]
 [JsonSerializable(typeof(OpsJson))]
+[JsonSerializable(typeof(DemoJson))]
 internal sealed partial class CliJson : JsonSerializerContext
 {
     /// <summary>The options every CLI output uses: snake_case names, non-ASCII text written as is (not \uXXXX).</summary>
@@ -82,10 +83,18 @@ internal sealed record SearchResultJson(string Text, IReadOnlyList<int> Tokens, 
     [property: JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)] List<ChunkJson>? Trace);
 
 /// <summary>One line of the file <c>w2s eval</c> appends to.</summary>
-internal sealed record EvalLineJson(string Id, ulong Seed, string Method, string Prompt, string Text, double Score, string Finish, SearchStatsJson Stats);
+internal sealed record EvalLineJson(string Id, ulong Seed, string Method, string Prompt, string Text, double Score, string Finish, SearchStatsJson Stats,
+    [property: JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)] double? Reward = null,
+    [property: JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)] string? RewardName = null,
+    [property: JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)] double? LargeLogprobPerToken = null);
 
 /// <summary>One method's row of the <c>w2s eval</c> summary.</summary>
-internal sealed record EvalSummaryJson(string Method, int Runs, double MeanScore, double MeanLargeTokensSampled, double MeanSmallTokensScored, double MeanWallMs, double TotalWallMs);
+/// <remarks>The reward's standard error is over prompts: each prompt's mean over its seeds, then the standard deviation of
+/// those means over √(prompts).</remarks>
+internal sealed record EvalSummaryJson(string Method, int Runs, double MeanScore, double MeanLargeTokensSampled, double MeanSmallTokensScored, double MeanWallMs, double TotalWallMs,
+    [property: JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)] double? MeanReward = null,
+    [property: JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)] double? RewardStdErr = null,
+    [property: JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)] double? MeanLargeLogprobPerToken = null);
 
 /// <summary><c>w2s eval --json</c>.</summary>
 internal sealed record EvalJson(int Ran, int Skipped, string Out, List<EvalSummaryJson> Summary);
@@ -101,3 +110,12 @@ internal sealed record OpsJson(string Device, string DeviceName, string Mode,
     [property: JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)] List<OpCheckJson>? Checks,
     [property: JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)] List<OpTiming>? Timings,
     int Passed, int Failed, int Skipped);
+/// <summary>One method's response in <c>w2s demo</c>: text, AFINN gold reward, search score, wall time, work.</summary>
+internal sealed record DemoResultJson(string Text, double Reward, double Score, double WallMs, long LargeTokensSampled, long SmallTokensScored);
+
+/// <summary>One prompt of <c>w2s demo</c>: plain sampling and CBS side by side.</summary>
+internal sealed record DemoRowJson(string Prompt, DemoResultJson Base, DemoResultJson Cbs);
+
+/// <summary><c>w2s demo --json</c>.</summary>
+internal sealed record DemoJson(string Models, double LoadMs, double TotalMs, string BaseMethod, string CbsMethod, string Reward, List<DemoRowJson> Rows,
+    double MeanBaseReward, double MeanCbsReward);

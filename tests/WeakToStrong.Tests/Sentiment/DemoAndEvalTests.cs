@@ -1,0 +1,117 @@
+using System.Text.Json;
+using WeakToStrong.Rewards;
+using WeakToStrong.Tests.Cli;
+
+namespace WeakToStrong.Tests.Sentiment;
+
+/// <summary><c>w2s demo</c> and the bundled models as the default of <c>w2s search</c> / <c>w2s eval --reward</c>.</summary>
+public class DemoAndEvalTests
+{
+    [Fact]
+    public void DemoJsonHasBaseAndCbsPerPromptWithTheirGoldRewards()
+    {
+        var result = CliRunner.Run("demo", "--json");
+        Assert.True(result.ExitCode == 0, result.Stderr);
+        var root = JsonDocument.Parse(result.Stdout).RootElement;
+        Assert.Equal("sample", root.GetProperty("base_method").GetString());
+        Assert.Equal("cbs(4,4,5)", root.GetProperty("cbs_method").GetString());
+        Assert.Equal("afinn-165", root.GetProperty("reward").GetString());
+        var rows = root.GetProperty("rows").EnumerateArray().ToList();
+        Assert.Equal(3, rows.Count);
+        var prompts = File.ReadLines(Path.Combine(AppContext.BaseDirectory, "models", "sentiment", "prompts.jsonl")).Take(3)
+            .Select(l => JsonDocument.Parse(l).RootElement.GetProperty("prompt").GetString()).ToList();
+        double baseSum = 0, cbsSum = 0;
+        for (int i = 0; i < rows.Count; i++)
+        {
+            Assert.Equal(prompts[i], rows[i].GetProperty("prompt").GetString());
+            foreach (string method in new[] { "base", "cbs" })
+            {
+                var x = rows[i].GetProperty(method);
+                string text = x.GetProperty("text").GetString()!;
+                Assert.False(string.IsNullOrWhiteSpace(text));
+                Assert.Equal(LexiconReward.Afinn165.Score(text), x.GetProperty("reward").GetDouble());
+                Assert.True(x.GetProperty("wall_ms").GetDouble() > 0);
+                Assert.InRange(x.GetProperty("large_tokens_sampled").GetInt64(), 1, method == "base" ? 50 : 16 * 50);
+            }
+            Assert.True(rows[i].GetProperty("cbs").GetProperty("small_tokens_scored").GetInt64() > rows[i].GetProperty("base").GetProperty("small_tokens_scored").GetInt64());
+            baseSum += rows[i].GetProperty("base").GetProperty("reward").GetDouble();
+            cbsSum += rows[i].GetProperty("cbs").GetProperty("reward").GetDouble();
+        }
+        Assert.Equal(baseSum / 3, root.GetProperty("mean_base_reward").GetDouble(), 9);
+        Assert.Equal(cbsSum / 3, root.GetProperty("mean_cbs_reward").GetDouble(), 9);
+        Assert.True(root.GetProperty("load_ms").GetDouble() < root.GetProperty("total_ms").GetDouble());
+    }
+
+    [Fact]
+    public void DemoTablePrintsBothColumnsAndTheMeans()
+    {
+        var result = CliRunner.Run("demo", "--prompts", "1");
+        Assert.True(result.ExitCode == 0, result.Stderr);
+        Assert.Contains("Base: sampling", result.Stdout);
+        Assert.Contains("CBS (W,K,L = 4,4,5)", result.Stdout);
+        Assert.Contains("mean gold reward", result.Stdout);
+        Assert.Contains("models loaded in", result.Stdout);
+    }
+
+    [Fact]
+    public void DemoRefusesAZeroPromptCount()
+    {
+        var result = CliRunner.Run("demo", "--prompts", "0");
+        Assert.Equal(2, result.ExitCode);
+        Assert.Equal("error: --prompts: 0 must be at least 1", result.Stderr.Trim());
+    }
+
+    [Fact]
+    public void SearchWithoutModelFoldersUsesTheBundledModels()
+    {
+        var result = CliRunner.Run("search", "--prompt", "The day was", "--max-new-tokens", "10", "--seed", "3", "--json");
+        Assert.True(result.ExitCode == 0, result.Stderr);
+        var root = JsonDocument.Parse(result.Stdout).RootElement;
+        Assert.InRange(root.GetProperty("tokens").GetArrayLength(), 1, 10);
+
+        var half = CliRunner.Run("search", "--prompt", "x", "--large", "/tmp", "--tuned", "/tmp");
+        Assert.Equal(2, half.ExitCode);
+        Assert.Equal("error: give both --tuned and --untuned (or none of --large/--tuned/--untuned for the bundled sentiment models)", half.Stderr.Trim());
+    }
+
+    [Fact]
+    public void EvalWithRewardAddsGoldRewardAndFluencyPerLineAndInTheSummary()
+    {
+        using var dir = TestPaths.Temp();
+        string prompts = dir.File_("p.jsonl"), output = dir.File_("out.jsonl");
+        File.WriteAllLines(prompts, ["{\"id\": \"a\", \"prompt\": \"It was a\"}", "{\"id\": \"b\", \"prompt\": \"The old man\"}"]);
+        var result = CliRunner.Run("eval", "--prompts", prompts, "--out", output, "--method", "sample", "--seeds", "1,2", "--max-new-tokens", "12", "--reward", "afinn", "--json");
+        Assert.True(result.ExitCode == 0, result.Stderr);
+        var lines = File.ReadAllLines(output).Select(l => JsonDocument.Parse(l).RootElement).ToList();
+        Assert.Equal(4, lines.Count);
+        var rewards = new List<(string Id, double Reward)>();
+        foreach (var line in lines)
+        {
+            double reward = line.GetProperty("reward").GetDouble();
+            Assert.Equal(LexiconReward.Afinn165.Score(line.GetProperty("text").GetString()!), reward);
+            Assert.Equal("afinn-165", line.GetProperty("reward_name").GetString());
+            double fluency = line.GetProperty("large_logprob_per_token").GetDouble();
+            Assert.True(fluency < 0 && fluency > -20, $"log-likelihood per token {fluency}");
+            rewards.Add((line.GetProperty("id").GetString()!, reward));
+        }
+        var summary = JsonDocument.Parse(result.Stdout).RootElement.GetProperty("summary")[0];
+        Assert.Equal(rewards.Average(r => r.Reward), summary.GetProperty("mean_reward").GetDouble(), 9);
+        // Standard error over the two prompts' means (seeds averaged first).
+        var perPrompt = rewards.GroupBy(r => r.Id).Select(g => g.Average(r => r.Reward)).ToArray();
+        double m = perPrompt.Average();
+        double se = Math.Sqrt(perPrompt.Sum(x => (x - m) * (x - m)) / 1 / 2);
+        Assert.Equal(se, summary.GetProperty("reward_std_err").GetDouble(), 9);
+        Assert.True(summary.GetProperty("mean_large_logprob_per_token").GetDouble() < 0);
+    }
+
+    [Fact]
+    public void EvalRefusesAnUnknownReward()
+    {
+        using var dir = TestPaths.Temp();
+        string prompts = dir.File_("p.jsonl");
+        File.WriteAllLines(prompts, ["{\"prompt\": \"It was a\"}"]);
+        var result = CliRunner.Run("eval", "--prompts", prompts, "--out", dir.File_("o.jsonl"), "--reward", "lexicon:/no/such.tsv");
+        Assert.Equal(2, result.ExitCode);
+        Assert.Equal("error: --reward: /no/such.tsv: lexicon file not found", result.Stderr.Trim());
+    }
+}

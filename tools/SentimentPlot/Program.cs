@@ -1,0 +1,177 @@
+// Sentiment experiment report: reads w2s eval JSONL files (with --reward), writes the gold-reward-vs-compute plot
+// (PNG, ScottPlot) and a Markdown table. Usage:
+//   dotnet run --project tools/SentimentPlot -- --png OUT.png --table OUT.md FILE.jsonl...
+// A file whose name starts with "xtok" holds runs with the cross-tokenizer small pair; its methods get a suffix.
+using System.Globalization;
+using System.Text;
+using System.Text.Json;
+using System.Text.RegularExpressions;
+
+return SentimentPlot.Report.Run(args);
+
+namespace SentimentPlot
+{
+    /// <summary>One eval result line (the fields the report uses).</summary>
+    internal sealed record EvalRun(string Series, string Method, string Id, ulong Seed, double Reward, double? Fluency, long SmallTokens, long LargeTokens, double WallMs);
+
+    /// <summary>Mean, standard error over prompts, and counts of one method.</summary>
+    internal sealed record Row(string Series, string Method, int Runs, int Prompts, int Seeds, double Reward, double RewardSe, double? Fluency,
+        double SmallTokens, double LargeTokens, double WallMs);
+
+    internal static partial class Report
+    {
+        public static int Run(string[] args)
+        {
+            string? png = null, table = null;
+            var files = new List<string>();
+            for (int i = 0; i < args.Length; i++)
+            {
+                switch (args[i])
+                {
+                    case "--png" when i + 1 < args.Length: png = args[++i]; break;
+                    case "--table" when i + 1 < args.Length: table = args[++i]; break;
+                    default:
+                        if (args[i].StartsWith("--", StringComparison.Ordinal))
+                        {
+                            Console.Error.WriteLine($"error: unknown option {args[i]} (usage: --png OUT.png --table OUT.md FILE.jsonl...)");
+                            return 2;
+                        }
+                        files.Add(args[i]);
+                        break;
+                }
+            }
+            if (files.Count == 0 || png is null)
+            {
+                Console.Error.WriteLine("error: usage: --png OUT.png [--table OUT.md] FILE.jsonl...");
+                return 2;
+            }
+            List<EvalRun> runs;
+            try
+            {
+                runs = files.SelectMany(Read).ToList();
+            }
+            catch (Exception e) when (e is IOException or InvalidDataException)
+            {
+                Console.Error.WriteLine("error: " + e.Message);
+                return 1;
+            }
+            var rows = Summarise(runs);
+            string markdown = Markdown(rows);
+            Console.Write(markdown);
+            if (table is not null) File.WriteAllText(table, markdown);
+            Plot(rows, png);
+            Console.Error.WriteLine($"wrote {png}");
+            return 0;
+        }
+
+        public static IEnumerable<EvalRun> Read(string path)
+        {
+            string series = Path.GetFileName(path).StartsWith("xtok", StringComparison.Ordinal) ? "cross-tokenizer pair" : "same-tokenizer pair";
+            int number = 0;
+            foreach (string line in File.ReadLines(path))
+            {
+                number++;
+                if (string.IsNullOrWhiteSpace(line)) continue;
+                JsonDocument doc;
+                try
+                {
+                    doc = JsonDocument.Parse(line);
+                }
+                catch (JsonException e)
+                {
+                    throw new InvalidDataException($"{path}:{number}: not JSON ({e.Message})");
+                }
+                using (doc)
+                {
+                    var root = doc.RootElement;
+                    if (!root.TryGetProperty("reward", out var reward) || reward.ValueKind != JsonValueKind.Number)
+                        throw new InvalidDataException($"{path}:{number}: no \"reward\" (run w2s eval with --reward)");
+                    var stats = root.GetProperty("stats");
+                    yield return new EvalRun(series, root.GetProperty("method").GetString()!, root.GetProperty("id").ToString(), root.GetProperty("seed").GetUInt64(),
+                        reward.GetDouble(),
+                        root.TryGetProperty("large_logprob_per_token", out var f) && f.ValueKind == JsonValueKind.Number ? f.GetDouble() : null,
+                        stats.GetProperty("small_tokens_scored").GetInt64(), stats.GetProperty("large_tokens_sampled").GetInt64(), stats.GetProperty("wall_ms").GetDouble());
+                }
+            }
+        }
+
+        /// <summary>Per (series, method): means; the reward's standard error is over prompts (each prompt's mean over its seeds).</summary>
+        public static List<Row> Summarise(IEnumerable<EvalRun> runs) => runs
+            .GroupBy(r => (r.Series, r.Method))
+            .Select(g =>
+            {
+                var perPrompt = g.GroupBy(r => r.Id).Select(p => p.Average(r => r.Reward)).ToList();
+                double m = perPrompt.Average();
+                double se = perPrompt.Count > 1 ? Math.Sqrt(perPrompt.Sum(x => (x - m) * (x - m)) / (perPrompt.Count - 1) / perPrompt.Count) : 0;
+                var fluency = g.Where(r => r.Fluency is not null).Select(r => r.Fluency!.Value).ToList();
+                return new Row(g.Key.Series, g.Key.Method, g.Count(), perPrompt.Count, g.Select(r => r.Seed).Distinct().Count(), g.Average(r => r.Reward), se,
+                    fluency.Count > 0 ? fluency.Average() : null, g.Average(r => (double)r.SmallTokens), g.Average(r => (double)r.LargeTokens), g.Average(r => r.WallMs));
+            })
+            .OrderBy(r => r.Series, StringComparer.Ordinal).ThenBy(r => Order(r.Method)).ThenBy(r => Compute(r.Method) ?? 0)
+            .ToList();
+
+        private static int Order(string method) => method.StartsWith("sample", StringComparison.Ordinal) ? 0
+            : method.StartsWith("bon", StringComparison.Ordinal) ? 1 : method.StartsWith("eft", StringComparison.Ordinal) ? 2 : 3;
+
+        [GeneratedRegex(@"^cbs\((\d+),(\d+),(\d+|inf)\)$")]
+        private static partial Regex CbsLabel();
+
+        [GeneratedRegex(@"^bon\((\d+)\)$")]
+        private static partial Regex BonLabel();
+
+        /// <summary>Compute as the paper counts it: W·K for CBS, N for Best-of-N, 1 for sampling; null for EFT.</summary>
+        public static int? Compute(string method)
+        {
+            if (CbsLabel().Match(method) is { Success: true } c) return int.Parse(c.Groups[1].Value, CultureInfo.InvariantCulture) * int.Parse(c.Groups[2].Value, CultureInfo.InvariantCulture);
+            if (BonLabel().Match(method) is { Success: true } b) return int.Parse(b.Groups[1].Value, CultureInfo.InvariantCulture);
+            return method == "sample" ? 1 : null;
+        }
+
+        public static string Markdown(List<Row> rows)
+        {
+            var sb = new StringBuilder();
+            sb.AppendLine("| small pair | method | compute (W·K or N) | prompts × seeds | gold reward (AFINN) ± s.e. | large log-lik./token | small tokens scored / run | large tokens sampled / run | wall ms / run |");
+            sb.AppendLine("|---|---|---|---|---|---|---|---|---|");
+            foreach (var r in rows)
+                sb.AppendLine(string.Create(CultureInfo.InvariantCulture,
+                    $"| {r.Series} | {r.Method} | {(Compute(r.Method) is { } c ? c.ToString(CultureInfo.InvariantCulture) : "-")} | {r.Prompts} × {r.Seeds} | {r.Reward:F3} ± {r.RewardSe:F3} | {(r.Fluency is { } f ? f.ToString("F3", CultureInfo.InvariantCulture) : "-")} | {r.SmallTokens:F0} | {r.LargeTokens:F0} | {r.WallMs:F0} |"));
+            return sb.ToString();
+        }
+
+        private static void Plot(List<Row> rows, string path)
+        {
+            var plot = new ScottPlot.Plot();
+            var same = rows.Where(r => r.Series == "same-tokenizer pair").ToList();
+            void Line(IEnumerable<Row> points, string label, ScottPlot.Color color, ScottPlot.MarkerShape marker)
+            {
+                var p = points.Where(r => Compute(r.Method) is not null).OrderBy(r => Compute(r.Method)).ToList();
+                if (p.Count == 0) return;
+                double[] xs = p.Select(r => Math.Log2(Compute(r.Method)!.Value)).ToArray();
+                double[] ys = p.Select(r => r.Reward).ToArray();
+                var scatter = plot.Add.Scatter(xs, ys, color);
+                scatter.LegendText = label;
+                scatter.MarkerShape = marker;
+                scatter.MarkerSize = 8;
+                var bars = plot.Add.ErrorBar(xs, ys, p.Select(r => r.RewardSe).ToArray());
+                bars.Color = color;
+            }
+            var baseRow = same.FirstOrDefault(r => r.Method == "sample");
+            Line(same.Where(r => r.Method.StartsWith("cbs", StringComparison.Ordinal)).Concat(baseRow is null ? [] : [baseRow]), "CBS (L = 5), W·K", ScottPlot.Colors.Blue, ScottPlot.MarkerShape.FilledCircle);
+            Line(same.Where(r => r.Method.StartsWith("bon", StringComparison.Ordinal)).Concat(baseRow is null ? [] : [baseRow]), "Best-of-N, N", ScottPlot.Colors.OrangeRed, ScottPlot.MarkerShape.FilledSquare);
+            Line(rows.Where(r => r.Series == "cross-tokenizer pair" && r.Method.StartsWith("cbs", StringComparison.Ordinal)), "CBS, cross-tokenizer pair", ScottPlot.Colors.Green, ScottPlot.MarkerShape.FilledTriangleUp);
+            foreach (var (method, label, color) in new[] { ("sample", "Base (sampling)", ScottPlot.Colors.Gray), ("eft(1)", "EFT (β = 1)", ScottPlot.Colors.Purple) })
+                if (same.FirstOrDefault(r => r.Method == method) is { } row)
+                {
+                    var h = plot.Add.HorizontalLine(row.Reward, 1, color, ScottPlot.LinePattern.Dashed);
+                    h.LegendText = label;
+                }
+            double[] ticks = [0, 1, 2, 3, 4];
+            plot.Axes.Bottom.TickGenerator = new ScottPlot.TickGenerators.NumericManual(ticks, ticks.Select(t => Math.Pow(2, t).ToString(CultureInfo.InvariantCulture)).ToArray());
+            plot.XLabel("compute: W·K (CBS) or N (Best-of-N), log scale");
+            plot.YLabel("gold reward (AFINN-165 sum) ± s.e.");
+            plot.Title("Steering the bundled sentiment models");
+            plot.ShowLegend(ScottPlot.Alignment.UpperLeft);
+            plot.SavePng(path, 900, 560);
+        }
+    }
+}
