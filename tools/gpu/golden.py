@@ -6,7 +6,9 @@
 The tolerances are the CPU tests' (tests/WeakToStrong.Tests/Engine/GoldenFixtureTests.cs, Cli/CliTests.cs):
 each continuation log-prob within 2e-4 of transformers' float64 value, and the 12 greedy tokens exactly
 (golden.json's smallest top-1/top-2 margin is above 0.02, so an F32 runtime must reproduce them).
-Exits 1 if any case fails. Python standard library only.
+Also runs `w2s info --json` on each fixture (checked against its config.json) and one `w2s search --json` with the
+same model as tuned and untuned (its score must be 0), so every --json shape of the published, trimmed
+binary is read once. Exits 1 if any case fails. Python standard library only.
 """
 import argparse
 import json
@@ -27,6 +29,34 @@ def run(cmd, timeout):
 
 def ids(values):
     return ",".join(str(v) for v in values)
+
+
+def cli_checks(a):
+    """`w2s info --json` against config.json; `w2s search --json` with tuned = untuned scores 0."""
+    rows = []
+    for folder in sorted(p.parent for p in pathlib.Path(a.fixtures).glob("*/golden.json")):
+        row = {"fixture": folder.name, "case": "info"}
+        try:
+            info = run([a.w2s, "info", "--model", str(folder), "--json"], a.timeout)
+            config = json.loads((folder / "config.json").read_text())
+            row["ok"] = info["vocab_size"] == config["vocab_size"] and info["layers"] == config.get("num_hidden_layers", config.get("n_layer"))
+        except (RuntimeError, subprocess.TimeoutExpired, json.JSONDecodeError, KeyError) as e:
+            row.update(ok=False, error=str(e))
+        rows.append(row)
+    tiny = str(pathlib.Path(a.fixtures) / "llama-tiny")
+    row = {"fixture": "llama-tiny", "case": "search"}
+    try:
+        r = run([a.w2s, "search", "--large", tiny, "--tuned", tiny, "--untuned", tiny, "--prompt", "Once upon a time",
+                 "--max-new-tokens", "6", "--seed", "1", "--device", a.device, "--json", "--trace"], a.timeout * 2)
+        # The same model on the same tokens scores the same (1e-4: room for a reduction order that varies by run on a device).
+        row["ok"] = abs(r["score"]) <= 1e-4 and abs(r["tuned"]["log_prob"] - r["untuned"]["log_prob"]) <= 1e-4 and len(r["trace"]) >= 1
+        row["score"] = r["score"]
+    except (RuntimeError, subprocess.TimeoutExpired, json.JSONDecodeError, KeyError, TypeError) as e:
+        row.update(ok=False, error=str(e))
+    rows.append(row)
+    for row in rows:
+        print(f"{row['fixture']:15} {row['case']:6}  {'ok' if row['ok'] else 'FAIL'}{'  ' + row['error'] if 'error' in row else ''}", flush=True)
+    return rows
 
 
 def main():
@@ -66,6 +96,7 @@ def main():
             error = f"  {row['error']}" if "error" in row else ""
             print(f"{folder.name:15} case {i}  log-probs {score_text}  greedy {'ok' if row['greedy_ok'] else 'FAIL'}{error}", flush=True)
 
+    results += cli_checks(a)
     failed = sum(not r["ok"] for r in results)
     summary = {"device": a.device, "logprob_tolerance": LOGPROB_TOLERANCE, "cases": results,
                "passed": len(results) - failed, "failed": failed}
