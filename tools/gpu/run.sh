@@ -25,11 +25,13 @@ if [ $# -ne 2 ]; then echo "usage: run.sh [--rehearse] BUNDLE_DIR OUT_DIR" >&2; 
 bundle="$(cd "$1" 2>/dev/null && pwd)" || { echo "run.sh: bundle folder $1 not found" >&2; exit 2; }
 out="$(mkdir -p "$2" && cd "$2" && pwd)" || { echo "run.sh: cannot create $2" >&2; exit 2; }
 w2s="$bundle/bin/w2s"
-[ -x "$w2s" ] || { echo "run.sh: $w2s is missing (run tools/gpu/prepare.sh)" >&2; exit 2; }
+[ -f "$w2s" ] || { echo "run.sh: $w2s is missing (run tools/gpu/prepare.sh)" >&2; exit 2; }
 command -v python3 >/dev/null || { echo "run.sh: python3 is needed" >&2; exit 2; }
 
 work="$(mktemp -d)"
 trap 'rm -rf "$work"' EXIT
+# A carried copy may lose its execute bit (or sit on a read-only mount): run a copy then.
+if [ ! -x "$w2s" ]; then cp "$w2s" "$work/w2s" && chmod +x "$work/w2s" && w2s="$work/w2s"; fi
 export XDG_CACHE_HOME="$work/cache" NO_COLOR=1 PYTHONUNBUFFERED=1
 steps="$work/steps.tsv"
 : > "$steps"
