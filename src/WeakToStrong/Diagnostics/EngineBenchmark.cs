@@ -14,8 +14,8 @@ namespace WeakToStrong.Diagnostics;
 /// <param name="Seconds">Time measured.</param>
 /// <param name="TokensPerSecond">Throughput (decode: batch / median step time).</param>
 /// <param name="WeightGigabytesPerSecond">Weight bytes read per second (decode: every weight once per step).</param>
-/// <param name="FractionOfBandwidth">WeightGigabytesPerSecond over the memory read bandwidth measured just before.</param>
-/// <param name="BandwidthGigabytesPerSecond">Memory read bandwidth measured just before this decode run.</param>
+/// <param name="FractionOfBandwidth">WeightGigabytesPerSecond over the memory bandwidth measured around this run.</param>
+/// <param name="BandwidthGigabytesPerSecond">Memory bandwidth measured around this decode run: the CPU's read bandwidth, or a device-to-device copy (bytes read + written) on a GPU.</param>
 /// <param name="Gigaflops">Matrix-multiply GFLOP/s achieved (2 FLOP per weight per token; attention not counted).</param>
 /// <param name="FractionOfCompute">Gigaflops over the FMA ceiling measured just before (CPU backend only).</param>
 /// <param name="ComputeGigaflops">The CPU's F32 FMA ceiling, all cores, measured just before this run (0: not measured).</param>
@@ -71,7 +71,7 @@ public static class EngineBenchmark
                 progress?.Report($"{name} {dtype} batch {batch}: decode");
                 Step(model, sequences, sampling, cancellationToken); // warm-up steps, kept out of the timing
                 Step(model, sequences, sampling, cancellationToken);
-                double bandwidthBytesPerSecond = MemoryBandwidth.MeasureRead(512L << 20, 5);
+                double bandwidthBytesPerSecond = Ops.Ceilings.MemoryBytesPerSecond(model.Backend);
                 peak = cpu ? ComputePeak.MeasureFma() : 0;
                 var times = new double[decodeSteps];
                 for (int step = 0; step < decodeSteps; step++)
@@ -82,7 +82,7 @@ public static class EngineBenchmark
                 }
                 // Ceilings are the best seen before and after the run (a neighbour's burst during one probe would
                 // otherwise make the ratio exceed 100 %); the step is the median, robust to the other tenants.
-                bandwidthBytesPerSecond = Math.Max(bandwidthBytesPerSecond, MemoryBandwidth.MeasureRead(512L << 20, 5));
+                bandwidthBytesPerSecond = Math.Max(bandwidthBytesPerSecond, Ops.Ceilings.MemoryBytesPerSecond(model.Backend));
                 if (cpu) peak = Math.Max(peak, ComputePeak.MeasureFma());
                 Array.Sort(times);
                 double median = times[decodeSteps / 2];

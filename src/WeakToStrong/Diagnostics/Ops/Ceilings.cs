@@ -16,13 +16,18 @@ public sealed record Ceilings(double MemoryGigabytesPerSecond, string Memory, do
     public static Ceilings Measure(IBackend backend) => backend switch
     {
         CudaBackend cuda => new(
-            DeviceCopyBytesPerSecond(cuda.Runtime, 1L << 30) / 1e9, "device-to-device copy of 1 GiB, bytes read + written, best of 5",
+            MemoryBytesPerSecond(cuda) / 1e9, "device-to-device copy of 1 GiB, bytes read + written, best of 5",
             cuda.Runtime.HasGemm ? GemmFlopsPerSecond(cuda.Runtime, 8192) / 1e9 : 0,
             cuda.Runtime.HasGemm ? "cuBLAS 8192³ GEMM, BF16 inputs (random), F32 accumulate, best of 5" : "none (cuBLAS not loaded)"),
         _ => new(
-            MemoryBandwidth.MeasureRead(512L << 20, 5) / 1e9, "memory read of 512 MiB on all cores, best of 5",
+            MemoryBytesPerSecond(backend) / 1e9, "memory read of 512 MiB on all cores, best of 5",
             ComputePeak.MeasureFma() / 1e9, "F32 FMA chains on all cores, best of 5"),
     };
+
+    /// <summary>The memory ceiling alone, in bytes per second (what <c>w2s bench</c> measures before and after each decode run).</summary>
+    public static double MemoryBytesPerSecond(IBackend backend) => backend is CudaBackend cuda
+        ? DeviceCopyBytesPerSecond(cuda.Runtime, 1L << 30)
+        : MemoryBandwidth.MeasureRead(512L << 20, 5);
 
     /// <summary>Best of five device-to-device copies of <paramref name="bytes"/> after one warm-up, counting bytes read plus written.</summary>
     internal static double DeviceCopyBytesPerSecond(IDeviceRuntime runtime, long bytes)
