@@ -14,7 +14,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 PROMPTS=${PROMPTS:-200}
 OUT=${OUT:-docs/sentiment}
-JOBS=${JOBS:-2}
+JOBS=${JOBS:-3}
 M=samples/sentiment
 mkdir -p "$OUT"
 dotnet build src/WeakToStrong.Cli -c Release -v q -nologo >/dev/null

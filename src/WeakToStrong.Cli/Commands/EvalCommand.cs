@@ -91,7 +91,7 @@ internal static class EvalCommand
             if (rewards) table.AddColumns("gold reward ± s.e.", "large logp/tok");
             table.AddColumns("large tok", "small tok", "ms/run", "total s");
             table.Caption("per run: mean large-model tokens sampled, small-model tokens scored, wall ms"
-                + (rewards ? "; gold reward: mean ± standard error over runs; large logp/tok: the large model's mean log-likelihood per response token" : ""));
+                + (rewards ? "; gold reward: mean ± standard error over prompts (seeds averaged per prompt); large logp/tok: the large model's mean log-likelihood per response token" : ""));
             foreach (var row in summary)
             {
                 var cells = new List<string> { Markup.Escape(row.Method), row.Runs.ToString(CultureInfo.InvariantCulture), F(row.MeanScore, "F4") };

@@ -50,7 +50,7 @@ public class DemoAndEvalTests
         Assert.Contains("Base: sampling", result.Stdout);
         Assert.Contains("CBS (W,K,L = 4,4,5)", result.Stdout);
         Assert.Contains("mean gold reward", result.Stdout);
-        Assert.Contains("models loaded in", result.Stdout);
+        Assert.Contains("models loaded and warmed up in", result.Stdout);
     }
 
     [Fact]
