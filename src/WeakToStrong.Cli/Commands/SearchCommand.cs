@@ -165,10 +165,7 @@ internal sealed class SearchOptions
         string? memory = r.GetValue(KvMemory);
         if (blocks is not null && memory is not null) throw new UsageException("give at most one of --kv-memory and --kv-blocks");
         if (blocks is < 1) throw new UsageException($"--kv-blocks: {blocks} is not a positive block count");
-        if (memory is null) return (blocks, null);
-        if (!ByteSize.TryParse(memory, out var size, out string? error)) throw new UsageException($"--kv-memory: {error}");
-        if (size.Bytes < 1) throw new UsageException($"--kv-memory: '{memory}' is not a positive size");
-        return (null, KvBudget.FromBytes(size.Bytes));
+        return (blocks, Cli.KvMemory(memory));
     }
 
     /// <summary>Loads the three models (each with its tokenizer and template), or the small pair and a remote large model.</summary>

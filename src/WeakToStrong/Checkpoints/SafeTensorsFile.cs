@@ -2,6 +2,7 @@ using System.IO.MemoryMappedFiles;
 using System.Text.Json;
 using System.Text.Unicode;
 using WeakToStrong.Backends;
+using WeakToStrong.Native;
 
 namespace WeakToStrong.Checkpoints;
 
@@ -238,8 +239,7 @@ public sealed unsafe class SafeTensorsFile : IDisposable
         long page = Environment.SystemPageSize;
         long start = (long)(_base + _dataStart + info.Begin), end = (long)(_base + _dataStart + info.End);
         long first = (start + page - 1) / page * page, last = end / page * page;
-        if (last > first && MemoryAdvice.madvise((nint)first, (nuint)(last - first), MemoryAdvice.DontNeed) != 0)
-            throw new InvalidOperationException($"madvise(MADV_DONTNEED) on '{info.Name}' of {FilePath} failed: errno {System.Runtime.InteropServices.Marshal.GetLastPInvokeError()}");
+        if (last > first) MemoryAdvice.DropPages((nint)first, last - first);
     }
 
     private bool _disposed;
@@ -255,15 +255,4 @@ public sealed unsafe class SafeTensorsFile : IDisposable
         }
         _map?.Dispose();
     }
-}
-
-/// <summary>libc's madvise (Linux): advice on a range of this process's mappings.</summary>
-internal static partial class MemoryAdvice
-{
-    /// <summary>MADV_DONTNEED: drop the range's pages from this process (a file mapping re-reads them on access).</summary>
-    public const int DontNeed = 4;
-
-    /// <summary><c>int madvise(void *addr, size_t length, int advice)</c>; 0 on success, else −1 and errno.</summary>
-    [System.Runtime.InteropServices.LibraryImport("libc", SetLastError = true)]
-    public static partial int madvise(nint address, nuint length, int advice);
 }

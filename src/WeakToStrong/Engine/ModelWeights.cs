@@ -111,8 +111,7 @@ public sealed class ModelWeights : IDisposable
             // The original gpt2 file has no prefix; anything else is named (and reported missing) the HF way.
             _prefix = checkpoint.Contains("wte.weight") && !checkpoint.Contains("transformer.wte.weight") ? "" : "transformer.";
             int d = _spec.Dim, ff = _spec.FeedForwardDim;
-            var wte = Matrix("wte.weight", _spec.VocabSize, d);
-            if (_spec.TiedEmbeddings) wte = Prepared(wte, _spec.VocabSize, d);
+            var wte = _spec.TiedEmbeddings ? Linear(_prefix + "wte.weight", _spec.VocabSize, d) : Matrix("wte.weight", _spec.VocabSize, d);
             var layers = new List<LayerWeights>(); // grown, not pre-sized: a bogus layer count fails at its first missing layer
             for (int i = 0; i < _spec.Layers; i++)
             {
@@ -121,19 +120,19 @@ public sealed class ModelWeights : IDisposable
                 {
                     AttentionNorm = Vector(p + "ln_1.weight", d),
                     AttentionNormBias = Vector(p + "ln_1.bias", d),
-                    Qkv = Prepared(Conv1D(p + "attn.c_attn.weight", d, 3 * d), 3 * d, d),
+                    Qkv = Conv1D(p + "attn.c_attn.weight", d, 3 * d),
                     QkvBias = Vector(p + "attn.c_attn.bias", 3 * d),
-                    Output = Prepared(Conv1D(p + "attn.c_proj.weight", d, d), d, d),
+                    Output = Conv1D(p + "attn.c_proj.weight", d, d),
                     OutputBias = Vector(p + "attn.c_proj.bias", d),
                     MlpNorm = Vector(p + "ln_2.weight", d),
                     MlpNormBias = Vector(p + "ln_2.bias", d),
-                    Up = Prepared(Conv1D(p + "mlp.c_fc.weight", d, ff), ff, d),
+                    Up = Conv1D(p + "mlp.c_fc.weight", d, ff),
                     UpBias = Vector(p + "mlp.c_fc.bias", ff),
-                    Down = Prepared(Conv1D(p + "mlp.c_proj.weight", ff, d), d, ff),
+                    Down = Conv1D(p + "mlp.c_proj.weight", ff, d),
                     DownBias = Vector(p + "mlp.c_proj.bias", d),
                 });
             }
-            var lmHead = _spec.TiedEmbeddings ? wte : Prepared(MatrixNoPrefix("lm_head.weight", _spec.VocabSize, d), _spec.VocabSize, d);
+            var lmHead = _spec.TiedEmbeddings ? wte : Linear("lm_head.weight", _spec.VocabSize, d);
             return new ModelWeights
             {
                 TokenEmbedding = wte,
@@ -151,8 +150,7 @@ public sealed class ModelWeights : IDisposable
             _prefix = "model.";
             int d = _spec.Dim, ff = _spec.FeedForwardDim;
             int q = _spec.Heads * _spec.HeadDim, kv = _spec.KvHeads * _spec.HeadDim;
-            var embed = Matrix("embed_tokens.weight", _spec.VocabSize, d);
-            if (_spec.TiedEmbeddings) embed = Prepared(embed, _spec.VocabSize, d);
+            var embed = _spec.TiedEmbeddings ? Linear(_prefix + "embed_tokens.weight", _spec.VocabSize, d) : Matrix("embed_tokens.weight", _spec.VocabSize, d);
             var layers = new List<LayerWeights>(); // grown, not pre-sized: a bogus layer count fails at its first missing layer
             for (int i = 0; i < _spec.Layers; i++)
             {
@@ -161,18 +159,18 @@ public sealed class ModelWeights : IDisposable
                 layers.Add(new LayerWeights
                 {
                     AttentionNorm = Vector(p + "input_layernorm.weight", d),
-                    Qkv = Prepared(Fused(d, (a + "q_proj.weight", q), (a + "k_proj.weight", kv), (a + "v_proj.weight", kv)), q + 2 * kv, d),
+                    Qkv = Fused(d, (a + "q_proj.weight", q), (a + "k_proj.weight", kv), (a + "v_proj.weight", kv)),
                     QkvBias = _spec.QkvBias ? FusedVector((a + "q_proj.bias", q), (a + "k_proj.bias", kv), (a + "v_proj.bias", kv)) : null,
-                    Output = Prepared(Matrix(a + "o_proj.weight", d, q), d, q),
+                    Output = Linear(_prefix + a + "o_proj.weight", d, q),
                     OutputBias = _spec.OutputBias ? Vector(a + "o_proj.bias", d) : null,
                     MlpNorm = Vector(p + "post_attention_layernorm.weight", d),
-                    Up = Prepared(Fused(d, (p + "mlp.gate_proj.weight", ff), (p + "mlp.up_proj.weight", ff)), 2 * ff, d),
+                    Up = Fused(d, (p + "mlp.gate_proj.weight", ff), (p + "mlp.up_proj.weight", ff)),
                     UpBias = _spec.MlpBias ? FusedVector((p + "mlp.gate_proj.bias", ff), (p + "mlp.up_proj.bias", ff)) : null,
-                    Down = Prepared(Matrix(p + "mlp.down_proj.weight", d, ff), d, ff),
+                    Down = Linear(_prefix + p + "mlp.down_proj.weight", d, ff),
                     DownBias = _spec.MlpBias ? Vector(p + "mlp.down_proj.bias", d) : null,
                 });
             }
-            var lmHead = _spec.TiedEmbeddings ? embed : Prepared(MatrixNoPrefix("lm_head.weight", _spec.VocabSize, d), _spec.VocabSize, d);
+            var lmHead = _spec.TiedEmbeddings ? embed : Linear("lm_head.weight", _spec.VocabSize, d);
             return new ModelWeights
             {
                 TokenEmbedding = embed,
@@ -222,14 +220,45 @@ public sealed class ModelWeights : IDisposable
             return tensor;
         }
 
-        /// <summary>Matrices stacked along the output dimension into one [Σ rows, cols] tensor.</summary>
+        /// <summary>
+        /// A linear weight [rows, cols] in the backend's layout, built straight from the mapped file (the backend
+        /// packs from the file's pages; nothing else is copied), whose pages are then released.
+        /// </summary>
+        private Tensor Linear(string fullName, int rows, int cols)
+        {
+            var (file, info, dtype) = Find(fullName, rows, cols);
+            if (backend is null) return Allocate(dtype, (long)rows * cols);
+            if (info.ByteLength > int.MaxValue) return Prepared(MatrixNoPrefix(fullName, rows, cols), rows, cols); // a span holds < 2 GiB
+            var tensor = Track(backend.LoadLinear(file.Bytes(info, 0, (int)info.ByteLength), dtype, rows, cols));
+            file.Release(info);
+            return tensor;
+        }
+
+        /// <summary>Linear weights stacked along the output dimension into one [Σ rows, cols] weight (q|k|v, gate|up).</summary>
         private Tensor Fused(int cols, params (string Name, int Rows)[] parts)
         {
             var found = parts.Select(p => Find(_prefix + p.Name, p.Rows, cols)).ToArray();
             var dtype = found[0].DType;
             foreach (var f in found)
                 if (f.DType != dtype) throw new CheckpointException(f.File.FilePath, f.Info.Name, $"dtype {f.DType} differs from {found[0].Info.Name} ({dtype}); fused tensors need one dtype");
-            var tensor = Allocate(dtype, (long)parts.Sum(p => p.Rows) * cols);
+            int rows = parts.Sum(p => p.Rows);
+            long bytes = found.Sum(f => f.Info.ByteLength);
+            if (backend is null) return Allocate(dtype, (long)rows * cols);
+            if (bytes > Array.MaxLength) return Prepared(Stacked(found, dtype, (long)rows * cols), rows, cols);
+            var stacked = Scratch(bytes);
+            long offset = 0;
+            foreach (var (file, info, _) in found)
+            {
+                CopyFromFile(file, info, stacked[(int)offset..]);
+                offset += info.ByteLength;
+            }
+            return Track(backend.LoadLinear(stacked, dtype, rows, cols));
+        }
+
+        /// <summary>Parts stacked in one backend tensor (for a fused weight too large for one span).</summary>
+        private Tensor Stacked((SafeTensorsFile File, SafeTensorInfo Info, DType DType)[] found, DType dtype, long elements)
+        {
+            var tensor = Allocate(dtype, elements);
             long offset = 0;
             foreach (var f in found)
             {
@@ -239,30 +268,50 @@ public sealed class ModelWeights : IDisposable
             return tensor;
         }
 
-        /// <summary>A GPT-2 Conv1D weight stored [in, out], transposed to [out, in] a slab of output rows at a time
-        /// (each slab reads its columns of every input row, so the file is read once, without a full-size copy).</summary>
+        private byte[] _scratch = [];
+
+        /// <summary>A host buffer reused for every fused or transposed weight (its pages are faulted in once).</summary>
+        private Span<byte> Scratch(long bytes)
+        {
+            if (_scratch.Length < bytes) _scratch = GC.AllocateUninitializedArray<byte>((int)bytes);
+            return _scratch.AsSpan(0, (int)bytes);
+        }
+
+        private static void CopyFromFile(SafeTensorsFile file, SafeTensorInfo info, Span<byte> destination)
+        {
+            const int chunk = 64 << 20;
+            for (long done = 0; done < info.ByteLength; done += chunk)
+            {
+                int count = (int)Math.Min(chunk, info.ByteLength - done);
+                file.Bytes(info, done, count).CopyTo(destination[(int)done..]);
+            }
+            file.Release(info);
+        }
+
+        /// <summary>A GPT-2 Conv1D weight stored [in, out]: transposed to [out, in] in the scratch buffer, a slab of
+        /// output rows at a time (each slab reads its columns of every input row, so the file is read once), then
+        /// put in the backend's layout.</summary>
         private Tensor Conv1D(string name, int inDim, int outDim)
         {
             var (file, info, dtype) = Find(_prefix + name, inDim, outDim);
-            var tensor = Allocate(dtype, (long)inDim * outDim);
-            if (backend is null) return tensor;
+            if (backend is null) return Allocate(dtype, (long)inDim * outDim);
+            if (info.ByteLength > Array.MaxLength) throw new CheckpointException(file.FilePath, info.Name, $"a Conv1D weight of {info.ByteLength} bytes is larger than this loader handles ({Array.MaxLength})");
             const int slab = 64;
             int size = dtype.Size();
-            var buffer = new byte[slab * inDim * size];
+            var transposed = Scratch(info.ByteLength);
             for (int c0 = 0; c0 < outDim; c0 += slab)
             {
                 int columns = Math.Min(slab, outDim - c0);
-                var destination = buffer.AsSpan(0, columns * inDim * size);
+                var destination = transposed[(c0 * inDim * size)..((c0 + columns) * inDim * size)];
                 for (int r = 0; r < inDim; r++)
                 {
                     var source = file.Bytes(info, ((long)r * outDim + c0) * size, columns * size);
                     if (size == 4) Scatter(MemoryMarshal.Cast<byte, int>(source), MemoryMarshal.Cast<byte, int>(destination), r, inDim);
                     else Scatter(MemoryMarshal.Cast<byte, short>(source), MemoryMarshal.Cast<byte, short>(destination), r, inDim);
                 }
-                backend.Upload(tensor, destination, (long)c0 * inDim);
             }
             file.Release(info);
-            return tensor;
+            return Track(backend.LoadLinear(transposed, dtype, outDim, inDim));
         }
 
         /// <summary>Element c of input row r goes to row c, column r of the [columns, inDim] slab.</summary>

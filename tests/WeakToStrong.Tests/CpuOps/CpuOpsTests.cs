@@ -95,6 +95,35 @@ public class CpuOpsTests
         w.Dispose();
     }
 
+    /// <summary>The loader's path (packing straight from file bytes) gives the weight PrepareLinear gives, bit for bit.</summary>
+    [Theory]
+    [MemberData(nameof(LinearShapes))]
+    public void LoadLinearFromBytesEqualsPrepareLinear(DType dtype, int tokens, int k, int n)
+    {
+        var (t, values) = Weights(dtype, n * k, 7);
+        var bytes = new byte[t.ByteLength];
+        switch (dtype)
+        {
+            case DType.F32:
+                MemoryMarshal.AsBytes(values.Select(v => (float)v).ToArray().AsSpan()).CopyTo(bytes);
+                break;
+            case DType.BF16:
+                MemoryMarshal.AsBytes(values.Select(v => (ushort)(BitConverter.SingleToInt32Bits((float)v) >> 16)).ToArray().AsSpan()).CopyTo(bytes);
+                break;
+            default:
+                MemoryMarshal.AsBytes(values.Select(v => (Half)v).ToArray().AsSpan()).CopyTo(bytes);
+                break;
+        }
+        using var prepared = _b.PrepareLinear(t, n, k);
+        using var loaded = _b.LoadLinear(bytes, dtype, n, k);
+        using var xt = Upload(Random(tokens * k, 8));
+        using var y1 = _b.Allocate(DType.F32, tokens * n);
+        using var y2 = _b.Allocate(DType.F32, tokens * n);
+        _b.Linear(xt, prepared, null, y1, tokens, k, n);
+        _b.Linear(xt, loaded, null, y2, tokens, k, n);
+        Assert.Equal(Download(y1, tokens * n), Download(y2, tokens * n));
+    }
+
     [Theory]
     [InlineData(DType.F32, 9)]
     [InlineData(DType.BF16, 9)]

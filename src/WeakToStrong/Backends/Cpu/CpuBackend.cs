@@ -118,6 +118,12 @@ public sealed unsafe class CpuBackend : IBackend
         return packed;
     }
 
+    public Tensor LoadLinear(ReadOnlySpan<byte> rowMajor, DType dtype, int outDim, int inDim)
+    {
+        if (rowMajor.Length != (long)outDim * inDim * dtype.Size()) throw new ArgumentException($"{rowMajor.Length} bytes are not a [{outDim}, {inDim}] {dtype} weight", nameof(rowMajor));
+        fixed (byte* source = rowMajor) return CpuLinear.PackFrom(source, dtype, outDim, inDim);
+    }
+
     public void Linear(Tensor x, Tensor w, Tensor? bias, Tensor y, int rows, int inDim, int outDim) =>
         CpuLinear.Run(P(x), Cpu(w), POrNull(bias), P(y), rows, inDim, outDim);
 

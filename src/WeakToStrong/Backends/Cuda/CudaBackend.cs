@@ -269,6 +269,22 @@ public sealed unsafe class CudaBackend : IBackend
     /// <summary>cuBLAS and the GEMV kernel read row-major [outDim, inDim] weights as they are.</summary>
     public Tensor PrepareLinear(Tensor w, int outDim, int inDim) => w;
 
+    public Tensor LoadLinear(ReadOnlySpan<byte> rowMajor, DType dtype, int outDim, int inDim)
+    {
+        if (rowMajor.Length != (long)outDim * inDim * dtype.Size()) throw new ArgumentException($"{rowMajor.Length} bytes are not a [{outDim}, {inDim}] {dtype} weight", nameof(rowMajor));
+        var w = Allocate(dtype, (long)outDim * inDim);
+        try
+        {
+            Upload(w, rowMajor);
+            return w;
+        }
+        catch
+        {
+            w.Dispose();
+            throw;
+        }
+    }
+
     public void Linear(Tensor x, Tensor w, Tensor? bias, Tensor y, int rows, int inDim, int outDim)
     {
         RequireF32(x);
