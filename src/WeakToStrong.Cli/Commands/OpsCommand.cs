@@ -92,10 +92,14 @@ internal static class OpsCommand
         {
             Console.WriteLine($"{subject.Name} ({described})");
             Console.WriteLine($"memory ceiling  {ceilings.MemoryGigabytesPerSecond,8:F1} GB/s      ({ceilings.Memory})");
-            Console.WriteLine($"compute ceiling {ceilings.ComputeGigaflops,8:F1} GFLOP/s   ({ceilings.Compute})");
-            Console.WriteLine("GB/s: the op's fewest bytes (inputs read once, outputs written once) per second; time: median of 5 samples, device synchronised");
+            Console.WriteLine(ceilings.ComputeGigaflops >= 1e4
+                ? $"compute ceiling {ceilings.ComputeGigaflops / 1e3,8:F1} TFLOP/s   ({ceilings.Compute})"
+                : $"compute ceiling {ceilings.ComputeGigaflops,8:F1} GFLOP/s   ({ceilings.Compute})");
+            Console.WriteLine("GB/s: the op's fewest bytes (inputs read once, outputs written once) per second; time: median of 5 samples, device synchronised; small shapes run from cache");
         }
-        string header = $"{"op",-20}{"dtype",-6}{"shape",-58}{"µs",10}{"GB/s",9}{"of mem",8}{"GFLOP/s",10}{"of peak",8}";
+        // A GPU's rates read better in TFLOP/s.
+        var (scale, unit) = ceilings.ComputeGigaflops >= 1e4 ? (1e3, "TFLOP/s") : (1.0, "GFLOP/s");
+        string header = $"{"op",-20}{"dtype",-6}{"shape",-58}{"µs",10}{"GB/s",9}{"of mem",8}{unit,10}{"of peak",8}";
         if (!asJson)
         {
             Console.WriteLine(header);
@@ -107,7 +111,7 @@ internal static class OpsCommand
             var t = OpCheck.Time(c, subject, ceilings);
             timings.Add(t);
             if (asJson) continue;
-            string flops = t.Gigaflops > 0 ? $"{t.Gigaflops,10:F1}{t.FractionOfCompute,8:P0}" : "";
+            string flops = t.Gigaflops > 0 ? $"{t.Gigaflops / scale,10:F1}{t.FractionOfCompute,8:P0}" : "";
             Console.WriteLine($"{c.Op,-20}{c.Dtype,-6}{Clip(c.Shape, 57),-58}{t.Microseconds,10:F1}{t.GigabytesPerSecond,9:F1}{t.FractionOfBandwidth,8:P0}{flops}");
         }
         if (asJson) Cli.WriteJson(new OpsJson(subject.Name, described, "perf", null, ceilings, null, timings, 0, 0, 0), CliJson.Output.OpsJson);

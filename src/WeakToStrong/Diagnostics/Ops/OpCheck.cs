@@ -70,7 +70,8 @@ public static class OpCheck
 
     /// <summary>
     /// Times <paramref name="c"/> on <paramref name="backend"/>: one warm-up call (compilation, buffers), then five
-    /// samples of enough calls to last about <paramref name="sampleSeconds"/>, each ended by a device
+    /// samples of enough calls to last about <paramref name="sampleSeconds"/> (at most
+    /// <see cref="OpCase.MaxCallsPerSample"/>, inputs restored before each), each ended by a device
     /// synchronisation; the median sample's time per call. Repeated calls re-read the same inputs, so a shape that
     /// fits in a cache is timed from the cache (the model-sized shapes mostly do not).
     /// </summary>
@@ -83,10 +84,12 @@ public static class OpCheck
         run.Invoke();
         run.Synchronize();
         double once = Math.Max(clock.Elapsed.TotalSeconds, 1e-7);
-        int calls = (int)Math.Clamp(sampleSeconds / once, 1, 10_000);
+        int calls = (int)Math.Clamp(sampleSeconds / once, 1, Math.Max(1, c.MaxCallsPerSample));
         var samples = new double[5];
         for (int s = 0; s < samples.Length; s++)
         {
+            run.Reset();
+            run.Synchronize();
             clock.Restart();
             for (int i = 0; i < calls; i++) run.Invoke();
             run.Synchronize();
