@@ -30,7 +30,15 @@ public sealed record OpCheckResult(string Op, string Dtype, string Shape, bool M
 /// <param name="FractionOfCompute">Gigaflops over the measured compute ceiling (0 where none was measured).</param>
 /// <param name="Calls">Calls per timed sample.</param>
 public sealed record OpTiming(string Op, string Dtype, string Shape, bool ModelSized, double Microseconds, double GigabytesPerSecond, double FractionOfBandwidth,
-    double Gigaflops, double FractionOfCompute, int Calls);
+    double Gigaflops, double FractionOfCompute, int Calls)
+{
+    /// <summary>The same timing with its fractions taken of <paramref name="ceilings"/>.</summary>
+    public OpTiming Against(Ceilings ceilings) => this with
+    {
+        FractionOfBandwidth = ceilings.MemoryGigabytesPerSecond > 0 ? GigabytesPerSecond / ceilings.MemoryGigabytesPerSecond : 0,
+        FractionOfCompute = ceilings.ComputeGigaflops > 0 ? Gigaflops / ceilings.ComputeGigaflops : 0,
+    };
+}
 
 /// <summary>Runs <see cref="OpCase"/>s: compared with a reference (test mode) or timed (perf mode).</summary>
 public static class OpCheck
@@ -99,7 +107,6 @@ public static class OpCheck
         double seconds = samples[samples.Length / 2];
         var (bytes, flops) = c.Cost;
         double gbps = bytes / seconds / 1e9, gflops = flops / seconds / 1e9;
-        return new(c.Op, c.Dtype, c.Shape, c.ModelSized, seconds * 1e6, gbps, ceilings.MemoryGigabytesPerSecond > 0 ? gbps / ceilings.MemoryGigabytesPerSecond : 0,
-            gflops, ceilings.ComputeGigaflops > 0 ? gflops / ceilings.ComputeGigaflops : 0, calls);
+        return new OpTiming(c.Op, c.Dtype, c.Shape, c.ModelSized, seconds * 1e6, gbps, 0, gflops, 0, calls).Against(ceilings);
     }
 }
