@@ -15,7 +15,7 @@ limit=$((48 * 1024 * 1024))
 rm -rf "$bundle"
 mkdir -p "$bundle/bin"
 dotnet publish "$repo/src/WeakToStrong.Cli/WeakToStrong.Cli.csproj" -c Release -r linux-x64 --self-contained \
-    -p:PublishTrimmed=true -p:PublishSingleFile=true -p:EnableCompressionInSingleFile=true \
+    -p:PublishAot=false -p:PublishTrimmed=true -p:PublishSingleFile=true -p:EnableCompressionInSingleFile=true \
     -p:DebugType=none -p:GenerateDocumentationFile=false -o "$bundle/bin" -nologo -v q
 # Only the executable travels (no symbols or XML docs).
 find "$bundle/bin" -type f ! -name w2s -delete

@@ -16,12 +16,20 @@ public sealed record Ceilings(double MemoryGigabytesPerSecond, string Memory, do
     public static Ceilings Measure(IBackend backend) => backend switch
     {
         CudaBackend cuda => new(
-            MemoryBytesPerSecond(cuda) / 1e9, "device-to-device copy of 1 GiB, bytes read + written, best of 5",
+            MemoryBytesPerSecond(cuda) / 1e9, "device-to-device copy of 1 GiB, bytes read + written, best of 5 before and 5 after",
             cuda.Runtime.HasGemm ? GemmFlopsPerSecond(cuda.Runtime, 8192) / 1e9 : 0,
-            cuda.Runtime.HasGemm ? "cuBLAS 8192³ GEMM, BF16 inputs (random), F32 accumulate, best of 5" : "none (cuBLAS not loaded)"),
+            cuda.Runtime.HasGemm ? "cuBLAS 8192³ GEMM, BF16 inputs (random), F32 accumulate, best of 5 before and 5 after" : "none (cuBLAS not loaded)"),
         _ => new(
-            MemoryBytesPerSecond(backend) / 1e9, "memory read of 512 MiB on all cores, best of 5",
-            ComputePeak.MeasureFma() / 1e9, "F32 FMA chains on all cores, best of 5"),
+            MemoryBytesPerSecond(backend) / 1e9, "memory read of 512 MiB on all cores, best of 5 before and 5 after",
+            ComputePeak.MeasureFma() / 1e9, "F32 FMA chains on all cores, best of 5 before and 5 after"),
+    };
+
+    /// <summary>The higher of two measurements of each ceiling (probes before and after a run: on a shared machine a
+    /// neighbour's burst during one probe would otherwise put an op above 100 % of its ceiling).</summary>
+    public Ceilings Max(Ceilings other) => this with
+    {
+        MemoryGigabytesPerSecond = Math.Max(MemoryGigabytesPerSecond, other.MemoryGigabytesPerSecond),
+        ComputeGigaflops = Math.Max(ComputeGigaflops, other.ComputeGigaflops),
     };
 
     /// <summary>The memory ceiling alone, in bytes per second (what <c>w2s bench</c> measures before and after each decode run).</summary>

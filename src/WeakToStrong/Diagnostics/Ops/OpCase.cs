@@ -38,6 +38,13 @@ public abstract class OpCase
     /// the CPU sampler's counter-based generator, which a plain float64 evaluation does not reproduce).</summary>
     public virtual bool HasFloat64Reference => true;
 
+    /// <summary>
+    /// Most calls in one timed sample. An op that works in place runs on its own output from the second call on;
+    /// where that drifts (GELU halves small negative values each call, reaching subnormals after ~126 calls and
+    /// zeros after ~150), the samples stay short and the inputs are restored between them.
+    /// </summary>
+    public virtual int MaxCallsPerSample => 10_000;
+
     /// <summary>The fewest bytes the op moves (inputs read once, outputs written once) and its floating-point operations.</summary>
     public abstract (double Bytes, double Flops) Cost { get; }
 
@@ -64,16 +71,21 @@ public sealed class OpRun : IDisposable
     private readonly List<Tensor> _owned;
     private readonly Action _invoke;
     private readonly Func<float[][]> _outputs;
+    private readonly Action? _reset;
 
-    internal OpRun(IBackend backend, List<Tensor> owned, Action invoke, Func<float[][]> outputs)
+    internal OpRun(IBackend backend, List<Tensor> owned, Action invoke, Func<float[][]> outputs, Action? reset)
     {
         _backend = backend;
         _owned = owned;
         _invoke = invoke;
         _outputs = outputs;
+        _reset = reset;
     }
 
     public void Invoke() => _invoke();
+
+    /// <summary>Restores inputs an in-place op has overwritten (where the case says they drift).</summary>
+    public void Reset() => _reset?.Invoke();
 
     public float[][] Outputs() => _outputs();
 
@@ -157,5 +169,5 @@ internal sealed class RunBuilder(IBackend backend)
         return a;
     }
 
-    public OpRun Build(Action invoke, Func<float[][]> outputs) => new(backend, _owned, invoke, outputs);
+    public OpRun Build(Action invoke, Func<float[][]> outputs, Action? reset = null) => new(backend, _owned, invoke, outputs, reset);
 }

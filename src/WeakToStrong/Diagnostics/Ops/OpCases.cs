@@ -365,11 +365,15 @@ internal sealed class GeluTanhCase(long count, bool modelSized) : OpCase("gelu_t
 
     public override (double Bytes, double Flops) Cost => (8.0 * count, 0);
 
+    public override int MaxCallsPerSample => 64;
+
     public override OpRun Prepare(IBackend backend, int seed)
     {
         var b = new RunBuilder(backend);
-        var x = b.Upload(HostData.Uniform(new Random(seed), count, 6f));
-        return b.Build(() => backend.GeluTanh(x, count), () => [b.Read(x)]);
+        var input = HostData.Uniform(new Random(seed), count, 6f);
+        var x = b.Upload(input);
+        byte[] bytes = HostData.Encode(input, DType.F32);
+        return b.Build(() => backend.GeluTanh(x, count), () => [b.Read(x)], reset: () => backend.Upload(x, bytes));
     }
 
     public override double[][] Reference(int seed) =>

@@ -30,7 +30,15 @@ public sealed record OpCheckResult(string Op, string Dtype, string Shape, bool M
 /// <param name="FractionOfCompute">Gigaflops over the measured compute ceiling (0 where none was measured).</param>
 /// <param name="Calls">Calls per timed sample.</param>
 public sealed record OpTiming(string Op, string Dtype, string Shape, bool ModelSized, double Microseconds, double GigabytesPerSecond, double FractionOfBandwidth,
-    double Gigaflops, double FractionOfCompute, int Calls);
+    double Gigaflops, double FractionOfCompute, int Calls)
+{
+    /// <summary>The same timing with its fractions taken of <paramref name="ceilings"/>.</summary>
+    public OpTiming Against(Ceilings ceilings) => this with
+    {
+        FractionOfBandwidth = ceilings.MemoryGigabytesPerSecond > 0 ? GigabytesPerSecond / ceilings.MemoryGigabytesPerSecond : 0,
+        FractionOfCompute = ceilings.ComputeGigaflops > 0 ? Gigaflops / ceilings.ComputeGigaflops : 0,
+    };
+}
 
 /// <summary>Runs <see cref="OpCase"/>s: compared with a reference (test mode) or timed (perf mode).</summary>
 public static class OpCheck
@@ -70,7 +78,8 @@ public static class OpCheck
 
     /// <summary>
     /// Times <paramref name="c"/> on <paramref name="backend"/>: one warm-up call (compilation, buffers), then five
-    /// samples of enough calls to last about <paramref name="sampleSeconds"/>, each ended by a device
+    /// samples of enough calls to last about <paramref name="sampleSeconds"/> (at most
+    /// <see cref="OpCase.MaxCallsPerSample"/>, inputs restored before each), each ended by a device
     /// synchronisation; the median sample's time per call. Repeated calls re-read the same inputs, so a shape that
     /// fits in a cache is timed from the cache (the model-sized shapes mostly do not).
     /// </summary>
@@ -83,10 +92,12 @@ public static class OpCheck
         run.Invoke();
         run.Synchronize();
         double once = Math.Max(clock.Elapsed.TotalSeconds, 1e-7);
-        int calls = (int)Math.Clamp(sampleSeconds / once, 1, 10_000);
+        int calls = (int)Math.Clamp(sampleSeconds / once, 1, Math.Max(1, c.MaxCallsPerSample));
         var samples = new double[5];
         for (int s = 0; s < samples.Length; s++)
         {
+            run.Reset();
+            run.Synchronize();
             clock.Restart();
             for (int i = 0; i < calls; i++) run.Invoke();
             run.Synchronize();
@@ -96,7 +107,6 @@ public static class OpCheck
         double seconds = samples[samples.Length / 2];
         var (bytes, flops) = c.Cost;
         double gbps = bytes / seconds / 1e9, gflops = flops / seconds / 1e9;
-        return new(c.Op, c.Dtype, c.Shape, c.ModelSized, seconds * 1e6, gbps, ceilings.MemoryGigabytesPerSecond > 0 ? gbps / ceilings.MemoryGigabytesPerSecond : 0,
-            gflops, ceilings.ComputeGigaflops > 0 ? gflops / ceilings.ComputeGigaflops : 0, calls);
+        return new OpTiming(c.Op, c.Dtype, c.Shape, c.ModelSized, seconds * 1e6, gbps, 0, gflops, 0, calls).Against(ceilings);
     }
 }
