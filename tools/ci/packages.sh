@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Package check (issue 11): packs WeakToStrong, WeakToStrong.Extensions.AI and the WeakToStrong.Tool into a
 # temporary folder; installs the w2s tool from it into a temporary tool path and runs `w2s info` on a fixture; then
-# builds and runs a throw-away console app that references package WeakToStrong from that folder and calls the chat
-# client. Exits non-zero on the first failure.
+# builds and runs a throw-away console app that references package WeakToStrong from that folder, checks what the
+# package holds, and calls the chat client. Exits non-zero on the first failure.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 root=$(pwd)
@@ -18,12 +18,6 @@ for id in WeakToStrong WeakToStrong.Extensions.AI WeakToStrong.Tool; do
         [ -f "$work/packages/$id.$version.$ext" ] || { echo "missing $id.$version.$ext" >&2; exit 1; }
     done
 done
-listing=$(python3 -c 'import sys, zipfile; print("\n".join(zipfile.ZipFile(sys.argv[1]).namelist()))' "$work/packages/WeakToStrong.$version.nupkg" 2>/dev/null \
-    || unzip -Z1 "$work/packages/WeakToStrong.$version.nupkg")
-for entry in README.md LICENSE lib/net10.0/WeakToStrong.dll lib/net10.0/WeakToStrong.xml; do
-    grep -qx "$entry" <<<"$listing" || { echo "WeakToStrong package lacks $entry" >&2; exit 1; }
-done
-
 dotnet tool install --tool-path "$work/tools" --add-source "$work/packages" WeakToStrong.Tool --version "$version"
 "$work/tools/w2s" info --model "$fixture"
 
@@ -50,9 +44,14 @@ cat > "$work/app/App.csproj" <<EOF
 </Project>
 EOF
 cat > "$work/app/Program.cs" <<'EOF'
+using System.IO.Compression;
 using Microsoft.Extensions.AI;
 using WeakToStrong.ChatClient;
 using WeakToStrong.Search;
+
+using (var package = ZipFile.OpenRead(args[1]))
+    foreach (var entry in new[] { "README.md", "LICENSE", "lib/net10.0/WeakToStrong.dll", "lib/net10.0/WeakToStrong.xml" })
+        if (package.GetEntry(entry) is null) throw new InvalidOperationException($"the WeakToStrong package lacks {entry}");
 
 var kernels = typeof(WeakToStrongSearch).Assembly.GetManifestResourceNames().Count(n => n.StartsWith("kernels/", StringComparison.Ordinal));
 if (kernels == 0) throw new InvalidOperationException("the package's WeakToStrong.dll embeds no CUDA kernels");
@@ -65,5 +64,5 @@ if (response.Text.Length == 0 || response.AdditionalProperties?["w2s.score"] is 
     throw new InvalidOperationException("the chat client returned no text or no score");
 Console.WriteLine($"package app: {kernels} embedded kernel files; chat client replied {response.Text.Length} characters, score {score:F4}");
 EOF
-dotnet run --project "$work/app" -c Release -- "$fixture"
+dotnet run --project "$work/app" -c Release -- "$fixture" "$work/packages/WeakToStrong.$version.nupkg"
 echo "package check passed: WeakToStrong, WeakToStrong.Extensions.AI and WeakToStrong.Tool $version"
