@@ -58,6 +58,22 @@ public sealed class WeakToStrongSearch : IDisposable
     {
     }
 
+    /// <summary>
+    /// A search over models built elsewhere whose forwards run on a new <see cref="EngineLoop"/> (continuous
+    /// batching); the search owns and stops the loop, not the models.
+    /// </summary>
+    public static WeakToStrongSearch WithEngineLoop(ILargeModel large, ChatModel tuned, ChatModel untuned)
+    {
+        ArgumentNullException.ThrowIfNull(large);
+        ArgumentNullException.ThrowIfNull(tuned);
+        ArgumentNullException.ThrowIfNull(untuned);
+        var loop = new EngineLoop();
+        if (large is LocalLargeModel local) loop.Attach(local.Model.Transformer);
+        loop.Attach(tuned.Transformer);
+        loop.Attach(untuned.Transformer);
+        return new WeakToStrongSearch(new SearchContext(large, tuned, untuned), [loop], loop);
+    }
+
     private WeakToStrongSearch(SearchContext context, IDisposable[] owned, EngineLoop? loop)
     {
         ArgumentNullException.ThrowIfNull(context.Large);

@@ -92,19 +92,36 @@ public sealed class EngineLoop : IDisposable
     private void Run()
     {
         var turn = new List<Submission>();
+        int lastTurn = 0;
+        var window = TimeSpan.Zero;
         while (true)
         {
             lock (_lock)
             {
                 while (_pending.Count == 0 && !_stopping) Monitor.Wait(_lock);
                 if (_pending.Count == 0) return;
+                // Callers whose continuation went asynchronous (a network write, a thread-pool hop) come back a
+                // moment later; wait a little for as many callers as the last turn had rather than run a thin
+                // batch now and theirs alone next.
+                long deadline = System.Diagnostics.Stopwatch.GetTimestamp() + (long)(window.TotalSeconds * System.Diagnostics.Stopwatch.Frequency);
+                while (_pending.Count < lastTurn && !_stopping)
+                {
+                    long left = deadline - System.Diagnostics.Stopwatch.GetTimestamp();
+                    if (left <= 0) break;
+                    Monitor.Wait(_lock, TimeSpan.FromSeconds((double)left / System.Diagnostics.Stopwatch.Frequency));
+                }
                 turn.AddRange(_pending);
                 _pending.Clear();
             }
+            lastTurn = turn.Count;
+            long started = System.Diagnostics.Stopwatch.GetTimestamp();
             // One forward per model, models in the order their first submission arrived.
             foreach (var group in turn.GroupBy(s => s.Model))
                 RunBatch(group.Key, [.. group]);
             turn.Clear();
+            // At most 5 % of a turn (and 5 ms) is spent gathering for the next one.
+            var elapsed = System.Diagnostics.Stopwatch.GetElapsedTime(started);
+            window = TimeSpan.FromTicks(Math.Min(elapsed.Ticks / 20, TimeSpan.FromMilliseconds(5).Ticks));
         }
     }
 
