@@ -179,6 +179,8 @@ public class OpsTests
 
         public Tensor PrepareLinear(Tensor w, int outDim, int inDim) => _cpu.PrepareLinear(w, outDim, inDim);
 
+        public Tensor LoadLinear(ReadOnlySpan<byte> rowMajor, DType dtype, int outDim, int inDim) => _cpu.LoadLinear(rowMajor, dtype, outDim, inDim);
+
         public void Linear(Tensor x, Tensor w, Tensor? bias, Tensor y, int rows, int inDim, int outDim)
         {
             _cpu.Linear(x, w, bias, y, rows, inDim, outDim);
