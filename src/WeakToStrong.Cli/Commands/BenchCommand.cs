@@ -10,7 +10,8 @@ namespace WeakToStrong.Cli.Commands;
 
 /// <summary>
 /// <c>w2s bench</c>: prefill and decode tokens/s of a GPT-2-124M-shaped model (random weights, fp32 and bf16) at
-/// batch 1 and 16, with achieved weight-read GB/s next to the memory read bandwidth measured in the same run.
+/// batch 1 and 16, with achieved weight-read GB/s next to the memory bandwidth measured in the same run (the CPU's
+/// read bandwidth, or a device-to-device copy on a GPU).
 /// </summary>
 internal static class BenchCommand
 {
@@ -73,7 +74,7 @@ internal static class BenchCommand
                 Cli.WriteJson(new BenchJson(backend.Name, Environment.ProcessorCount, results, speedups), CliJson.Output.BenchJson);
                 return 0;
             }
-            AnsiConsole.MarkupLine($"{Markup.Escape(r.GetValue(model)!)}, random weights; {Environment.ProcessorCount} cores. GB/s: weight bytes read per second; read: the memory read bandwidth; GFLOP/s: matrix multiplies; peak: the F32 FMA ceiling (cpu) — both ceilings measured on all cores, best of 5 before and 5 after each decode run.");
+            AnsiConsole.MarkupLine($"{Markup.Escape(r.GetValue(model)!)}, random weights; {Environment.ProcessorCount} cores. GB/s: weight bytes read per second; read: the memory ceiling (cpu: read bandwidth; cuda: a device copy, bytes read + written); GFLOP/s: matrix multiplies; peak: the F32 FMA ceiling (cpu) — both ceilings measured on all cores, best of 5 before and 5 after each decode run.");
             bool peaks = results.Any(x => x.ComputeGigaflops > 0);
             // Plain fixed-width rows: they stay aligned in a log or a pipe, where a terminal table would wrap.
             string header = $"{"dtype",-6}{"phase",-8}{"batch",6}{"tok/s",9}{"GB/s",7}{"read",7}{"of read",8}{"GFLOP/s",9}" + (peaks ? $"{"peak",7}{"of peak",8}" : "");
