@@ -288,36 +288,15 @@ public sealed class ModelWeights : IDisposable
             file.Release(info);
         }
 
-        /// <summary>A GPT-2 Conv1D weight stored [in, out]: transposed to [out, in] in the scratch buffer, a slab of
-        /// output rows at a time (each slab reads its columns of every input row, so the file is read once), then
-        /// put in the backend's layout.</summary>
+        /// <summary>A GPT-2 Conv1D weight, stored [in, out] (Wᵀ): the backend builds W [out, in] from the file's bytes.</summary>
         private Tensor Conv1D(string name, int inDim, int outDim)
         {
             var (file, info, dtype) = Find(_prefix + name, inDim, outDim);
             if (backend is null) return Allocate(dtype, (long)inDim * outDim);
-            if (info.ByteLength > Array.MaxLength) throw new CheckpointException(file.FilePath, info.Name, $"a Conv1D weight of {info.ByteLength} bytes is larger than this loader handles ({Array.MaxLength})");
-            const int slab = 64;
-            int size = dtype.Size();
-            var transposed = Scratch(info.ByteLength);
-            for (int c0 = 0; c0 < outDim; c0 += slab)
-            {
-                int columns = Math.Min(slab, outDim - c0);
-                var destination = transposed[(c0 * inDim * size)..((c0 + columns) * inDim * size)];
-                for (int r = 0; r < inDim; r++)
-                {
-                    var source = file.Bytes(info, ((long)r * outDim + c0) * size, columns * size);
-                    if (size == 4) Scatter(MemoryMarshal.Cast<byte, int>(source), MemoryMarshal.Cast<byte, int>(destination), r, inDim);
-                    else Scatter(MemoryMarshal.Cast<byte, short>(source), MemoryMarshal.Cast<byte, short>(destination), r, inDim);
-                }
-            }
+            if (info.ByteLength > int.MaxValue) throw new CheckpointException(file.FilePath, info.Name, $"a Conv1D weight of {info.ByteLength} bytes is larger than this loader handles (2 GiB)");
+            var tensor = Track(backend.LoadLinear(file.Bytes(info, 0, (int)info.ByteLength), dtype, outDim, inDim, transposed: true));
             file.Release(info);
-            return Track(backend.LoadLinear(transposed, dtype, outDim, inDim));
-        }
-
-        /// <summary>Element c of input row r goes to row c, column r of the [columns, inDim] slab.</summary>
-        private static void Scatter<T>(ReadOnlySpan<T> row, Span<T> slab, int r, int inDim)
-        {
-            for (int c = 0; c < row.Length; c++) slab[c * inDim + r] = row[c];
+            return tensor;
         }
 
         private Tensor Vector(string name, int length) => FusedVector((name, length));

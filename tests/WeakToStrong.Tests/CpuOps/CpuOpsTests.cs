@@ -95,7 +95,8 @@ public class CpuOpsTests
         w.Dispose();
     }
 
-    /// <summary>The loader's path (packing straight from file bytes) gives the weight PrepareLinear gives, bit for bit.</summary>
+    /// <summary>The loader's path (packing straight from file bytes, row-major or transposed) gives the weight
+    /// PrepareLinear gives, bit for bit.</summary>
     [Theory]
     [MemberData(nameof(LinearShapes))]
     public void LoadLinearFromBytesEqualsPrepareLinear(DType dtype, int tokens, int k, int n)
@@ -114,14 +115,26 @@ public class CpuOpsTests
                 MemoryMarshal.AsBytes(values.Select(v => (Half)v).ToArray().AsSpan()).CopyTo(bytes);
                 break;
         }
+        // Wᵀ [k, n] row-major, as GPT-2's Conv1D stores it.
+        int size = dtype.Size();
+        var transposed = new byte[bytes.Length];
+        for (int o = 0; o < n; o++)
+            for (int i = 0; i < k; i++)
+                bytes.AsSpan((o * k + i) * size, size).CopyTo(transposed.AsSpan((i * n + o) * size));
         using var prepared = _b.PrepareLinear(t, n, k);
         using var loaded = _b.LoadLinear(bytes, dtype, n, k);
+        using var loadedTransposed = _b.LoadLinear(transposed, dtype, n, k, transposed: true);
         using var xt = Upload(Random(tokens * k, 8));
-        using var y1 = _b.Allocate(DType.F32, tokens * n);
-        using var y2 = _b.Allocate(DType.F32, tokens * n);
-        _b.Linear(xt, prepared, null, y1, tokens, k, n);
-        _b.Linear(xt, loaded, null, y2, tokens, k, n);
-        Assert.Equal(Download(y1, tokens * n), Download(y2, tokens * n));
+        var expected = Run(prepared);
+        Assert.Equal(expected, Run(loaded));
+        Assert.Equal(expected, Run(loadedTransposed));
+
+        float[] Run(Tensor w)
+        {
+            using var y = _b.Allocate(DType.F32, tokens * n);
+            _b.Linear(xt, w, null, y, tokens, k, n);
+            return Download(y, tokens * n);
+        }
     }
 
     [Theory]

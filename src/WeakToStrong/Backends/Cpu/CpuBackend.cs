@@ -118,10 +118,11 @@ public sealed unsafe class CpuBackend : IBackend
         return packed;
     }
 
-    public Tensor LoadLinear(ReadOnlySpan<byte> rowMajor, DType dtype, int outDim, int inDim)
+    public Tensor LoadLinear(ReadOnlySpan<byte> bytes, DType dtype, int outDim, int inDim, bool transposed = false)
     {
-        if (rowMajor.Length != (long)outDim * inDim * dtype.Size()) throw new ArgumentException($"{rowMajor.Length} bytes are not a [{outDim}, {inDim}] {dtype} weight", nameof(rowMajor));
-        fixed (byte* source = rowMajor) return CpuLinear.PackFrom(source, dtype, outDim, inDim);
+        if (bytes.Length != (long)outDim * inDim * dtype.Size()) throw new ArgumentException($"{bytes.Length} bytes are not a [{outDim}, {inDim}] {dtype} weight", nameof(bytes));
+        fixed (byte* source = bytes)
+            return transposed ? CpuLinear.PackFromTransposed(source, dtype, outDim, inDim) : CpuLinear.PackFrom(source, dtype, outDim, inDim);
     }
 
     public void Linear(Tensor x, Tensor w, Tensor? bias, Tensor y, int rows, int inDim, int outDim) =>

@@ -81,6 +81,37 @@ internal static unsafe class CpuLinear
     }
 
     /// <summary>
+    /// Packs Wᵀ stored row-major as [k, n] (GPT-2's Conv1D): a panel's 16 weights of one k are 16 neighbours in
+    /// row k of the source, so each is one contiguous copy (BF16 permuted as <see cref="Bf16Slot"/> says).
+    /// </summary>
+    public static CpuTensor PackFromTransposed(byte* source, DType dtype, int n, int k)
+    {
+        ArgumentOutOfRangeException.ThrowIfNegativeOrZero(n);
+        ArgumentOutOfRangeException.ThrowIfNegativeOrZero(k);
+        int size = dtype.Size();
+        if (dtype is not (DType.F32 or DType.BF16 or DType.F16)) throw new ArgumentException($"weight dtype {dtype} is not F32, BF16 or F16", nameof(dtype));
+        long panels = (n + PanelRows - 1) / PanelRows;
+        var packed = new CpuTensor(dtype, panels * PanelRows * k) { PackedRows = n, PackedColumns = k };
+        Native.MemoryAdvice.Populate((nint)packed.Pointer, packed.ByteLength);
+        byte* src = source, dst = packed.Pointer;
+        bool permute = dtype == DType.BF16;
+        CpuParallel.For((int)panels, p =>
+        {
+            int rows = (int)Math.Min(PanelRows, n - (long)p * PanelRows); // rows past n stay zero
+            byte* to = dst + (long)p * k * PanelRows * size;
+            for (int i = 0; i < k; i++)
+            {
+                byte* from = src + ((long)i * n + (long)p * PanelRows) * size;
+                byte* panel = to + (long)i * PanelRows * size;
+                if (!permute) Buffer.MemoryCopy(from, panel, PanelRows * size, rows * size);
+                else
+                    for (int j = 0; j < rows; j++) ((ushort*)panel)[Bf16Slot(j)] = ((ushort*)from)[j];
+            }
+        });
+        return packed;
+    }
+
+    /// <summary>
     /// A full panel of 4-byte weights, 4 k at a time: each group of 4 rows is a 4×4 transpose (unpacks of 32- then
     /// 64-bit lanes), giving those rows' 4 weights for each k. Returns the k done (a multiple of 4).
     /// </summary>
