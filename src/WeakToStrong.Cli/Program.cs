@@ -10,5 +10,6 @@ var root = new RootCommand("w2s — weak-to-strong search: steer a large model w
     KernelsCommand.Create(),
     SearchCommand.Create(),
     EvalCommand.Create(),
+    ServeCommand.Create(),
 };
 return root.Parse(args).Invoke();

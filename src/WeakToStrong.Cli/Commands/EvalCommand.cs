@@ -44,7 +44,7 @@ internal static class EvalCommand
                     var request = options.Request(r, job.Item.Text, job.Seed);
                     var result = SearchOptions.Explained(() => search.RunAsync(request, cancellationToken).GetAwaiter().GetResult());
                     writer.WriteLine(JsonSerializer.Serialize(
-                        new EvalLineJson(job.Item.Id, job.Seed, label, job.Item.Text, result.Text, result.Score, SearchJson.Finish(result.Finish), SearchJson.Stats(result.Stats)),
+                        new EvalLineJson(job.Item.Id, job.Seed, label, job.Item.Text, result.Text, result.Score, SearchJson.Finish(result.Finish), SearchJson.Stats(result.Stats, search)),
                         CliJson.Output.EvalLineJson));
                     writer.Flush();
                 }

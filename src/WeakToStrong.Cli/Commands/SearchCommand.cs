@@ -3,6 +3,7 @@ using System.Globalization;
 using WeakToStrong.Chat;
 using WeakToStrong.Cli.Json;
 using WeakToStrong.Engine;
+using WeakToStrong.Engine.KvCache;
 using WeakToStrong.Search;
 using WeakToStrong.Search.LargeModels;
 
@@ -28,7 +29,7 @@ internal static class SearchCommand
             var result = SearchOptions.Explained(() => search.RunAsync(request, cancellationToken).GetAwaiter().GetResult());
             if (r.GetValue(options.Json))
             {
-                Cli.WriteJson(SearchJson.Result(result, request.Trace), CliJson.Output.SearchResultJson);
+                Cli.WriteJson(SearchJson.Result(result, request.Trace, search), CliJson.Output.SearchResultJson);
                 return 0;
             }
             Console.WriteLine(result.Text);
@@ -77,19 +78,27 @@ internal sealed class SearchOptions
     public Option<string> UntunedTemplate { get; } = Template("--untuned-template");
     public Option<bool> Dedupe { get; } = new("--dedupe") { Description = "drop identical candidates before each selection" };
     public Option<bool> NoCache { get; } = new("--no-cache") { Description = "re-score every candidate from scratch each chunk (the reference's cost; for comparison)" };
-    public Option<int?> KvBlocks { get; } = new("--kv-blocks") { Description = "KV cache blocks of 16 tokens per model (default: a few full contexts)" };
+    public Option<int?> KvBlocks { get; } = new("--kv-blocks") { Description = "KV cache blocks of 16 tokens per model (instead of --kv-memory)" };
+    public Option<string> KvMemory { get; } = new("--kv-memory") { Description = "KV cache memory shared by the local models, e.g. 512MiB, 2GB (default: 1/8 of memory, at most 8 full contexts per model)" };
     public Option<string> Device { get; } = Cli.Device();
     public Option<bool> Json { get; } = Cli.Json();
 
     private static Option<string> Template(string name) =>
         new(name) { Description = $"chat template: auto (from tokenizer_config.json), {string.Join(", ", ChatTemplate.Names)}", DefaultValueFactory = _ => "auto" };
 
+    /// <summary>Only the options that pick and load the models (for <c>w2s serve</c>, whose requests carry the rest).</summary>
+    public void AddModelOptionsTo(Command command)
+    {
+        foreach (var option in new Option[] { Large, LargeUrl, LargeApiModel, ApiKeyEnv, NoTopK, Tuned, Untuned, LargeTemplate, TunedTemplate, UntunedTemplate, KvBlocks, KvMemory, Device })
+            command.Options.Add(option);
+    }
+
     public void AddTo(Command command)
     {
         foreach (var option in new Option[]
         {
             Large, LargeUrl, LargeApiModel, ApiKeyEnv, NoTopK, Tuned, Untuned, Method, BeamWidth, Successors, ChunkLength, N, Beta, Temperature, TopK, TopP, MaxNewTokens,
-            Stop, Seed, Chat, System, LargeTemplate, TunedTemplate, UntunedTemplate, Dedupe, NoCache, KvBlocks, Device, Json,
+            Stop, Seed, Chat, System, LargeTemplate, TunedTemplate, UntunedTemplate, Dedupe, NoCache, KvBlocks, KvMemory, Device, Json,
         })
             command.Options.Add(option);
     }
@@ -143,10 +152,27 @@ internal sealed class SearchOptions
         {
             throw new UsageException(e.Message);
         }
+        catch (ArgumentException e) when (KnownOption(e.ParamName) is { } option)
+        {
+            throw new UsageException($"{option}: {e.Message.Split(" (Parameter")[0].Split('\n')[0]}");
+        }
+    }
+
+    /// <summary>The KV pools of the local models: a budget shared by them (--kv-memory, or chosen from memory) or a block count each.</summary>
+    private (int? Blocks, KvBudget? Budget) KvPools(ParseResult r)
+    {
+        int? blocks = r.GetValue(KvBlocks);
+        string? memory = r.GetValue(KvMemory);
+        if (blocks is not null && memory is not null) throw new UsageException("give at most one of --kv-memory and --kv-blocks");
+        if (blocks is < 1) throw new UsageException($"--kv-blocks: {blocks} is not a positive block count");
+        if (memory is null) return (blocks, null);
+        if (!ByteSize.TryParse(memory, out var size, out string? error)) throw new UsageException($"--kv-memory: {error}");
+        if (size.Bytes < 1) throw new UsageException($"--kv-memory: '{memory}' is not a positive size");
+        return (null, KvBudget.FromBytes(size.Bytes));
     }
 
     /// <summary>Loads the three models (each with its tokenizer and template), or the small pair and a remote large model.</summary>
-    public WeakToStrongSearch Load(ParseResult r)
+    public WeakToStrongSearch Load(ParseResult r, bool continuousBatching = false)
     {
         string? folder = r.GetValue(Large), url = r.GetValue(LargeUrl);
         if ((folder is null) == (url is null)) throw new UsageException("give exactly one of --large (a model folder) and --large-url (a completions endpoint)");
@@ -166,16 +192,18 @@ internal sealed class SearchOptions
                 SendTopK = !r.GetValue(NoTopK),
             });
         }
+        var (kvBlocks, kvBudget) = KvPools(r);
         return Explained(() => WeakToStrongSearch.Load(new SearchModelOptions
         {
             LargeDirectory = folder,
             LargeModel = remote,
             TunedDirectory = r.GetValue(Tuned)!,
             UntunedDirectory = r.GetValue(Untuned)!,
-            Model = new ModelOptions { Device = r.GetValue(Device)!, KvBlocks = r.GetValue(KvBlocks) },
+            Model = new ModelOptions { Device = r.GetValue(Device)!, KvBlocks = kvBlocks, KvBudget = kvBudget },
             LargeTemplate = largeTemplate,
             TunedTemplate = ParseTemplate(r.GetValue(TunedTemplate), "--tuned-template"),
             UntunedTemplate = ParseTemplate(r.GetValue(UntunedTemplate), "--untuned-template"),
+            ContinuousBatching = continuousBatching,
         }));
     }
 
@@ -196,7 +224,9 @@ internal sealed class SearchOptions
         }
     }
 
-    private static string OptionName(string? parameter) => parameter switch
+    private static string OptionName(string? parameter) => KnownOption(parameter) ?? parameter ?? "search";
+
+    private static string? KnownOption(string? parameter) => parameter switch
     {
         nameof(SearchRequest.BeamWidth) => "--beam-width",
         nameof(SearchRequest.Successors) => "--successors",
@@ -208,7 +238,8 @@ internal sealed class SearchOptions
         nameof(SamplingSettings.Temperature) => "--temperature",
         nameof(SamplingSettings.TopK) => "--top-k",
         nameof(SamplingSettings.TopP) => "--top-p",
-        _ => parameter ?? "search",
+        nameof(KvBudget.Bytes) => "--kv-memory",
+        _ => null,
     };
 }
 
@@ -238,14 +269,21 @@ internal static class SearchJson
         return label;
     }
 
-    public static SearchStatsJson Stats(SearchStats s) => new(
+    /// <summary>The work done; with <paramref name="search"/>, also the KV pools it chose.</summary>
+    public static SearchStatsJson Stats(SearchStats s, WeakToStrongSearch? search = null) => new(
         s.LargeTokensSampled, s.SmallTokensScored, s.ForwardCalls, Math.Round(s.WallMs, 3), Math.Round(s.ScoringMs, 3),
-        s.TunedTokensScored, s.UntunedTokensScored, s.Chunks);
+        s.TunedTokensScored, s.UntunedTokensScored, s.Chunks)
+    {
+        KvMemoryBytes = search?.KvBudget?.Bytes,
+        KvMemory = search?.KvBudget is { } budget ? new ByteSize(budget.Bytes).ToString() : null,
+        KvMemorySource = search is null ? null : search.KvBudget is null ? "--kv-blocks" : search.KvBudget.Source == KvBudgetSource.Default ? "default" : "--kv-memory",
+        KvBlocksPerModel = search?.KvBlocksPerModel,
+    };
 
     private static ScoredTokensJson Scored(ScoredTokens t) => new(t.PromptTokens, t.ResponseTokens, t.LogProb);
 
-    public static SearchResultJson Result(SearchResult result, bool trace) => new(
-        result.Text, result.Tokens, result.Score, Finish(result.Finish), Stats(result.Stats), Scored(result.Tuned), Scored(result.Untuned),
+    public static SearchResultJson Result(SearchResult result, bool trace, WeakToStrongSearch? search = null) => new(
+        result.Text, result.Tokens, result.Score, Finish(result.Finish), Stats(result.Stats, search), Scored(result.Tuned), Scored(result.Untuned),
         trace && result.Trace is { } chunks
             ? chunks.Select(c => new ChunkJson(c.Chunk, c.Selected,
                 c.Candidates.Select(x => new CandidateJson(x.Index, x.Parent, x.Text, x.Tokens, x.NewTokens, x.Score, Finish(x.Finish), x.Selected, x.Dropped)).ToList())).ToList()

@@ -49,7 +49,21 @@ internal sealed record BenchJson(string Device, int Cores, List<BenchResult> Res
 
 /// <summary>Work done by a search.</summary>
 internal sealed record SearchStatsJson(long LargeTokensSampled, long SmallTokensScored, long ForwardCalls, double WallMs, double ScoringMs,
-    long TunedTokensScored, long UntunedTokensScored, int Chunks);
+    long TunedTokensScored, long UntunedTokensScored, int Chunks)
+{
+    /// <summary>The KV pools the search chose (absent where no search is at hand).</summary>
+    [JsonPropertyOrder(-1), JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)]
+    public long? KvMemoryBytes { get; init; }
+
+    [JsonPropertyOrder(-1), JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)]
+    public string? KvMemory { get; init; }
+
+    [JsonPropertyOrder(-1), JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)]
+    public string? KvMemorySource { get; init; }
+
+    [JsonPropertyOrder(-1), JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)]
+    public int? KvBlocksPerModel { get; init; }
+}
 
 /// <summary>What one small model scored.</summary>
 internal sealed record ScoredTokensJson(IReadOnlyList<int> PromptTokens, IReadOnlyList<int> ResponseTokens, double LogProb);

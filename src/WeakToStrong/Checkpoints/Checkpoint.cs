@@ -28,12 +28,18 @@ public sealed class Checkpoint : IDisposable
 
     public IEnumerable<string> TensorNames => _owner.Keys;
 
-    /// <summary>Opens and validates a model folder (config, header of every shard, index consistency).</summary>
-    public static Checkpoint Open(string directory)
+    /// <summary>A model folder's spec from its config files alone (no weights opened).</summary>
+    public static ModelSpec ReadSpec(string directory)
     {
         ArgumentException.ThrowIfNullOrEmpty(directory);
         if (!System.IO.Directory.Exists(directory)) throw new CheckpointException(directory, null, "model folder not found");
-        var spec = ModelConfig.Load(directory);
+        return ModelConfig.Load(directory);
+    }
+
+    /// <summary>Opens and validates a model folder (config, header of every shard, index consistency).</summary>
+    public static Checkpoint Open(string directory)
+    {
+        var spec = ReadSpec(directory);
 
         string single = Path.Combine(directory, "model.safetensors");
         string index = Path.Combine(directory, "model.safetensors.index.json");

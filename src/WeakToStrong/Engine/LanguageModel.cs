@@ -1,6 +1,7 @@
 using WeakToStrong.Backends;
 using WeakToStrong.Backends.Cpu;
 using WeakToStrong.Checkpoints;
+using WeakToStrong.Engine.KvCache;
 using WeakToStrong.Tokenization;
 
 namespace WeakToStrong.Engine;
@@ -11,8 +12,12 @@ public sealed record ModelOptions
     /// <summary>"cpu" (default) or "cuda".</summary>
     public string Device { get; init; } = "cpu";
 
-    /// <summary>KV blocks in the pool; null sizes it for a few full contexts.</summary>
+    /// <summary>KV blocks in the pool; null sizes the pool from <see cref="KvBudget"/>.</summary>
     public int? KvBlocks { get; init; }
+
+    /// <summary>KV memory for the pool (for all models, when several are loaded together); null chooses it from
+    /// the machine's memory (<see cref="KvCache.KvBudget.Default"/>).</summary>
+    public KvBudget? KvBudget { get; init; }
 
     public int KvBlockSize { get; init; } = 16;
 }
@@ -68,7 +73,7 @@ public sealed class LanguageModel : IDisposable
         try
         {
             backend ??= Backends.BackendFactory.Create(options.Device);
-            int blocks = options.KvBlocks ?? DefaultBlocks(checkpoint.Spec, options.KvBlockSize);
+            int blocks = options.KvBlocks ?? (options.KvBudget ?? KvBudget.Default([checkpoint.Spec])).BlocksPerModel([checkpoint.Spec], options.KvBlockSize);
             var transformer = Transformer.Load(checkpoint, backend, blocks, options.KvBlockSize);
             return new LanguageModel(checkpoint, transformer, owns);
         }
@@ -78,13 +83,6 @@ public sealed class LanguageModel : IDisposable
             if (owns) backend?.Dispose();
             throw;
         }
-    }
-
-    /// <summary>Room for 8 full contexts, capped at 1 GiB of KV.</summary>
-    private static int DefaultBlocks(ModelSpec spec, int blockSize)
-    {
-        long tokens = Math.Min(8L * spec.MaxPositions, (1L << 30) / spec.KvBytesPerToken);
-        return (int)Math.Max(4, (tokens + blockSize - 1) / blockSize);
     }
 
     /// <summary>log p(continuation[i] | prompt, continuation[&lt;i]) for every continuation token.</summary>

@@ -1,6 +1,7 @@
 using WeakToStrong.Backends;
 using WeakToStrong.Checkpoints;
 using WeakToStrong.Engine.KvCache;
+using WeakToStrong.Engine.Scheduling;
 
 namespace WeakToStrong.Engine;
 
@@ -52,6 +53,23 @@ public sealed class Transformer : IDisposable
     /// <summary>Tokens fed through the model so far.</summary>
     public long TokensProcessed { get; private set; }
 
+    /// <summary>Tokens fed by the latest forward call.</summary>
+    public int LastBatchTokens { get; private set; }
+
+    /// <summary>The engine loop every forward of this model goes through, once attached (see <see cref="EngineLoop.Attach"/>).</summary>
+    public EngineLoop? Loop { get; internal set; }
+
+    /// <summary>
+    /// <see cref="Forward"/> through the model's engine loop when it has one (merged with other callers' requests
+    /// into one ragged forward); otherwise run here and now.
+    /// </summary>
+    public Task<IReadOnlyList<ForwardResult>> ForwardAsync(IReadOnlyList<ForwardRequest> requests, CancellationToken cancellationToken = default)
+    {
+        // Also from the loop thread, where callers' continuations run: they queue for the next turn.
+        if (Loop is { } loop) return loop.SubmitAsync(this, requests, cancellationToken);
+        return Task.FromResult(Forward(requests, cancellationToken));
+    }
+
     /// <summary>Loads a checkpoint into a backend with a KV pool of <paramref name="kvBlocks"/> blocks.</summary>
     public static Transformer Load(Checkpoint checkpoint, IBackend backend, int kvBlocks, int blockSize = 16)
     {
@@ -78,11 +96,14 @@ public sealed class Transformer : IDisposable
     public IReadOnlyList<ForwardResult> Forward(IReadOnlyList<ForwardRequest> requests, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(requests);
+        if (Loop is { IsLoopThread: false })
+            throw new InvalidOperationException("this model runs on an engine loop: call ForwardAsync, which the loop batches (a direct forward would race with it)");
         cancellationToken.ThrowIfCancellationRequested();
         var layout = Plan(requests, out var ends);
         int T = layout.TokenCount;
         ForwardCalls++;
         TokensProcessed += T;
+        LastBatchTokens = T;
         var results = new ForwardResult[requests.Count];
         if (T == 0)
         {

@@ -27,7 +27,7 @@ public sealed class ChunkBeamSearch : ISearchMethod
     {
         ArgumentNullException.ThrowIfNull(context);
         ArgumentNullException.ThrowIfNull(request);
-        request.Validate();
+        SearchCapacity.Check(context, request);
         return SearchUpdates.LastResultAsync(Run(context, request, streaming: false, cancellationToken), cancellationToken);
     }
 
@@ -41,7 +41,7 @@ public sealed class ChunkBeamSearch : ISearchMethod
     {
         ArgumentNullException.ThrowIfNull(context);
         ArgumentNullException.ThrowIfNull(request);
-        request.Validate();
+        SearchCapacity.Check(context, request);
         return Run(context, request, streaming: true, cancellationToken);
     }
 
@@ -53,6 +53,7 @@ public sealed class ChunkBeamSearch : ISearchMethod
         var counters = new SearchCounters();
         var scoring = TimeSpan.Zero;
         var trace = request.Trace ? new List<ChunkTrace>() : null;
+        long evaluated = 0;
         var stream = new FinalTextStream();
         int step = streaming && context.Large.SingleStepsAreCheap ? 1 : int.MaxValue;
         using var scorer = new PairScorer(context.Tuned, context.Untuned, context.Large, request);
@@ -83,15 +84,16 @@ public sealed class ChunkBeamSearch : ISearchMethod
                 long scoringStart = Stopwatch.GetTimestamp();
                 if (request.CacheMode == ScoringCacheMode.None)
                 {
-                    scorer.ScoreUncached(pool, counters, cancellationToken);
+                    await scorer.ScoreUncachedAsync(pool, counters, cancellationToken).ConfigureAwait(false);
                 }
                 else
                 {
                     // A candidate finished before this chunk keeps the score it (or the survivor it copies) had.
                     var changed = pool.Where(c => double.IsNaN(c.Score) || c.Large.TokenCount != c.TokensAtChunkStart).ToList();
-                    scorer.Score(changed, counters, cancellationToken);
+                    await scorer.ScoreAsync(changed, counters, cancellationToken).ConfigureAwait(false);
                 }
                 scoring += Stopwatch.GetElapsedTime(scoringStart);
+                evaluated += pool.Count;
 
                 var survivors = Select(pool, w, request.Dedupe, out var dropped);
                 trace?.Add(Trace(chunk, pool, survivors, dropped));
@@ -112,7 +114,7 @@ public sealed class ChunkBeamSearch : ISearchMethod
                         counters.LargeForwardCalls + counters.SmallForwardCalls,
                         chunk + 1,
                         clock.Elapsed.TotalMilliseconds,
-                        scoring.TotalMilliseconds);
+                        scoring.TotalMilliseconds) { CandidatesEvaluated = evaluated };
                     var (tuned, untuned) = scorer.Describe(best);
                     var result = new SearchResult(best.Large.Text, best.Large.Tokens ?? [], best.Score, best.Large.Finish, stats, tuned, untuned, trace);
                     yield return new SearchUpdate(stream.Finish(result.Text), result);

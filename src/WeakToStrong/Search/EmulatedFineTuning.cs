@@ -40,6 +40,7 @@ public sealed class EmulatedFineTuning : ISearchMethod
         var large = local.Model;
         RequireOneVocabulary(large, context.Tuned);
         RequireOneVocabulary(large, context.Untuned);
+        SearchCapacity.Check(context, request);
         return large;
     }
 
@@ -58,8 +59,9 @@ public sealed class EmulatedFineTuning : ISearchMethod
 
         using var scorer = new PairScorer(context.Tuned, context.Untuned, context.Large, request);
         using var sequence = large.Transformer.CreateSequence(promptTokens, key: 0);
-        using var tuned = scorer.Tuned.Fork(counters, cancellationToken);
-        using var untuned = scorer.Untuned.Fork(counters, cancellationToken);
+        await scorer.EnsurePromptsAsync(counters, cancellationToken).ConfigureAwait(false);
+        using var tuned = scorer.Tuned.Fork();
+        using var untuned = scorer.Untuned.Fork();
         var sampling = request.Sampling;
         var response = new List<int>();
         var mixed = new float[large.Spec.VocabSize];
@@ -68,11 +70,13 @@ public sealed class EmulatedFineTuning : ISearchMethod
         while (finish == FinishReason.None)
         {
             cancellationToken.ThrowIfCancellationRequested();
-            var logits = large.Transformer.Forward([new ForwardRequest(sequence, LastLogits: true)], cancellationToken)[0].LastLogits!;
+            var logits = (await large.Transformer.ForwardAsync([new ForwardRequest(sequence, LastLogits: true)], cancellationToken).ConfigureAwait(false))[0].LastLogits!;
             counters.LargeForwardCalls++;
             long small = Stopwatch.GetTimestamp();
-            scorer.Tuned.Update([(tuned, scorer.Tuned.Target(response, finished: false), scorer.Tuned.Prompt.Tokens.Count)], wantNext: true, counters, cancellationToken);
-            scorer.Untuned.Update([(untuned, scorer.Untuned.Target(response, finished: false), scorer.Untuned.Prompt.Tokens.Count)], wantNext: true, counters, cancellationToken);
+            // Both small models in the same engine step; both awaited even when one fails, before any sequence is disposed.
+            await PairScorer.WhenAllAsync(
+                () => scorer.Tuned.UpdateAsync([(tuned, scorer.Tuned.Target(response, finished: false), scorer.Tuned.Prompt.Tokens.Count)], wantNext: true, counters, cancellationToken),
+                () => scorer.Untuned.UpdateAsync([(untuned, scorer.Untuned.Target(response, finished: false), scorer.Untuned.Prompt.Tokens.Count)], wantNext: true, counters, cancellationToken)).ConfigureAwait(false);
             scoring += Stopwatch.GetElapsedTime(small);
             var t = tuned.NextLogProbs;
             var u = untuned.NextLogProbs;
@@ -93,7 +97,7 @@ public sealed class EmulatedFineTuning : ISearchMethod
         foreach (var (scorerOf, scored) in new[] { (scorer.Tuned, tuned), (scorer.Untuned, untuned) })
         {
             var (tokens, start) = exact ? (scorerOf.Target(response, finished: true), scorerOf.Prompt.Tokens.Count) : scorerOf.Target(text, finished: true);
-            scorerOf.Update([(scored, tokens, start)], wantNext: false, counters, cancellationToken);
+            await scorerOf.UpdateAsync([(scored, tokens, start)], wantNext: false, counters, cancellationToken).ConfigureAwait(false);
         }
         scoring += Stopwatch.GetElapsedTime(final);
         var stats = new SearchStats(
@@ -104,7 +108,7 @@ public sealed class EmulatedFineTuning : ISearchMethod
             counters.LargeForwardCalls + counters.SmallForwardCalls,
             0,
             clock.Elapsed.TotalMilliseconds,
-            scoring.TotalMilliseconds);
+            scoring.TotalMilliseconds) { CandidatesEvaluated = 1 };
         var result = new SearchResult(text, response, tuned.Score - untuned.Score, finish, stats,
             SmallModelScorer.Describe(tuned.Sequence.Tokens, tuned.ResponseStart, tuned.Score),
             SmallModelScorer.Describe(untuned.Sequence.Tokens, untuned.ResponseStart, untuned.Score),

@@ -37,6 +37,13 @@ public enum ScoringCacheMode
 /// </summary>
 public sealed record SearchRequest
 {
+    /// <summary>
+    /// The most candidates one search may hold at once: W·K for chunk-level search, N for Best-of-N. All of a step's
+    /// candidates go through one forward per model; the published settings use at most 16, and past a few thousand
+    /// a step no longer fits any machine's memory. Larger shapes are refused up front.
+    /// </summary>
+    public const int MaxCandidates = 4096;
+
     /// <summary>The raw user prompt; each model wraps it in its own template when <see cref="Chat"/> is set.</summary>
     public required string Prompt { get; init; }
 
@@ -108,7 +115,10 @@ public sealed record SearchRequest
         if (BeamWidth < 1) throw new ArgumentOutOfRangeException(nameof(BeamWidth), BeamWidth, "the beam width must be ≥ 1");
         if (Successors < 1) throw new ArgumentOutOfRangeException(nameof(Successors), Successors, "the successors per state must be ≥ 1");
         if (ChunkLength is < 1) throw new ArgumentOutOfRangeException(nameof(ChunkLength), ChunkLength, "the chunk length must be ≥ 1 (or ∞)");
+        if ((long)BeamWidth * Successors > MaxCandidates)
+            throw new ArgumentOutOfRangeException(nameof(BeamWidth), $"W·K = {BeamWidth} × {Successors} = {(long)BeamWidth * Successors} candidates exceeds the limit of {MaxCandidates} per search");
         if (N < 1) throw new ArgumentOutOfRangeException(nameof(N), N, "Best-of-N needs N ≥ 1");
+        if (N > MaxCandidates) throw new ArgumentOutOfRangeException(nameof(N), $"N = {N} samples exceeds the limit of {MaxCandidates} per search");
         if (!float.IsFinite(Beta)) throw new ArgumentOutOfRangeException(nameof(Beta), Beta, "beta must be a finite number");
         if (MaxNewTokens < 0) throw new ArgumentOutOfRangeException(nameof(MaxNewTokens), MaxNewTokens, "max new tokens must be ≥ 0");
         if (StopStrings.Any(string.IsNullOrEmpty)) throw new ArgumentException("stop strings must not be empty", nameof(StopStrings));

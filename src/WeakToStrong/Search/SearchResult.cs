@@ -32,7 +32,11 @@ public sealed record SearchStats(
     long ForwardCalls,
     int Chunks,
     double WallMs,
-    double ScoringMs);
+    double ScoringMs)
+{
+    /// <summary>Candidates that took part in a selection, summed over the chunks (EFT: its one response).</summary>
+    public long CandidatesEvaluated { get; init; }
+}
 
 /// <summary>One candidate as it stood at a selection.</summary>
 /// <param name="Index">Its index among the chunk's candidates.</param>

@@ -1,7 +1,10 @@
 using System.Runtime.CompilerServices;
 using WeakToStrong.Backends;
 using WeakToStrong.Chat;
+using WeakToStrong.Checkpoints;
 using WeakToStrong.Engine;
+using WeakToStrong.Engine.KvCache;
+using WeakToStrong.Engine.Scheduling;
 using WeakToStrong.Search.LargeModels;
 
 namespace WeakToStrong.Search;
@@ -19,7 +22,10 @@ public sealed record SearchModelOptions
 
     public required string UntunedDirectory { get; init; }
 
-    /// <summary>Device and KV pool of the local models.</summary>
+    /// <summary>
+    /// Device and KV pool of the local models. <see cref="ModelOptions.KvBudget"/> (or the default chosen from
+    /// memory) is shared by the local models: each gets the same number of blocks.
+    /// </summary>
     public ModelOptions Model { get; init; } = new();
 
     /// <summary>Chat templates per model; null picks the one tokenizer_config.json names (none when it names none).</summary>
@@ -28,11 +34,19 @@ public sealed record SearchModelOptions
     public ChatTemplate? TunedTemplate { get; init; }
 
     public ChatTemplate? UntunedTemplate { get; init; }
+
+    /// <summary>
+    /// Run every forward of the local models on one <see cref="EngineLoop"/>, so that concurrent requests are
+    /// batched step by step instead of running one at a time.
+    /// </summary>
+    public bool ContinuousBatching { get; init; }
 }
 
 /// <summary>
-/// The search entry point: a large model and the small pair that steers it. Requests run one at a time on the
-/// shared models (the engine's forward is not re-entrant).
+/// The search entry point: a large model and the small pair that steers it. Without an engine loop, requests run
+/// one at a time on the shared models (the engine's forward is not re-entrant); with one
+/// (<see cref="SearchModelOptions.ContinuousBatching"/>), any number run at once and their forward steps are
+/// merged into one ragged forward per model.
 /// </summary>
 public sealed class WeakToStrongSearch : IDisposable
 {
@@ -40,20 +54,50 @@ public sealed class WeakToStrongSearch : IDisposable
     private readonly IDisposable[] _owned;
 
     public WeakToStrongSearch(ILargeModel large, ChatModel tuned, ChatModel untuned)
-        : this(new SearchContext(large, tuned, untuned), [])
+        : this(new SearchContext(large, tuned, untuned), [], null)
     {
     }
 
-    private WeakToStrongSearch(SearchContext context, IDisposable[] owned)
+    /// <summary>
+    /// A search over models built elsewhere whose forwards run on a new <see cref="EngineLoop"/> (continuous
+    /// batching); the search owns and stops the loop, not the models.
+    /// </summary>
+    public static WeakToStrongSearch WithEngineLoop(ILargeModel large, ChatModel tuned, ChatModel untuned)
+    {
+        ArgumentNullException.ThrowIfNull(large);
+        ArgumentNullException.ThrowIfNull(tuned);
+        ArgumentNullException.ThrowIfNull(untuned);
+        var loop = new EngineLoop();
+        if (large is LocalLargeModel local) loop.Attach(local.Model.Transformer);
+        loop.Attach(tuned.Transformer);
+        loop.Attach(untuned.Transformer);
+        return new WeakToStrongSearch(new SearchContext(large, tuned, untuned), [loop], loop);
+    }
+
+    private WeakToStrongSearch(SearchContext context, IDisposable[] owned, EngineLoop? loop)
     {
         ArgumentNullException.ThrowIfNull(context.Large);
         ArgumentNullException.ThrowIfNull(context.Tuned);
         ArgumentNullException.ThrowIfNull(context.Untuned);
         Context = context;
         _owned = owned;
+        Loop = loop;
     }
 
     public SearchContext Context { get; }
+
+    /// <summary>The loop that batches the local models' forwards, or null when requests run one at a time.</summary>
+    public EngineLoop? Loop { get; }
+
+    /// <summary>The local models (large when local, tuned, untuned) with their KV pools, for monitoring.</summary>
+    public IReadOnlyList<ChatModel> LocalModels =>
+        Context.Large is LocalLargeModel local ? [local.Model, Context.Tuned, Context.Untuned] : [Context.Tuned, Context.Untuned];
+
+    /// <summary>The KV budget the local models share (null when every pool was sized by <see cref="ModelOptions.KvBlocks"/>).</summary>
+    public KvBudget? KvBudget { get; private init; }
+
+    /// <summary>Blocks in each local model's KV pool.</summary>
+    public int KvBlocksPerModel { get; private init; }
 
     /// <summary>
     /// Loads the models (each with its tokenizer and template) on one shared backend, so that on a GPU the large
@@ -63,7 +107,14 @@ public sealed class WeakToStrongSearch : IDisposable
     {
         ArgumentNullException.ThrowIfNull(options);
         var owned = new List<IDisposable>();
-        var backend = BackendFactory.Create((options.Model ?? new ModelOptions()).Device);
+        var modelOptions = options.Model ?? new ModelOptions();
+        // Pools are sized from config.json before any weights are read, so a budget too small fails at once.
+        var specs = new[] { options.LargeModel is null ? options.LargeDirectory : null, options.TunedDirectory, options.UntunedDirectory }
+            .OfType<string>().Select(Checkpoint.ReadSpec).ToArray();
+        var budget = modelOptions.KvBlocks is null ? modelOptions.KvBudget ?? KvBudget.Default(specs) : null;
+        int blocks = modelOptions.KvBlocks ?? budget!.BlocksPerModel(specs, modelOptions.KvBlockSize);
+        modelOptions = modelOptions with { KvBlocks = blocks };
+        var backend = BackendFactory.Create(modelOptions.Device);
         try
         {
             ILargeModel large;
@@ -75,16 +126,25 @@ public sealed class WeakToStrongSearch : IDisposable
             else
             {
                 ArgumentException.ThrowIfNullOrWhiteSpace(options.LargeDirectory, nameof(options.LargeDirectory));
-                var model = ChatModel.Load(options.LargeDirectory, options.Model, options.LargeTemplate, backend);
+                var model = ChatModel.Load(options.LargeDirectory, modelOptions, options.LargeTemplate, backend);
                 owned.Add(model);
                 large = new LocalLargeModel(model);
             }
-            var tuned = ChatModel.Load(options.TunedDirectory, options.Model, options.TunedTemplate, backend);
+            var tuned = ChatModel.Load(options.TunedDirectory, modelOptions, options.TunedTemplate, backend);
             owned.Add(tuned);
-            var untuned = ChatModel.Load(options.UntunedDirectory, options.Model, options.UntunedTemplate, backend);
+            var untuned = ChatModel.Load(options.UntunedDirectory, modelOptions, options.UntunedTemplate, backend);
             owned.Add(untuned);
             owned.Add(backend); // disposed after the models that use it
-            return new WeakToStrongSearch(new SearchContext(large, tuned, untuned), [.. owned]);
+            EngineLoop? loop = null;
+            if (options.ContinuousBatching)
+            {
+                loop = new EngineLoop();
+                owned.Insert(0, loop); // stopped before the models it runs are disposed
+                if (large is LocalLargeModel local) loop.Attach(local.Model.Transformer);
+                loop.Attach(tuned.Transformer);
+                loop.Attach(untuned.Transformer);
+            }
+            return new WeakToStrongSearch(new SearchContext(large, tuned, untuned), [.. owned], loop) { KvBudget = budget, KvBlocksPerModel = blocks };
         }
         catch
         {
@@ -99,6 +159,8 @@ public sealed class WeakToStrongSearch : IDisposable
     {
         ArgumentNullException.ThrowIfNull(request);
         request.Validate();
+        if (Loop is not null)
+            return await SearchMethods.For(request.Method).RunAsync(Context, request, cancellationToken).ConfigureAwait(false);
         await _gate.WaitAsync(cancellationToken).ConfigureAwait(false);
         try
         {
@@ -124,6 +186,12 @@ public sealed class WeakToStrongSearch : IDisposable
 
     private async IAsyncEnumerable<SearchUpdate> Stream(SearchRequest request, [EnumeratorCancellation] CancellationToken cancellationToken)
     {
+        if (Loop is not null)
+        {
+            await foreach (var update in SearchMethods.For(request.Method).StreamAsync(Context, request, cancellationToken).ConfigureAwait(false))
+                yield return update;
+            yield break;
+        }
         await _gate.WaitAsync(cancellationToken).ConfigureAwait(false);
         try
         {

@@ -5,11 +5,17 @@ namespace WeakToStrong.Backends.Cpu;
 /// <summary>A tensor in 64-byte-aligned native host memory.</summary>
 public sealed unsafe class CpuTensor : Tensor
 {
+    private const int Alignment = 64;
+
+    private void* _allocation;
+
     internal CpuTensor(DType dtype, long length) : base(dtype, length)
     {
-        nuint bytes = (nuint)Math.Max(ByteLength, 64);
-        Pointer = (byte*)NativeMemory.AlignedAlloc(bytes, 64);
-        NativeMemory.Clear(Pointer, bytes);
+        // calloc rather than alloc + clear: a large block comes fresh from the kernel already zeroed, so its pages
+        // stay unbacked until written (a KV pool costs resident memory only as far as it is used).
+        nuint bytes = (nuint)Math.Max(ByteLength, Alignment);
+        _allocation = NativeMemory.AllocZeroed(bytes + Alignment);
+        Pointer = (byte*)(((nuint)_allocation + Alignment) & ~(nuint)(Alignment - 1));
     }
 
     internal byte* Pointer { get; private set; }
@@ -34,7 +40,8 @@ public sealed unsafe class CpuTensor : Tensor
 
     protected override void Release()
     {
-        NativeMemory.AlignedFree(Pointer);
+        NativeMemory.Free(_allocation);
+        _allocation = null;
         Pointer = null;
     }
 }

@@ -17,6 +17,9 @@ public sealed class PagedKvCache : IDisposable
     private readonly int[] _refCounts;
     private readonly Stack<int> _free;
 
+    // Sequences are forked and released on the searches' threads while an engine loop plans forwards.
+    private readonly object _lock = new();
+
     public PagedKvCache(IBackend backend, int layers, int kvHeads, int headDim, int blocks, int blockSize = 16)
     {
         ArgumentNullException.ThrowIfNull(backend);
@@ -47,34 +50,59 @@ public sealed class PagedKvCache : IDisposable
 
     public int TotalBlocks => Geometry.Blocks;
 
-    public int FreeBlocks => _free.Count;
+    public int FreeBlocks
+    {
+        get
+        {
+            lock (_lock) return _free.Count;
+        }
+    }
 
     public int UsedBlocks => TotalBlocks - FreeBlocks;
+
+    /// <summary>Bytes of the whole pool (keys and values of every layer).</summary>
+    public long PoolBytes => 2L * Geometry.Layers * Geometry.LayerElements * sizeof(float);
+
+    /// <summary>The most blocks in use at once so far.</summary>
+    public int PeakUsedBlocks { get; private set; }
 
     /// <summary>Copy-on-write block copies performed so far.</summary>
     public long CopiedBlocks { get; private set; }
 
-    public int RefCount(int block) => _refCounts[block];
+    public int RefCount(int block)
+    {
+        lock (_lock) return _refCounts[block];
+    }
 
     internal int Allocate()
     {
-        if (_free.Count == 0)
-            throw new KvCacheExhaustedException($"KV cache exhausted: all {TotalBlocks} blocks of {BlockSize} tokens are in use; raise the pool size (--kv-blocks) or release sequences");
-        int block = _free.Pop();
-        _refCounts[block] = 1;
-        return block;
+        lock (_lock)
+        {
+            if (_free.Count == 0)
+                throw new KvCacheExhaustedException($"KV cache exhausted: all {TotalBlocks} blocks of {BlockSize} tokens are in use; raise the KV budget (--kv-memory) or release sequences");
+            int block = _free.Pop();
+            _refCounts[block] = 1;
+            PeakUsedBlocks = Math.Max(PeakUsedBlocks, TotalBlocks - _free.Count);
+            return block;
+        }
     }
 
     internal void Retain(int block)
     {
-        if (_refCounts[block] <= 0) throw new InvalidOperationException($"block {block} is not allocated");
-        _refCounts[block]++;
+        lock (_lock)
+        {
+            if (_refCounts[block] <= 0) throw new InvalidOperationException($"block {block} is not allocated");
+            _refCounts[block]++;
+        }
     }
 
     internal void Release(int block)
     {
-        if (_refCounts[block] <= 0) throw new InvalidOperationException($"block {block} released twice");
-        if (--_refCounts[block] == 0) _free.Push(block);
+        lock (_lock)
+        {
+            if (_refCounts[block] <= 0) throw new InvalidOperationException($"block {block} released twice");
+            if (--_refCounts[block] == 0) _free.Push(block);
+        }
     }
 
     /// <summary>Returns a private copy of a shared block (the caller's reference moves to the copy).</summary>
@@ -83,7 +111,7 @@ public sealed class PagedKvCache : IDisposable
         int copy = Allocate();
         for (int l = 0; l < Geometry.Layers; l++) _backend.CopyBlock(Keys[l], Values[l], Geometry, block, copy);
         Release(block);
-        CopiedBlocks++;
+        lock (_lock) CopiedBlocks++;
         return copy;
     }
 

@@ -28,7 +28,7 @@ public sealed class LocalLargeModel : ILargeModel
     /// <summary>True: every step of a chunk is one forward anyway.</summary>
     public bool SingleStepsAreCheap => true;
 
-    public Task<LargeCandidate> StartAsync(string prompt, GenerationSettings settings, SearchCounters counters, CancellationToken cancellationToken = default)
+    public async Task<LargeCandidate> StartAsync(string prompt, GenerationSettings settings, SearchCounters counters, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(prompt);
         ArgumentNullException.ThrowIfNull(settings);
@@ -47,11 +47,11 @@ public sealed class LocalLargeModel : ILargeModel
             // with its first draw, which is then the same call as plain generation's first step.
             if (tokens.Count > 1)
             {
-                Model.Transformer.Forward([new ForwardRequest(sequence, tokens.Count - 1)], cancellationToken);
+                await Model.Transformer.ForwardAsync([new ForwardRequest(sequence, tokens.Count - 1)], cancellationToken).ConfigureAwait(false);
                 counters.LargeForwardCalls++;
             }
             var shared = new PromptState(stops, settings.Sampling, tokens.Count);
-            return Task.FromResult<LargeCandidate>(new Candidate(shared, sequence, []));
+            return new Candidate(shared, sequence, []);
         }
         catch
         {
@@ -60,7 +60,7 @@ public sealed class LocalLargeModel : ILargeModel
         }
     }
 
-    public Task ExtendAsync(IReadOnlyList<LargeCandidate> candidates, int maxTokens, SearchCounters counters, CancellationToken cancellationToken = default)
+    public async Task ExtendAsync(IReadOnlyList<LargeCandidate> candidates, int maxTokens, SearchCounters counters, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(candidates);
         ArgumentNullException.ThrowIfNull(counters);
@@ -72,18 +72,16 @@ public sealed class LocalLargeModel : ILargeModel
                 throw new ArgumentException("a candidate belongs to another large model", nameof(candidates));
             if (!local.IsFinished) open.Add(local);
         }
-        var requests = new List<ForwardRequest>(open.Count);
         for (int step = 0; step < maxTokens && open.Count > 0; step++)
         {
-            requests.Clear();
-            foreach (var c in open) requests.Add(new ForwardRequest(c.Sequence, Sampling: c.Shared.Sampling));
-            var results = Model.Transformer.Forward(requests, cancellationToken);
+            var requests = new ForwardRequest[open.Count];
+            for (int i = 0; i < open.Count; i++) requests[i] = new ForwardRequest(open[i].Sequence, Sampling: open[i].Shared.Sampling);
+            var results = await Model.Transformer.ForwardAsync(requests, cancellationToken).ConfigureAwait(false);
             counters.LargeForwardCalls++;
             counters.LargeTokensSampled += open.Count;
             for (int i = 0; i < open.Count; i++) open[i].Add(results[i].SampledToken);
             open.RemoveAll(c => c.IsFinished);
         }
-        return Task.CompletedTask;
     }
 
     public void Dispose()

@@ -26,32 +26,66 @@ internal sealed class PairScorer : IDisposable
 
     public SmallModelScorer Untuned { get; }
 
-    /// <summary>Scores candidates incrementally: each one's cached sequences take only what changed.</summary>
-    public void Score(IReadOnlyList<ScoredCandidate> candidates, SearchCounters counters, CancellationToken cancellationToken)
+    /// <summary>Feeds each small model's prompt once, both in the same engine step.</summary>
+    public Task EnsurePromptsAsync(SearchCounters counters, CancellationToken cancellationToken) =>
+        Task.WhenAll(Tuned.EnsurePromptAsync(counters, cancellationToken), Untuned.EnsurePromptAsync(counters, cancellationToken));
+
+    /// <summary>
+    /// Scores candidates incrementally: each one's cached sequences take only what changed. The two small models
+    /// are submitted together, so an engine loop runs both in the same step.
+    /// </summary>
+    public async Task ScoreAsync(IReadOnlyList<ScoredCandidate> candidates, SearchCounters counters, CancellationToken cancellationToken)
     {
         if (candidates.Count == 0) return;
-        foreach (var (scorer, tuned) in new[] { (Tuned, true), (Untuned, false) })
+        await EnsurePromptsAsync(counters, cancellationToken).ConfigureAwait(false);
+        foreach (var c in candidates)
+        {
+            c.Tuned ??= Tuned.Fork();
+            c.Untuned ??= Untuned.Fork();
+        }
+        Task Update(SmallModelScorer scorer, Func<ScoredCandidate, ScoredSequence> sequence)
         {
             var items = new List<(ScoredSequence, List<int>, int)>(candidates.Count);
             foreach (var c in candidates)
             {
-                var sequence = tuned ? c.Tuned ??= scorer.Fork(counters, cancellationToken) : c.Untuned ??= scorer.Fork(counters, cancellationToken);
                 var (tokens, start) = scorer.Target(c.Large);
-                items.Add((sequence, tokens, start));
+                items.Add((sequence(c), tokens, start));
             }
-            scorer.Update(items, wantNext: false, counters, cancellationToken);
+            return scorer.UpdateAsync(items, wantNext: false, counters, cancellationToken);
         }
+        await WhenAllAsync(() => Update(Tuned, c => c.Tuned!), () => Update(Untuned, c => c.Untuned!)).ConfigureAwait(false);
         foreach (var c in candidates) c.SetScores(c.Tuned!.Score, c.Untuned!.Score);
     }
 
     /// <summary>Scores candidates from scratch, keeping nothing (the reference's cost model).</summary>
-    public void ScoreUncached(IReadOnlyList<ScoredCandidate> candidates, SearchCounters counters, CancellationToken cancellationToken)
+    public async Task ScoreUncachedAsync(IReadOnlyList<ScoredCandidate> candidates, SearchCounters counters, CancellationToken cancellationToken)
     {
         if (candidates.Count == 0) return;
         var large = candidates.Select(c => c.Large).ToList();
-        var tuned = Tuned.ScoreUncached(large, counters, cancellationToken);
-        var untuned = Untuned.ScoreUncached(large, counters, cancellationToken);
-        for (int i = 0; i < candidates.Count; i++) candidates[i].SetScores(tuned[i], untuned[i]);
+        var tuned = Tuned.ScoreUncachedAsync(large, counters, cancellationToken);
+        var untuned = Untuned.ScoreUncachedAsync(large, counters, cancellationToken);
+        await Task.WhenAll(tuned, untuned).ConfigureAwait(false);
+        for (int i = 0; i < candidates.Count; i++) candidates[i].SetScores(tuned.Result[i], untuned.Result[i]);
+    }
+
+    /// <summary>
+    /// Starts both and waits for both even when one fails early, so that no forward is still using a sequence
+    /// when the caller disposes it.
+    /// </summary>
+    internal static Task WhenAllAsync(Func<Task> first, Func<Task> second)
+    {
+        static Task Start(Func<Task> f)
+        {
+            try
+            {
+                return f();
+            }
+            catch (Exception e)
+            {
+                return Task.FromException(e);
+            }
+        }
+        return Task.WhenAll(Start(first), Start(second));
     }
 
     /// <summary>The token ids each small model scored for a candidate, and its log-probs.</summary>

@@ -84,30 +84,31 @@ internal sealed class SmallModelScorer : IDisposable
     public static ScoredTokens Describe(IReadOnlyList<int> tokens, int start, double logProb) =>
         new(tokens.Take(start).ToArray(), tokens.Skip(start).ToArray(), logProb);
 
-    /// <summary>A sequence for a new candidate: a fork of the prompt, which is fed once on first use.</summary>
-    public ScoredSequence Fork(SearchCounters counters, CancellationToken cancellationToken)
+    /// <summary>Feeds the prompt once (on first use), so that <see cref="Fork"/> can share its KV.</summary>
+    public async Task EnsurePromptAsync(SearchCounters counters, CancellationToken cancellationToken)
     {
-        if (_root is null)
+        if (_root is not null) return;
+        var root = ScoredSequence.Create(_model.Transformer, _prompt.Tokens, _prompt.Tokens.Count);
+        try
         {
-            var root = ScoredSequence.Create(_model.Transformer, _prompt.Tokens, _prompt.Tokens.Count);
-            try
-            {
-                var request = root.PreparePrefill();
-                var result = Forward([request], counters, cancellationToken);
-                root.Complete(result[0]);
-            }
-            catch
-            {
-                root.Dispose();
-                throw;
-            }
-            _root = root;
+            var request = root.PreparePrefill();
+            var result = await ForwardAsync([request], counters, cancellationToken).ConfigureAwait(false);
+            root.Complete(result[0]);
         }
-        return _root.Fork();
+        catch
+        {
+            root.Dispose();
+            throw;
+        }
+        _root = root;
     }
 
+    /// <summary>A sequence for a new candidate: a fork of the prompt (fed by <see cref="EnsurePromptAsync"/>).</summary>
+    public ScoredSequence Fork() =>
+        (_root ?? throw new InvalidOperationException("the prompt is not fed yet: await EnsurePromptAsync first")).Fork();
+
     /// <summary>Brings every sequence to its target in one ragged forward call (none when nothing is new).</summary>
-    public void Update(IReadOnlyList<(ScoredSequence Sequence, List<int> Tokens, int ResponseStart)> items, bool wantNext, SearchCounters counters, CancellationToken cancellationToken)
+    public async Task UpdateAsync(IReadOnlyList<(ScoredSequence Sequence, List<int> Tokens, int ResponseStart)> items, bool wantNext, SearchCounters counters, CancellationToken cancellationToken)
     {
         var requests = new List<ForwardRequest>(items.Count);
         var owners = new List<ScoredSequence>(items.Count);
@@ -120,7 +121,7 @@ internal sealed class SmallModelScorer : IDisposable
             }
         }
         if (requests.Count == 0) return;
-        var results = Forward(requests, counters, cancellationToken);
+        var results = await ForwardAsync(requests, counters, cancellationToken).ConfigureAwait(false);
         for (int i = 0; i < owners.Count; i++) owners[i].Complete(results[i]);
     }
 
@@ -128,7 +129,7 @@ internal sealed class SmallModelScorer : IDisposable
     /// Scores each candidate from scratch (prompt + whole response), as the reference implementation does at
     /// every chunk; nothing is kept.
     /// </summary>
-    public double[] ScoreUncached(IReadOnlyList<LargeCandidate> candidates, SearchCounters counters, CancellationToken cancellationToken)
+    public async Task<double[]> ScoreUncachedAsync(IReadOnlyList<LargeCandidate> candidates, SearchCounters counters, CancellationToken cancellationToken)
     {
         var sequences = new List<ScoredSequence>(candidates.Count);
         try
@@ -141,7 +142,7 @@ internal sealed class SmallModelScorer : IDisposable
                 sequences.Add(sequence);
                 items.Add((sequence, tokens, start));
             }
-            Update(items, wantNext: false, counters, cancellationToken);
+            await UpdateAsync(items, wantNext: false, counters, cancellationToken).ConfigureAwait(false);
             return sequences.Select(s => s.Score).ToArray();
         }
         finally
@@ -150,11 +151,11 @@ internal sealed class SmallModelScorer : IDisposable
         }
     }
 
-    private IReadOnlyList<ForwardResult> Forward(List<ForwardRequest> requests, SearchCounters counters, CancellationToken cancellationToken)
+    private async Task<IReadOnlyList<ForwardResult>> ForwardAsync(List<ForwardRequest> requests, SearchCounters counters, CancellationToken cancellationToken)
     {
         long tokens = 0;
         foreach (var r in requests) tokens += r.FeedUntil - r.Sequence.CachedLength;
-        var results = _model.Transformer.Forward(requests, cancellationToken);
+        var results = await _model.Transformer.ForwardAsync(requests, cancellationToken).ConfigureAwait(false);
         _count(counters, tokens);
         counters.SmallForwardCalls++;
         return results;

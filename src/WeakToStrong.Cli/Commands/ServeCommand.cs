@@ -1,0 +1,71 @@
+using System.CommandLine;
+using WeakToStrong.Search;
+using WeakToStrong.Server;
+using WeakToStrong.Server.Protocol;
+
+namespace WeakToStrong.Cli.Commands;
+
+/// <summary>
+/// <c>w2s serve</c>: the OpenAI-compatible weak-to-strong server (completions, chat, SSE streaming, /metrics) with
+/// continuous batching over all requests.
+/// </summary>
+internal static class ServeCommand
+{
+    public static Command Create()
+    {
+        var models = new SearchOptions();
+        var host = new Option<string>("--host") { Description = "address to listen on", DefaultValueFactory = _ => "127.0.0.1" };
+        var port = new Option<int>("--port") { Description = "port (0 picks a free one)", DefaultValueFactory = _ => 8000 };
+        var name = new Option<string>("--served-model-name") { Description = "the model name clients send and /v1/models lists", DefaultValueFactory = _ => "weak-to-strong" };
+        var method = new Option<string>("--default-method") { Description = "search method of requests that name none: cbs, bon, eft or sample", DefaultValueFactory = _ => "cbs" };
+        var maxQueue = new Option<int>("--max-queue") { Description = "requests that may wait for KV memory; more get 429", DefaultValueFactory = _ => 64 };
+        var maxBody = new Option<long>("--max-body-bytes") { Description = "largest request body; larger gets 413", DefaultValueFactory = _ => 1L << 20 };
+        var maxTokens = new Option<int>("--max-tokens-limit") { Description = "largest max_tokens a request may ask for", DefaultValueFactory = _ => 2048 };
+        var maxChoices = new Option<int>("--max-choices") { Description = "largest n and best_of", DefaultValueFactory = _ => 16 };
+        var maxCandidates = new Option<int>("--max-candidates") { Description = "largest number of candidates per search (CBS W·K, Best-of-N's N)", DefaultValueFactory = _ => 64 };
+        var verbose = new Option<bool>("--verbose") { Description = "log each request" };
+        var command = new Command("serve", "OpenAI-compatible HTTP server for weak-to-strong search (continuous batching, streaming)")
+        {
+            host, port, name, method, maxQueue, maxBody, maxTokens, maxChoices, maxCandidates, verbose,
+        };
+        models.AddModelOptionsTo(command);
+        command.SetAction((r, cancellationToken) => Task.FromResult(Cli.Run(() =>
+        {
+            var options = new ServerOptions
+            {
+                Host = r.GetValue(host)!,
+                Port = Range(r.GetValue(port), 0, 65535, "--port"),
+                MaxQueue = Range(r.GetValue(maxQueue), 0, int.MaxValue, "--max-queue"),
+                MaxBodyBytes = r.GetValue(maxBody) is > 0 and var b ? b : throw new UsageException("--max-body-bytes must be positive"),
+                Verbose = r.GetValue(verbose),
+                Limits = new RequestLimits
+                {
+                    ModelName = r.GetValue(name) is { Length: > 0 } n ? n : throw new UsageException("--served-model-name must not be empty"),
+                    DefaultMethod = SearchOptions.ParseMethod(r.GetValue(method)!),
+                    MaxTokens = Range(r.GetValue(maxTokens), 1, int.MaxValue, "--max-tokens-limit"),
+                    MaxChoices = Range(r.GetValue(maxChoices), 1, 1024, "--max-choices"),
+                    MaxCandidates = Range(r.GetValue(maxCandidates), 1, 4096, "--max-candidates"),
+                },
+            };
+            using var search = models.Load(r, continuousBatching: true);
+            return Serve(search, options, cancellationToken).GetAwaiter().GetResult();
+        })));
+        return command;
+    }
+
+    private static async Task<int> Serve(WeakToStrongSearch search, ServerOptions options, CancellationToken cancellationToken)
+    {
+        await using var server = await W2sServer.StartAsync(search, options, cancellationToken).ConfigureAwait(false);
+        // The first line says where to connect (tests and scripts read it); the rest go to stderr.
+        Console.Out.WriteLine($"listening on {server.BaseAddress}");
+        Console.Out.Flush();
+        string pools = string.Join(", ", Enumerable.Range(0, server.Admission.Models).Select(m =>
+            $"{server.Admission.Name(m)} {server.Admission.Pool(m).TotalBlocks} KV blocks"));
+        Console.Error.WriteLine($"model '{options.Limits.ModelName}' ({pools}); POST /v1/completions, /v1/chat/completions; GET /v1/models, /health, /metrics");
+        await server.WaitForShutdownAsync(cancellationToken).ConfigureAwait(false);
+        return 0;
+    }
+
+    private static int Range(int value, int min, int max, string option) =>
+        value >= min && value <= max ? value : throw new UsageException($"{option} must be between {min} and {max} (got {value})");
+}

@@ -1,0 +1,139 @@
+using System.Text.Json;
+using Microsoft.AspNetCore.Builder;
+using Microsoft.AspNetCore.Hosting;
+using Microsoft.Extensions.Hosting;
+using Microsoft.AspNetCore.Hosting.Server;
+using Microsoft.AspNetCore.Hosting.Server.Features;
+using Microsoft.AspNetCore.Http;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Logging;
+using OpenTelemetry.Metrics;
+using WeakToStrong.Search;
+using WeakToStrong.Server.Admission;
+using WeakToStrong.Server.Protocol;
+
+namespace WeakToStrong.Server;
+
+/// <summary>How the server listens and what it accepts.</summary>
+public sealed record ServerOptions
+{
+    public string Host { get; init; } = "127.0.0.1";
+
+    /// <summary>0 picks a free port (see <see cref="W2sServer.BaseAddress"/>).</summary>
+    public int Port { get; init; } = 8000;
+
+    public RequestLimits Limits { get; init; } = new();
+
+    /// <summary>Requests allowed to wait for KV memory; one more is a 429.</summary>
+    public int MaxQueue { get; init; } = 64;
+
+    /// <summary>Largest request body; a larger one is a 413.</summary>
+    public long MaxBodyBytes { get; init; } = 1 << 20;
+
+    /// <summary>Log each request (ASP.NET Core's console logger at Information).</summary>
+    public bool Verbose { get; init; }
+}
+
+/// <summary>
+/// <c>w2s serve</c>: an OpenAI-compatible HTTP server (Kestrel, minimal APIs, source-generated JSON) in front of one
+/// <see cref="WeakToStrongSearch"/> whose models run on one engine loop. It holds no state between requests, so
+/// replicas can sit behind any load balancer.
+/// </summary>
+public sealed class W2sServer : IAsyncDisposable
+{
+    private readonly WebApplication _app;
+    private readonly ServerMetrics _metrics;
+
+    private W2sServer(WebApplication app, WeakToStrongSearch search, KvAdmission admission, ServerMetrics metrics, Uri address)
+    {
+        _app = app;
+        Search = search;
+        Admission = admission;
+        _metrics = metrics;
+        BaseAddress = address;
+    }
+
+    /// <summary>Where the server listens, e.g. http://127.0.0.1:8000/ (the OpenAI base URL is this + v1/).</summary>
+    public Uri BaseAddress { get; }
+
+    public WeakToStrongSearch Search { get; }
+
+    public KvAdmission Admission { get; }
+
+    /// <summary>Starts listening. The search must have an engine loop (<see cref="SearchModelOptions.ContinuousBatching"/>) to serve requests concurrently.</summary>
+    public static async Task<W2sServer> StartAsync(WeakToStrongSearch search, ServerOptions options, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(search);
+        ArgumentNullException.ThrowIfNull(options);
+        var builder = WebApplication.CreateSlimBuilder();
+        builder.Logging.ClearProviders();
+        if (options.Verbose) builder.Logging.AddSimpleConsole().SetMinimumLevel(LogLevel.Information);
+        builder.WebHost.ConfigureKestrel(k =>
+        {
+            // Our own limit answers with OpenAI's error JSON; Kestrel's is a backstop a little above it.
+            k.Limits.MaxRequestBodySize = options.MaxBodyBytes + 1;
+            k.AddServerHeader = false;
+        });
+        builder.WebHost.UseUrls($"http://{(options.Host.Contains(':') ? $"[{options.Host}]" : options.Host)}:{options.Port}");
+        builder.Services.ConfigureHttpJsonOptions(o => o.SerializerOptions.TypeInfoResolverChain.Insert(0, ServerJsonContext.Default));
+        builder.Services.AddOpenTelemetry().WithMetrics(m => m.AddMeter(ServerMetrics.MeterName).AddPrometheusExporter());
+
+        var pools = search.LocalModels.Select((m, i) => (Roles(search)[i], m.Transformer.Cache)).ToList();
+        var admission = new KvAdmission(pools, options.MaxQueue);
+        var metrics = new ServerMetrics(search, admission);
+        var app = builder.Build();
+        var completions = new CompletionHandler(search, admission, metrics, options);
+        var started = DateTimeOffset.UtcNow.ToUnixTimeSeconds();
+
+        app.MapPost("/v1/completions", (HttpContext http) => completions.HandleAsync(http, chat: false));
+        app.MapPost("/v1/chat/completions", (HttpContext http) => completions.HandleAsync(http, chat: true));
+        app.MapGet("/v1/models", (HttpContext http) =>
+        {
+            metrics.Request("models", 200);
+            return WriteJsonAsync(http, new ModelList("list", [new ModelCard(options.Limits.ModelName, "model", started, "weak-to-strong")]), ServerJsonContext.Default.ModelList);
+        });
+        app.MapGet("/health", (HttpContext http) =>
+        {
+            var kv = Enumerable.Range(0, admission.Models).Select(m =>
+                new KvPoolHealth(admission.Name(m), admission.Pool(m).UsedBlocks, (int)admission.Reserved(m), admission.Pool(m).TotalBlocks)).ToList();
+            return WriteJsonAsync(http, new Health("ok", admission.Running, admission.Queued, kv), ServerJsonContext.Default.Health);
+        });
+        app.MapPrometheusScrapingEndpoint("/metrics");
+        // Anything else: OpenAI's error JSON rather than an empty 404/405.
+        app.MapFallback((HttpContext http) => CompletionHandler.WriteErrorAsync(http,
+            new ApiException(404, $"Unknown endpoint: {http.Request.Method} {http.Request.Path}", null, "unknown_url")));
+
+        try
+        {
+            await app.StartAsync(cancellationToken).ConfigureAwait(false);
+        }
+        catch
+        {
+            metrics.Dispose();
+            await app.DisposeAsync().ConfigureAwait(false);
+            throw;
+        }
+        var address = app.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()!.Addresses.First();
+        return new W2sServer(app, search, admission, metrics, new Uri(address.TrimEnd('/') + "/"));
+    }
+
+    /// <summary>The local models by role, in <see cref="WeakToStrongSearch.LocalModels"/> order (metrics and /health label them so).</summary>
+    public static IReadOnlyList<string> Roles(WeakToStrongSearch search) =>
+        search.LocalModels.Count == 3 ? ["large", "tuned", "untuned"] : ["tuned", "untuned"];
+
+    private static Task WriteJsonAsync<T>(HttpContext http, T value, System.Text.Json.Serialization.Metadata.JsonTypeInfo<T> type)
+    {
+        http.Response.ContentType = "application/json";
+        return JsonSerializer.SerializeAsync(http.Response.Body, value, type, http.RequestAborted);
+    }
+
+    /// <summary>Runs until <paramref name="cancellationToken"/> fires (Ctrl+C in <c>w2s serve</c>).</summary>
+    public Task WaitForShutdownAsync(CancellationToken cancellationToken) => _app.WaitForShutdownAsync(cancellationToken);
+
+    public async ValueTask DisposeAsync()
+    {
+        await _app.StopAsync().ConfigureAwait(false);
+        await _app.DisposeAsync().ConfigureAwait(false);
+        _metrics.Dispose();
+    }
+}

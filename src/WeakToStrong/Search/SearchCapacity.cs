@@ -1,0 +1,70 @@
+using System.Globalization;
+using WeakToStrong.Engine.KvCache;
+using WeakToStrong.Search.LargeModels;
+
+namespace WeakToStrong.Search;
+
+/// <summary>
+/// Whether a search fits the KV pools of its models, checked before any work: the peak blocks of the search tree
+/// (<see cref="KvDemand"/>) in each local model against that model's pool.
+/// </summary>
+public static class SearchCapacity
+{
+    /// <summary>
+    /// Tokens a small model may hold past its prompt + the response's length: its end token, and one more for a
+    /// re-tokenised boundary. With a different tokenizer the small model's response length is estimated as the
+    /// large model's (one token per token); a response that tokenizes much longer can still exhaust the pool,
+    /// which then fails with <see cref="KvCacheExhaustedException"/>.
+    /// </summary>
+    public const int SmallModelExtraTokens = 2;
+
+    /// <summary>Peak KV blocks the request holds in one model whose prompt is <paramref name="promptTokens"/> tokens.</summary>
+    /// <param name="request">The search.</param>
+    /// <param name="promptTokens">The prompt in this model's tokens.</param>
+    /// <param name="contextTokens">The model's context (responses are cut to fit it).</param>
+    /// <param name="blockSize">Tokens per block of the model's pool.</param>
+    /// <param name="scorer">Whether the model is a small scoring model (which holds one more root and, without the
+    /// cache, scores candidates from scratch) rather than the large model.</param>
+    public static long BlocksNeeded(SearchRequest request, int promptTokens, int contextTokens, int blockSize, bool scorer)
+    {
+        ArgumentNullException.ThrowIfNull(request);
+        request.Validate();
+        int newTokens = Math.Max(0, Math.Min(request.MaxNewTokens, contextTokens - promptTokens));
+        var (w, k, l) = request.Method == SearchMethodKind.EmulatedFineTuning ? (1, 1, (int?)null) : request.Shape;
+        int extra = scorer ? SmallModelExtraTokens : 0;
+        if (scorer && request.CacheMode == ScoringCacheMode.None && request.Method != SearchMethodKind.EmulatedFineTuning)
+            return KvDemand.IndependentBlocks(promptTokens, newTokens, w * k, blockSize, extra);
+        return KvDemand.TreeSearchBlocks(promptTokens, newTokens, w, k, l, blockSize, extra);
+    }
+
+    /// <summary>
+    /// Throws <see cref="ArgumentOutOfRangeException"/> naming the request's shape parameter (W·K, N or the max new
+    /// tokens), the blocks needed and the pool's size when the search cannot fit a local model's KV pool.
+    /// </summary>
+    public static void Check(SearchContext context, SearchRequest request)
+    {
+        ArgumentNullException.ThrowIfNull(context);
+        ArgumentNullException.ThrowIfNull(request);
+        request.Validate();
+        if (context.Large is LocalLargeModel local) Check(local.Model, request, scorer: false);
+        Check(context.Tuned, request, scorer: true);
+        Check(context.Untuned, request, scorer: true);
+    }
+
+    private static void Check(ChatModel model, SearchRequest request, bool scorer)
+    {
+        var cache = model.Transformer.Cache;
+        int prompt = model.EncodePrompt(request.Prompt, request.Chat, request.SystemPrompt).Tokens.Count;
+        long need = BlocksNeeded(request, prompt, model.Spec.MaxPositions, cache.BlockSize, scorer);
+        if (need <= cache.TotalBlocks) return;
+        var (w, k, _) = request.Shape;
+        var (parameter, shape) = request.Method switch
+        {
+            SearchMethodKind.ChunkBeamSearch => (nameof(SearchRequest.BeamWidth), $"W·K = {w} × {k} = {(long)w * k} candidates"),
+            SearchMethodKind.BestOfN => (nameof(SearchRequest.N), $"N = {request.N} samples"),
+            _ => (nameof(SearchRequest.MaxNewTokens), $"max new tokens = {request.MaxNewTokens}"),
+        };
+        throw new ArgumentOutOfRangeException(parameter, string.Create(CultureInfo.InvariantCulture,
+            $"{shape} with a {prompt}-token prompt and up to {request.MaxNewTokens} new tokens needs up to {need} KV blocks of {cache.BlockSize} tokens in {model.Name}, but its pool holds {cache.TotalBlocks} ({new ByteSize(cache.PoolBytes)}); lower the shape or the max new tokens, or raise the KV budget (--kv-memory)"));
+    }
+}

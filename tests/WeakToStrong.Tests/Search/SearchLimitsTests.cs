@@ -1,0 +1,129 @@
+using System.Diagnostics;
+using WeakToStrong.Engine;
+using WeakToStrong.Search;
+using WeakToStrong.Search.LargeModels;
+using WeakToStrong.Tests.Cli;
+
+namespace WeakToStrong.Tests.Search;
+
+/// <summary>
+/// Search shapes against the documented cap and against the KV pools: shapes that overflow, that cannot fit and
+/// that just fit, through the library and through <c>w2s search</c>.
+/// </summary>
+public class SearchLimitsTests(SearchModelsFixture models) : IClassFixture<SearchModelsFixture>
+{
+    private const string Prompt = "I watched this movie last night and";
+
+    [Theory]
+    [InlineData(100000, 100000, "W·K = 100000 × 100000 = 10000000000 candidates exceeds the limit of 4096")]
+    [InlineData(int.MaxValue, 2, "= 4294967294 candidates exceeds the limit of 4096")]
+    [InlineData(4097, 1, "W·K = 4097 × 1 = 4097 candidates exceeds the limit of 4096")]
+    public void OverflowingShapesAreRefusedByValidation(int w, int k, string message)
+    {
+        var e = Assert.Throws<ArgumentOutOfRangeException>(() => new SearchRequest { Prompt = Prompt, BeamWidth = w, Successors = k }.Validate());
+        Assert.Equal(nameof(SearchRequest.BeamWidth), e.ParamName);
+        Assert.Contains(message, e.Message);
+        var n = Assert.Throws<ArgumentOutOfRangeException>(() => new SearchRequest { Prompt = Prompt, Method = SearchMethodKind.BestOfN, N = 4097 }.Validate());
+        Assert.Equal(nameof(SearchRequest.N), n.ParamName);
+        Assert.Contains("N = 4097 samples exceeds the limit of 4096", n.Message);
+        new SearchRequest { Prompt = Prompt, BeamWidth = 64, Successors = 64, N = 4096 }.Validate(); // at the cap
+    }
+
+    /// <summary>Each model's pool sized to exactly what <see cref="SearchCapacity"/> computes: the search runs to the
+    /// end (EOS disabled, so every candidate is full length) and never holds more blocks than computed.</summary>
+    [Theory]
+    [InlineData(SearchMethodKind.ChunkBeamSearch, 2, 3, 4, 13)]
+    [InlineData(SearchMethodKind.ChunkBeamSearch, 3, 2, 5, 20)]
+    [InlineData(SearchMethodKind.ChunkBeamSearch, 2, 2, 16, 40)]
+    [InlineData(SearchMethodKind.BestOfN, 1, 5, null, 18)]
+    [InlineData(SearchMethodKind.EmulatedFineTuning, 1, 1, null, 12)]
+    public async Task ShapesThatJustFitRunWithinTheComputedBlocks(SearchMethodKind method, int w, int k, int? l, int maxNew)
+    {
+        var request = new SearchRequest
+        {
+            Prompt = Prompt, Method = method, BeamWidth = w, Successors = k, ChunkLength = l, N = k, MaxNewTokens = maxNew,
+            EosTokenIds = [], Seed = 4,
+        };
+        long Need(ChatModel m, bool scorer) =>
+            SearchCapacity.BlocksNeeded(request, m.EncodePrompt(Prompt, false).Tokens.Count, m.Spec.MaxPositions, 16, scorer);
+        long[] needs = [Need(models.Large, false), Need(models.Tuned, true), Need(models.Untuned, true)];
+        string[] dirs = [models.LargeDirectory, models.TunedDirectory, models.UntunedDirectory];
+        var loaded = dirs.Select((d, i) => ChatModel.Load(d, new ModelOptions { KvBlocks = (int)needs[i] })).ToArray();
+        try
+        {
+            var result = await SearchMethods.For(method).RunAsync(new SearchContext(new LocalLargeModel(loaded[0]), loaded[1], loaded[2]), request);
+            Assert.Equal(FinishReason.Length, result.Finish);
+            Assert.Equal(maxNew, result.Tokens.Count);
+            for (int i = 0; i < 3; i++)
+            {
+                var cache = loaded[i].Transformer.Cache;
+                Assert.True(cache.PeakUsedBlocks <= needs[i], $"{dirs[i]}: peak {cache.PeakUsedBlocks} > computed {needs[i]}");
+                // The bound counts every tree node's fork block as copied; it stays within a block per node of the truth.
+                Assert.True(needs[i] - cache.PeakUsedBlocks <= (long)w * k + w * ((maxNew + (l ?? maxNew) - 1) / (l ?? maxNew)) + 2,
+                    $"{dirs[i]}: computed {needs[i]} is loose against the peak {cache.PeakUsedBlocks}");
+                Assert.Equal(cache.TotalBlocks, cache.FreeBlocks);
+            }
+        }
+        finally
+        {
+            foreach (var m in loaded) m.Dispose();
+        }
+    }
+
+    [Theory]
+    [InlineData(SearchMethodKind.ChunkBeamSearch, "BeamWidth", "W·K = 64 × 64 = 4096 candidates")]
+    [InlineData(SearchMethodKind.BestOfN, "N", "N = 4096 samples")]
+    [InlineData(SearchMethodKind.Sample, "MaxNewTokens", "max new tokens = 200")]
+    public async Task ShapesThatCannotFitFailBeforeAnyWork(SearchMethodKind method, string parameter, string shape)
+    {
+        var request = new SearchRequest { Prompt = Prompt, Method = method, BeamWidth = 64, Successors = 64, N = 4096, MaxNewTokens = 200 };
+        // models.Large has a pool of 1024 blocks; a 200-token response alone needs 13, so give Sample a smaller pool.
+        using var large = ChatModel.Load(models.LargeDirectory, new ModelOptions { KvBlocks = method == SearchMethodKind.Sample ? 8 : 1024 });
+        var e = await Assert.ThrowsAsync<ArgumentOutOfRangeException>(() =>
+            SearchMethods.For(method).RunAsync(new SearchContext(new LocalLargeModel(large), models.Tuned, models.Untuned), request));
+        Assert.Equal(parameter, e.ParamName);
+        Assert.Contains(shape, e.Message);
+        Assert.Contains($"but its pool holds {large.Transformer.Cache.TotalBlocks}", e.Message);
+        Assert.Contains(large.Name, e.Message);
+        Assert.Equal(0, large.Transformer.Cache.PeakUsedBlocks);
+    }
+
+    /// <summary>The CLI: one line on stderr naming the option, the value and the limit; exit code 2; no hang.</summary>
+    [Theory]
+    [InlineData("--beam-width 100000 --successors 100000", "error: --beam-width: W·K = 100000 × 100000 = 10000000000 candidates exceeds the limit of 4096 per search")]
+    [InlineData("--method bon --n 1000000", "error: --n: N = 1000000 samples exceeds the limit of 4096 per search")]
+    [InlineData("--beam-width 64 --successors 64", "error: --beam-width: W·K = 64 × 64 = 4096 candidates with a 7-token prompt and up to 50 new tokens needs up to")]
+    [InlineData("--kv-memory 1KB", "error: --kv-memory: the KV budget of 1000 B is less than one block of 16 tokens in each of 3 model(s)")]
+    [InlineData("--kv-memory 12XB", "error: --kv-memory: '12XB': unknown unit 'XB'")]
+    [InlineData("--kv-memory 1MB --kv-blocks 4", "error: give at most one of --kv-memory and --kv-blocks")]
+    public void CliRefusesWithOneLineAndExitCode2(string arguments, string message)
+    {
+        var clock = Stopwatch.StartNew();
+        var r = CliRunner.Run(["search", "--large", models.LargeDirectory, "--tuned", models.TunedDirectory, "--untuned", models.UntunedDirectory,
+            "--prompt", Prompt, .. arguments.Split(' ')]);
+        Assert.Equal(2, r.ExitCode);
+        Assert.Equal("", r.Stdout);
+        string line = Assert.Single(r.Stderr.Split('\n', StringSplitOptions.RemoveEmptyEntries));
+        Assert.StartsWith(message, line);
+        // Not a timing test: a shape that hangs or allocates its way through would take minutes (the report measures ~0.2–1 s).
+        Assert.True(clock.Elapsed < TimeSpan.FromSeconds(30), $"took {clock.Elapsed}");
+    }
+
+    [Theory]
+    [InlineData("--kv-memory 2MiB", 2L << 20, "2 MiB", "--kv-memory")]
+    [InlineData("", null, null, "default")]
+    public void JsonStatsReportTheKvBudget(string arguments, long? bytes, string? text, string source)
+    {
+        var r = CliRunner.Run(["search", "--large", models.LargeDirectory, "--tuned", models.TunedDirectory, "--untuned", models.UntunedDirectory,
+            "--prompt", Prompt, "--beam-width", "2", "--successors", "2", "--max-new-tokens", "6", "--json", .. arguments.Split(' ', StringSplitOptions.RemoveEmptyEntries)]);
+        Assert.True(r.ExitCode == 0, r.Stderr);
+        using var doc = System.Text.Json.JsonDocument.Parse(r.Stdout);
+        var stats = doc.RootElement.GetProperty("stats");
+        Assert.Equal(source, stats.GetProperty("kv_memory_source").GetString());
+        long budget = stats.GetProperty("kv_memory_bytes").GetInt64();
+        if (bytes is not null) Assert.Equal(bytes, budget);
+        if (text is not null) Assert.Equal(text, stats.GetProperty("kv_memory").GetString());
+        var specs = new[] { models.LargeDirectory, models.TunedDirectory, models.UntunedDirectory }.Select(WeakToStrong.Checkpoints.Checkpoint.ReadSpec).ToArray();
+        Assert.Equal(budget / specs.Sum(s => s.KvBytesPerToken * 16), stats.GetProperty("kv_blocks_per_model").GetInt64());
+    }
+}

@@ -1,0 +1,212 @@
+using System.Net;
+using System.Text;
+using System.Text.Json;
+using WeakToStrong.Server;
+
+namespace WeakToStrong.Tests.Server;
+
+/// <summary>
+/// Every bad request gets its status and OpenAI's error JSON ({"error":{"message","type","param","code"}}), and
+/// the server keeps serving afterwards.
+/// </summary>
+public sealed class ServerErrorTests(ServerFixture server) : IClassFixture<ServerFixture>
+{
+    private const string M = ServerFixture.Model;
+
+    private static void AssertError(JsonElement body, string? param, string code, string type = "invalid_request_error")
+    {
+        var error = body.GetProperty("error");
+        Assert.False(string.IsNullOrWhiteSpace(error.GetProperty("message").GetString()));
+        Assert.Equal(type, error.GetProperty("type").GetString());
+        Assert.Equal(param, error.GetProperty("param").GetString());
+        Assert.Equal(code, error.GetProperty("code").GetString());
+    }
+
+    private async Task StillServes()
+    {
+        var body = await Api.OkAsync(server.Http, "v1/completions", $$"""{"model":"{{M}}","prompt":"ok","max_tokens":2,"method":"sample"}""");
+        Assert.Single(body.GetProperty("choices").EnumerateArray());
+    }
+
+    [Theory]
+    [InlineData("{\"model\":", null, "invalid_json")]
+    [InlineData("[1,2]", null, "invalid_json")]
+    [InlineData("{\"model\":\"w2s-test\",\"prompt\":\"x\",\"model\":\"w2s-test\"}", "model", "invalid_json")]
+    [InlineData("{\"prompt\":\"x\"}", "model", "missing_required_parameter")]
+    [InlineData("{\"model\":\"w2s-test\"}", "prompt", "missing_required_parameter")]
+    [InlineData("{\"model\":\"w2s-test\",\"prompt\":\"x\",\"temperature\":\"hot\"}", "temperature", "invalid_type")]
+    [InlineData("{\"model\":\"w2s-test\",\"prompt\":\"x\",\"max_tokens\":2.5}", "max_tokens", "invalid_type")]
+    [InlineData("{\"model\":\"w2s-test\",\"prompt\":\"x\",\"stream\":\"yes\"}", "stream", "invalid_type")]
+    [InlineData("{\"model\":\"w2s-test\",\"prompt\":\"x\",\"stop\":[\"a\",3]}", "stop", "invalid_type")]
+    [InlineData("{\"model\":\"w2s-test\",\"prompt\":\"x\",\"search\":\"cbs\"}", "search", "invalid_type")]
+    [InlineData("{\"model\":\"w2s-test\",\"prompt\":\"x\",\"temperature\":3}", "temperature", "invalid_value")]
+    [InlineData("{\"model\":\"w2s-test\",\"prompt\":\"x\",\"top_p\":0}", "top_p", "invalid_value")]
+    [InlineData("{\"model\":\"w2s-test\",\"prompt\":\"x\",\"max_tokens\":0}", "max_tokens", "invalid_value")]
+    [InlineData("{\"model\":\"w2s-test\",\"prompt\":\"x\",\"max_tokens\":201}", "max_tokens", "invalid_value")]
+    [InlineData("{\"model\":\"w2s-test\",\"prompt\":\"x\",\"max_tokens\":1e12}", "max_tokens", "invalid_value")]
+    [InlineData("{\"model\":\"w2s-test\",\"prompt\":\"x\",\"n\":9}", "n", "invalid_value")]
+    [InlineData("{\"model\":\"w2s-test\",\"prompt\":\"x\",\"n\":0}", "n", "invalid_value")]
+    [InlineData("{\"model\":\"w2s-test\",\"prompt\":\"x\",\"stop\":[\"a\",\"b\",\"c\",\"d\",\"e\"]}", "stop", "invalid_value")]
+    [InlineData("{\"model\":\"w2s-test\",\"prompt\":\"x\",\"stop\":\"\"}", "stop", "invalid_value")]
+    [InlineData("{\"model\":\"w2s-test\",\"prompt\":\"x\",\"best_of\":2,\"n\":3}", "best_of", "invalid_value")]
+    [InlineData("{\"model\":\"w2s-test\",\"prompt\":\"x\",\"best_of\":2,\"stream\":true}", "best_of", "invalid_value")]
+    [InlineData("{\"model\":\"w2s-test\",\"prompt\":\"x\",\"best_of\":2,\"search\":{\"method\":\"cbs\"}}", "best_of", "invalid_value")]
+    [InlineData("{\"model\":\"w2s-test\",\"prompt\":\"x\",\"stream_options\":{\"include_usage\":true}}", "stream_options", "invalid_value")]
+    [InlineData("{\"model\":\"w2s-test\",\"prompt\":\"x\",\"search\":{\"method\":\"beam\"}}", "search.method", "invalid_value")]
+    [InlineData("{\"model\":\"w2s-test\",\"prompt\":\"x\",\"search\":{\"beam_width\":0}}", "search.beam_width", "invalid_value")]
+    [InlineData("{\"model\":\"w2s-test\",\"prompt\":\"x\",\"search\":{\"beam_width\":8,\"successors\":8}}", "search.beam_width", "invalid_value")]
+    [InlineData("{\"model\":\"w2s-test\",\"prompt\":\"x\",\"search\":{\"method\":\"bon\",\"n\":33}}", "search.n", "invalid_value")]
+    [InlineData("{\"model\":\"w2s-test\",\"prompt\":\"x\",\"search\":{\"width\":2}}", "search.width", "unknown_parameter")]
+    [InlineData("{\"model\":\"w2s-test\",\"prompt\":\"x\",\"logprobs\":3}", "logprobs", "unsupported_parameter")]
+    [InlineData("{\"model\":\"w2s-test\",\"prompt\":\"x\",\"echo\":true}", "echo", "unsupported_parameter")]
+    [InlineData("{\"model\":\"w2s-test\",\"prompt\":\"x\",\"presence_penalty\":0.5}", "presence_penalty", "unsupported_parameter")]
+    [InlineData("{\"model\":\"w2s-test\",\"prompt\":\"x\",\"logit_bias\":{\"50256\":-100}}", "logit_bias", "unsupported_parameter")]
+    [InlineData("{\"model\":\"w2s-test\",\"prompt\":[\"a\",\"b\"]}", "prompt", "unsupported_parameter")]
+    [InlineData("{\"model\":\"w2s-test\",\"prompt\":\"x\",\"frobnicate\":1}", "frobnicate", "unknown_parameter")]
+    public async Task CompletionsBadRequestsAre400sNamingTheField(string json, string? param, string code)
+    {
+        var (status, body, _) = await Api.PostAsync(server.Http, "v1/completions", json);
+        Assert.Equal(HttpStatusCode.BadRequest, status);
+        AssertError(body, param, code);
+        await StillServes();
+    }
+
+    [Theory]
+    [InlineData("{\"model\":\"w2s-test\"}", "messages", "missing_required_parameter")]
+    [InlineData("{\"model\":\"w2s-test\",\"messages\":\"hi\"}", "messages", "invalid_type")]
+    [InlineData("{\"model\":\"w2s-test\",\"messages\":[{\"role\":\"user\",\"content\":\"a\"},{\"role\":\"assistant\",\"content\":\"b\"},{\"role\":\"user\",\"content\":\"c\"}]}", "messages", "unsupported_parameter")]
+    [InlineData("{\"model\":\"w2s-test\",\"messages\":[{\"role\":\"system\",\"content\":\"a\"}]}", "messages", "invalid_value")]
+    [InlineData("{\"model\":\"w2s-test\",\"messages\":[{\"role\":\"robot\",\"content\":\"a\"}]}", "messages[0].role", "invalid_value")]
+    [InlineData("{\"model\":\"w2s-test\",\"messages\":[{\"role\":\"user\",\"content\":[{\"type\":\"image_url\",\"image_url\":{\"url\":\"x\"}}]}]}", "messages[0].content[0]", "unsupported_parameter")]
+    [InlineData("{\"model\":\"w2s-test\",\"messages\":[{\"role\":\"user\",\"content\":\"a\"}],\"tools\":[{\"type\":\"function\"}]}", "tools", "unsupported_parameter")]
+    [InlineData("{\"model\":\"w2s-test\",\"messages\":[{\"role\":\"user\",\"content\":\"a\"}],\"best_of\":2}", "best_of", "unknown_parameter")]
+    [InlineData("{\"model\":\"w2s-test\",\"messages\":[{\"role\":\"user\",\"content\":\"a\"}],\"max_completion_tokens\":-1}", "max_completion_tokens", "invalid_value")]
+    public async Task ChatBadRequestsAre400sNamingTheField(string json, string? param, string code)
+    {
+        var (status, body, _) = await Api.PostAsync(server.Http, "v1/chat/completions", json);
+        Assert.Equal(HttpStatusCode.BadRequest, status);
+        AssertError(body, param, code);
+        await StillServes();
+    }
+
+    [Fact]
+    public async Task FieldsWeDoNotSupportAreAcceptedAtTheirDefaults()
+    {
+        var body = await Api.OkAsync(server.Http, "v1/completions",
+            $$"""{"model":"{{M}}","prompt":"x","max_tokens":2,"method":"sample","logprobs":null,"echo":false,"presence_penalty":0,"frequency_penalty":0,"logit_bias":{},"user":"u1"}""");
+        Assert.Equal("text_completion", body.GetProperty("object").GetString());
+    }
+
+    [Fact]
+    public async Task AnUnknownModelIs404()
+    {
+        var (status, body, _) = await Api.PostAsync(server.Http, "v1/completions", """{"model":"gpt-4","prompt":"x"}""");
+        Assert.Equal(HttpStatusCode.NotFound, status);
+        AssertError(body, "model", "model_not_found");
+        Assert.Contains("gpt-4", body.GetProperty("error").GetProperty("message").GetString());
+        await StillServes();
+    }
+
+    [Fact]
+    public async Task AnUnknownEndpointIs404WithErrorJson()
+    {
+        var response = await server.Http.GetAsync("v1/engines");
+        Assert.Equal(HttpStatusCode.NotFound, response.StatusCode);
+        AssertError(JsonDocument.Parse(await response.Content.ReadAsStringAsync()).RootElement, null, "unknown_url");
+    }
+
+    [Fact]
+    public async Task APromptLongerThanTheContextIsContextLengthExceeded()
+    {
+        // The fixture models have 256 positions; each " word" is one GPT-2 token.
+        string prompt = string.Concat(Enumerable.Repeat(" word", 300));
+        var (status, body, _) = await Api.PostAsync(server.Http, "v1/completions", $$"""{"model":"{{M}}","prompt":"{{prompt}}","max_tokens":5}""");
+        Assert.Equal(HttpStatusCode.BadRequest, status);
+        AssertError(body, "max_tokens", "context_length_exceeded");
+        Assert.Contains("256", body.GetProperty("error").GetProperty("message").GetString());
+
+        string fits = string.Concat(Enumerable.Repeat(" word", 100));
+        (status, body, _) = await Api.PostAsync(server.Http, "v1/completions", $$"""{"model":"{{M}}","prompt":"{{fits}}","max_tokens":200}""");
+        Assert.Equal(HttpStatusCode.BadRequest, status); // prompt fits, prompt + max_tokens does not
+        AssertError(body, "max_tokens", "context_length_exceeded");
+        await StillServes();
+    }
+
+    [Fact]
+    public async Task ABodyOverTheLimitIs413()
+    {
+        string huge = new('a', 70 * 1024);
+        var (status, body, _) = await Api.PostAsync(server.Http, "v1/completions", $$"""{"model":"{{M}}","prompt":"{{huge}}"}""");
+        Assert.Equal(HttpStatusCode.RequestEntityTooLarge, status);
+        AssertError(body, null, "request_too_large");
+
+        // Without a Content-Length (chunked), the limit holds while reading.
+        using var content = new StreamContent(new MemoryStream(Encoding.UTF8.GetBytes($$"""{"model":"{{M}}","prompt":"{{huge}}"}""")));
+        content.Headers.ContentType = new("application/json");
+        using var request = new HttpRequestMessage(HttpMethod.Post, "v1/completions") { Content = content };
+        request.Headers.TransferEncodingChunked = true;
+        var response = await server.Http.SendAsync(request);
+        Assert.Equal(HttpStatusCode.RequestEntityTooLarge, response.StatusCode);
+        await StillServes();
+    }
+}
+
+/// <summary>Admission control on a server whose KV pools hold 20 blocks of 16 tokens per model.</summary>
+public sealed class ServerAdmissionTests(ServerFixture models) : IClassFixture<ServerFixture>
+{
+    private const string M = ServerFixture.Model;
+
+    private static string Long(int maxTokens) => $$"""{"model":"{{M}}","prompt":"hello","max_tokens":{{maxTokens}},"method":"sample","seed":1,"stream":true}""";
+
+    [Fact]
+    public async Task ARequestThatCouldNeverFitIsRefusedWithTheNumbers()
+    {
+        using var search = models.Load(kvBlocks: 20);
+        await using var server = await W2sServer.StartAsync(search, new ServerOptions { Port = 0, Limits = ServerFixture.Limits });
+        using var http = new HttpClient { BaseAddress = server.BaseAddress };
+        var (status, body, _) = await Api.PostAsync(http, "v1/completions",
+            $$$"""{"model":"{{{M}}}","prompt":"hello","max_tokens":100,"search":{"method":"cbs","beam_width":4,"successors":4}}""");
+        Assert.Equal(HttpStatusCode.BadRequest, status);
+        var error = body.GetProperty("error");
+        Assert.Equal("kv_budget_exceeded", error.GetProperty("code").GetString());
+        Assert.Matches(@"could need \d+ KV blocks of 16 tokens on large, more than its whole pool of 20", error.GetProperty("message").GetString());
+        // A request that fits still runs.
+        await Api.OkAsync(http, "v1/completions", $$"""{"model":"{{M}}","prompt":"hello","max_tokens":5,"method":"sample"}""");
+    }
+
+    [Fact]
+    public async Task ARequestThatFitsButNotNowWaitsAndAFullQueueIs429()
+    {
+        using var search = models.Load(kvBlocks: 20);
+        await using var server = await W2sServer.StartAsync(search, new ServerOptions { Port = 0, Limits = ServerFixture.Limits, MaxQueue = 1 });
+        using var http = new HttpClient { BaseAddress = server.BaseAddress };
+        // 1 + 13 blocks per model for 200 tokens: one at a time fits in 20.
+        using var first = new CancellationTokenSource();
+        var running = Api.StreamAsync(http, "v1/completions", Long(200)).WaitAsync(first.Token);
+        await Until(() => server.Admission.Running == 1);
+        var waiting = Api.OkAsync(http, "v1/completions", $$"""{"model":"{{M}}","prompt":"hi","max_tokens":150,"method":"sample","seed":2}""");
+        await Until(() => server.Admission.Queued == 1);
+
+        var (status, body, response) = await Api.PostAsync(http, "v1/completions", $$"""{"model":"{{M}}","prompt":"hi","max_tokens":150,"method":"sample"}""");
+        Assert.Equal(HttpStatusCode.TooManyRequests, status);
+        Assert.Equal("queue_full", body.GetProperty("error").GetProperty("code").GetString());
+        Assert.Equal("rate_limit_error", body.GetProperty("error").GetProperty("type").GetString());
+        Assert.Equal(TimeSpan.FromSeconds(1), response.Headers.RetryAfter?.Delta);
+
+        await running; // the first finishes, then the waiting one runs
+        var done = await waiting;
+        Assert.Equal(150, done.GetProperty("usage").GetProperty("completion_tokens").GetInt32());
+        await Until(() => server.Admission.Running == 0);
+        foreach (var m in search.LocalModels) Assert.Equal(0, m.Transformer.Cache.UsedBlocks);
+    }
+
+    private static async Task Until(Func<bool> condition)
+    {
+        var deadline = DateTime.UtcNow + TimeSpan.FromMinutes(2);
+        while (!condition())
+        {
+            Assert.True(DateTime.UtcNow < deadline, "timed out waiting for the server");
+            await Task.Delay(5);
+        }
+    }
+}
