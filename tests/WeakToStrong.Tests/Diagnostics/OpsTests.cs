@@ -179,7 +179,8 @@ public class OpsTests
 
         public Tensor PrepareLinear(Tensor w, int outDim, int inDim) => _cpu.PrepareLinear(w, outDim, inDim);
 
-        public Tensor LoadLinear(ReadOnlySpan<byte> rowMajor, DType dtype, int outDim, int inDim) => _cpu.LoadLinear(rowMajor, dtype, outDim, inDim);
+        public Tensor LoadLinear(ReadOnlySpan<byte> bytes, DType dtype, int outDim, int inDim, bool transposed = false) =>
+            _cpu.LoadLinear(bytes, dtype, outDim, inDim, transposed);
 
         public void Linear(Tensor x, Tensor w, Tensor? bias, Tensor y, int rows, int inDim, int outDim)
         {
