@@ -24,7 +24,7 @@ internal static class SearchCommand
         command.SetAction((r, cancellationToken) => Task.FromResult(Cli.Run(() =>
         {
             var request = options.Request(r, r.GetValue(prompt)!, seed: null) with { Trace = r.GetValue(trace) };
-            using var search = options.Load(r);
+            using var search = options.Load(r, request);
             var result = SearchOptions.Explained(() => search.RunAsync(request, cancellationToken).GetAwaiter().GetResult());
             if (r.GetValue(options.Json))
             {
@@ -161,7 +161,9 @@ internal sealed class SearchOptions
     }
 
     /// <summary>Loads the three models (each with its tokenizer and template), or the small pair and a remote large model.</summary>
-    public WeakToStrongSearch Load(ParseResult r)
+    /// <param name="r">The parsed command line.</param>
+    /// <param name="shape">A request whose shape is checked against the KV pools before the weights are loaded.</param>
+    public WeakToStrongSearch Load(ParseResult r, SearchRequest? shape = null)
     {
         string? folder = r.GetValue(Large), url = r.GetValue(LargeUrl);
         if ((folder is null) == (url is null)) throw new UsageException("give exactly one of --large (a model folder) and --large-url (a completions endpoint)");
@@ -192,7 +194,7 @@ internal sealed class SearchOptions
             LargeTemplate = largeTemplate,
             TunedTemplate = ParseTemplate(r.GetValue(TunedTemplate), "--tuned-template"),
             UntunedTemplate = ParseTemplate(r.GetValue(UntunedTemplate), "--untuned-template"),
-        }));
+        }, shape));
     }
 
     public static SearchMethodKind ParseMethod(string name) => name.Trim().ToLowerInvariant() switch
