@@ -25,7 +25,7 @@ internal static class SearchCommand
         command.SetAction((r, cancellationToken) => Task.FromResult(Cli.Run(() =>
         {
             var request = options.Request(r, r.GetValue(prompt)!, seed: null) with { Trace = r.GetValue(trace) };
-            using var search = options.Load(r);
+            using var search = options.Load(r, request);
             var result = SearchOptions.Explained(() => search.RunAsync(request, cancellationToken).GetAwaiter().GetResult());
             if (r.GetValue(options.Json))
             {
@@ -169,7 +169,10 @@ internal sealed class SearchOptions
     }
 
     /// <summary>Loads the three models (each with its tokenizer and template), or the small pair and a remote large model.</summary>
-    public WeakToStrongSearch Load(ParseResult r, bool continuousBatching = false)
+    /// <param name="r">The parsed command line.</param>
+    /// <param name="shape">A request whose shape is checked against the KV pools before the weights are loaded.</param>
+    /// <param name="continuousBatching">Run the models behind an engine loop that merges concurrent requests' forwards.</param>
+    public WeakToStrongSearch Load(ParseResult r, SearchRequest? shape = null, bool continuousBatching = false)
     {
         string? folder = r.GetValue(Large), url = r.GetValue(LargeUrl), tuned = r.GetValue(Tuned), untuned = r.GetValue(Untuned);
         if (folder is null && url is null && tuned is null && untuned is null)
@@ -209,7 +212,7 @@ internal sealed class SearchOptions
             TunedTemplate = ParseTemplate(r.GetValue(TunedTemplate), "--tuned-template"),
             UntunedTemplate = ParseTemplate(r.GetValue(UntunedTemplate), "--untuned-template"),
             ContinuousBatching = continuousBatching,
-        }));
+        }, shape));
     }
 
     public static SearchMethodKind ParseMethod(string name) => SearchMethodNames.TryParse(name, out var method)

@@ -103,16 +103,21 @@ public sealed class WeakToStrongSearch : IDisposable
     /// Loads the models (each with its tokenizer and template) on one shared backend, so that on a GPU the large
     /// model's sampling and the small models' scoring are issued on one stream; the search owns and disposes them.
     /// </summary>
-    public static WeakToStrongSearch Load(SearchModelOptions options)
+    /// <param name="options">The models and their pools.</param>
+    /// <param name="shape">A request whose shape is checked against the pools before any weights are read
+    /// (<see cref="SearchCapacity.CheckBeforeLoading"/>); every request is checked exactly when it runs anyway.</param>
+    public static WeakToStrongSearch Load(SearchModelOptions options, SearchRequest? shape = null)
     {
         ArgumentNullException.ThrowIfNull(options);
         var owned = new List<IDisposable>();
         var modelOptions = options.Model ?? new ModelOptions();
         // Pools are sized before any weights are read (a broken checkpoint is named first), so a budget too small fails at once.
-        var specs = new[] { options.LargeModel is null ? options.LargeDirectory : null, options.TunedDirectory, options.UntunedDirectory }
-            .OfType<string>().Select(ValidatedSpec).ToArray();
+        var local = new[] { (options.LargeModel is null ? options.LargeDirectory : null, false), (options.TunedDirectory, true), (options.UntunedDirectory, true) }
+            .Where(m => m.Item1 is not null).Select(m => (Name: m.Item1!, Spec: ValidatedSpec(m.Item1!), Scorer: m.Item2)).ToArray();
+        var specs = local.Select(m => m.Spec).ToArray();
         var budget = modelOptions.KvBlocks is null ? modelOptions.KvBudget ?? KvBudget.Default(specs) : null;
         int blocks = modelOptions.KvBlocks ?? budget!.BlocksPerModel(specs, modelOptions.KvBlockSize);
+        if (shape is not null) SearchCapacity.CheckBeforeLoading(shape, local, blocks, modelOptions.KvBlockSize);
         modelOptions = modelOptions with { KvBlocks = blocks };
         var backend = BackendFactory.Create(modelOptions.Device);
         try
