@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # NativeAOT check (issue 11): publishes w2s with PublishAot=true, fails on any trim/AOT warning, and runs the CLI
-# tests (golden fixtures through `w2s score` / `w2s generate`, search, JSON) against the native binary.
+# tests (golden fixtures through `w2s score` / `w2s generate`, search, JSON, `w2s serve` as a process) against the
+# native binary.
 # NativeAOT links with clang (Debian clang, lld, zlib1g-dev); where they cannot be installed this prints a loud
 # warning and exits 3: the JIT build and its tests are unaffected.
 # Usage: tools/ci/aot.sh [OUT_DIR]   (default: a temporary folder, removed afterwards)
@@ -27,5 +28,5 @@ if grep -E "warning (IL[0-9]+|NETSDK[0-9]+)" "$log"; then
 fi
 echo "NativeAOT w2s: $(stat -c %s "$out/w2s") bytes"
 W2S_EXE="$out/w2s" dotnet test tests/WeakToStrong.Tests -c Release \
-    --filter "FullyQualifiedName~WeakToStrong.Tests.Cli|FullyQualifiedName~SearchCliTests|FullyQualifiedName~BenchmarkAccountingTests" \
+    --filter "FullyQualifiedName~WeakToStrong.Tests.Cli|FullyQualifiedName~SearchCliTests|FullyQualifiedName~BenchmarkAccountingTests|FullyQualifiedName~ServeCommandTests" \
     || { echo "the CLI tests failed against the NativeAOT binary" >&2; exit 1; }

@@ -10,13 +10,20 @@ internal sealed record CliResult(int ExitCode, string Stdout, string Stderr);
 /// </summary>
 internal static class CliRunner
 {
-    public static CliResult Run(params string[] args)
+    /// <summary>How to start w2s with <paramref name="args"/>, output redirected.</summary>
+    public static ProcessStartInfo StartInfo(params string[] args)
     {
         string? native = Environment.GetEnvironmentVariable("W2S_EXE");
         var start = new ProcessStartInfo(string.IsNullOrEmpty(native) ? "dotnet" : native) { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
         if (string.IsNullOrEmpty(native)) start.ArgumentList.Add(Path.Combine(AppContext.BaseDirectory, "w2s.dll"));
         foreach (var a in args) start.ArgumentList.Add(a);
         start.Environment["NO_COLOR"] = "1";
+        return start;
+    }
+
+    public static CliResult Run(params string[] args)
+    {
+        var start = StartInfo(args);
         using var process = Process.Start(start)!;
         var stdout = process.StandardOutput.ReadToEndAsync();
         var stderr = process.StandardError.ReadToEndAsync();
