@@ -17,7 +17,7 @@ using WeakToStrong.Server.Protocol;
 using WeakToStrong.Tokenization;
 
 var options = LoadOptions.Parse(args);
-long largeRows = 0, largeForwards = 0;
+long largeRows = 0, largeForwards = 0, forwardTicks = 0, largeTicks = 0;
 WeakToStrongSearch? search = null;
 W2sServer? server = null;
 var owned = new List<IDisposable>();
@@ -53,8 +53,12 @@ else
     baseAddress = server.BaseAddress;
     search.Loop!.ForwardCompleted += f =>
     {
-        if (f.Model == large.Transformer) Interlocked.Add(ref largeRows, f.Rows);
-        if (f.Model == large.Transformer) Interlocked.Increment(ref largeForwards);
+        // Raised on the loop thread only: plain arithmetic is safe; readers use Interlocked.Read.
+        Interlocked.Add(ref forwardTicks, f.Duration.Ticks);
+        if (f.Model != large.Transformer) return;
+        Interlocked.Add(ref largeRows, f.Rows);
+        Interlocked.Increment(ref largeForwards);
+        Interlocked.Add(ref largeTicks, f.Duration.Ticks);
     };
 }
 
@@ -73,13 +77,13 @@ foreach (string mode in options.Modes)
     }
 }
 
-Console.WriteLine("| method | concurrency | requests | tokens/s | × concurrency 1 | p50 latency s | p99 latency s | p50 TTFT s | p99 TTFT s | large rows / forward |");
-Console.WriteLine("|---|---|---|---|---|---|---|---|---|---|");
+Console.WriteLine("| method | concurrency | requests | tokens/s | × concurrency 1 | p50 latency s | p99 latency s | p50 TTFT s | p99 TTFT s | large rows / forward | large forward ms / row | time in forwards |");
+Console.WriteLine("|---|---|---|---|---|---|---|---|---|---|---|---|");
 foreach (var row in rows)
 {
     double baseline = rows.First(r => r.Mode == row.Mode && r.Concurrency == options.Concurrency[0]).TokensPerSecond;
     Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
-        $"| {row.Label} | {row.Concurrency} | {row.Requests} | {row.TokensPerSecond:F1} | {row.TokensPerSecond / baseline:F2} | {row.P50Latency:F2} | {row.P99Latency:F2} | {row.P50FirstToken:F2} | {row.P99FirstToken:F2} | {row.RowsPerForward:F1} |"));
+        $"| {row.Label} | {row.Concurrency} | {row.Requests} | {row.TokensPerSecond:F1} | {row.TokensPerSecond / baseline:F2} | {row.P50Latency:F2} | {row.P99Latency:F2} | {row.P50FirstToken:F2} | {row.P99FirstToken:F2} | {row.RowsPerForward:F1} | {row.LargeMsPerRow:F2} | {row.InForward:P0} |"));
 }
 
 if (server is not null) await server.DisposeAsync();
@@ -90,7 +94,7 @@ return 0;
 async Task<Row> Run(string mode, int concurrency)
 {
     int requests = Math.Max(concurrency, options.MinRequests);
-    long rows0 = Interlocked.Read(ref largeRows), forwards0 = Interlocked.Read(ref largeForwards);
+    long rows0 = Interlocked.Read(ref largeRows), forwards0 = Interlocked.Read(ref largeForwards), ticks0 = Interlocked.Read(ref forwardTicks), largeTicks0 = Interlocked.Read(ref largeTicks);
     int next = 0;
     var results = new List<(double Latency, double FirstToken, int Tokens)>();
     var clock = Stopwatch.StartNew();
@@ -108,7 +112,9 @@ async Task<Row> Run(string mode, int concurrency)
     var first = results.Select(r => r.FirstToken).Order().ToList();
     long forwards = Interlocked.Read(ref largeForwards) - forwards0;
     double rowsPerForward = forwards == 0 ? double.NaN : (double)(Interlocked.Read(ref largeRows) - rows0) / forwards;
-    return new Row(mode, concurrency, requests, results.Sum(r => r.Tokens) / wall, Percentile(latency, 0.5), Percentile(latency, 0.99), Percentile(first, 0.5), Percentile(first, 0.99), rowsPerForward);
+    double inForward = TimeSpan.FromTicks(Interlocked.Read(ref forwardTicks) - ticks0).TotalSeconds / wall;
+    double msPerRow = TimeSpan.FromTicks(Interlocked.Read(ref largeTicks) - largeTicks0).TotalMilliseconds / Math.Max(1, Interlocked.Read(ref largeRows) - rows0);
+    return new Row(mode, concurrency, requests, results.Sum(r => r.Tokens) / wall, Percentile(latency, 0.5), Percentile(latency, 0.99), Percentile(first, 0.5), Percentile(first, 0.99), rowsPerForward, inForward, msPerRow);
 }
 
 async Task<(double Latency, double FirstToken, int Tokens)> RunOne(string mode, int index, int total)
@@ -145,12 +151,12 @@ async Task<(double Latency, double FirstToken, int Tokens)> RunOne(string mode, 
 static double Percentile(List<double> sorted, double q) =>
     sorted.Count == 0 ? double.NaN : sorted[Math.Clamp((int)Math.Ceiling(q * sorted.Count) - 1, 0, sorted.Count - 1)];
 
-internal sealed record Row(string Mode, int Concurrency, int Requests, double TokensPerSecond, double P50Latency, double P99Latency, double P50FirstToken, double P99FirstToken, double RowsPerForward)
+internal sealed record Row(string Mode, int Concurrency, int Requests, double TokensPerSecond, double P50Latency, double P99Latency, double P50FirstToken, double P99FirstToken, double RowsPerForward, double InForward, double LargeMsPerRow)
 {
     public string Label => Mode == "cbs" ? "CBS (4,4,5)" : "sampling";
 
     public string Format() => string.Create(CultureInfo.InvariantCulture,
-        $"{Label,-12} concurrency {Concurrency,3}: {Requests} requests, {TokensPerSecond:F1} tokens/s, latency p50 {P50Latency:F2} s p99 {P99Latency:F2} s, first token p50 {P50FirstToken:F2} s p99 {P99FirstToken:F2} s, {RowsPerForward:F1} large-model rows per forward");
+        $"{Label,-12} concurrency {Concurrency,3}: {Requests} requests, {TokensPerSecond:F1} tokens/s, latency p50 {P50Latency:F2} s p99 {P99Latency:F2} s, first token p50 {P50FirstToken:F2} s p99 {P99FirstToken:F2} s, {RowsPerForward:F1} large-model rows per forward, {InForward:P0} of the time in forwards, {LargeMsPerRow:F2} ms of large forward per row");
 }
 
 internal sealed record LoadOptions

@@ -33,9 +33,9 @@ internal sealed class CompletionHandler(WeakToStrongSearch search, KvAdmission a
             if (request.Stream) await StreamAsync(http, request, plan, clock, aborted).ConfigureAwait(false);
             else await RespondAsync(http, request, plan, aborted).ConfigureAwait(false);
         }
-        catch (OperationCanceledException) when (aborted.IsCancellationRequested)
+        catch (Exception) when (aborted.IsCancellationRequested)
         {
-            status = 499; // client closed the request; its searches stopped at their next step
+            status = 499; // the client went away: its searches stopped at their next step and nobody reads an answer
         }
         catch (Exception e)
         {
@@ -232,6 +232,8 @@ internal sealed class CompletionHandler(WeakToStrongSearch search, KvAdmission a
             http.Response.StatusCode = error.Status;
             http.Response.ContentType = "application/json";
             if (error.RetryAfterSeconds is { } seconds) http.Response.Headers.RetryAfter = seconds.ToString(System.Globalization.CultureInfo.InvariantCulture);
+            // The rest of an oversized body is not read: the connection cannot be reused.
+            if (error.Status == 413) http.Response.Headers.Connection = "close";
             await http.Response.Body.WriteAsync(json).ConfigureAwait(false);
         }
         catch (Exception) when (http.RequestAborted.IsCancellationRequested)

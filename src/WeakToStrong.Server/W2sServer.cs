@@ -75,7 +75,6 @@ public sealed class W2sServer : IAsyncDisposable
             k.AddServerHeader = false;
         });
         builder.WebHost.UseUrls($"http://{(options.Host.Contains(':') ? $"[{options.Host}]" : options.Host)}:{options.Port}");
-        builder.Services.ConfigureHttpJsonOptions(o => o.SerializerOptions.TypeInfoResolverChain.Insert(0, ServerJsonContext.Default));
         builder.Services.AddOpenTelemetry().WithMetrics(m => m.AddMeter(ServerMetrics.MeterName).AddPrometheusExporter());
 
         var pools = search.LocalModels.Select((m, i) => (Roles(search)[i], m.Transformer.Cache)).ToList();
@@ -85,23 +84,24 @@ public sealed class W2sServer : IAsyncDisposable
         var completions = new CompletionHandler(search, admission, metrics, options);
         var started = DateTimeOffset.UtcNow.ToUnixTimeSeconds();
 
-        app.MapPost("/v1/completions", (HttpContext http) => completions.HandleAsync(http, chat: false));
-        app.MapPost("/v1/chat/completions", (HttpContext http) => completions.HandleAsync(http, chat: true));
-        app.MapGet("/v1/models", (HttpContext http) =>
+        // Plain RequestDelegates: nothing for the request delegate generator to bind, so trimming and AOT keep every route.
+        app.MapPost("/v1/completions", new RequestDelegate(http => completions.HandleAsync(http, chat: false)));
+        app.MapPost("/v1/chat/completions", new RequestDelegate(http => completions.HandleAsync(http, chat: true)));
+        app.MapGet("/v1/models", new RequestDelegate(http =>
         {
             metrics.Request("models", 200);
             return WriteJsonAsync(http, new ModelList("list", [new ModelCard(options.Limits.ModelName, "model", started, "weak-to-strong")]), ServerJsonContext.Default.ModelList);
-        });
-        app.MapGet("/health", (HttpContext http) =>
+        }));
+        app.MapGet("/health", new RequestDelegate(http =>
         {
             var kv = Enumerable.Range(0, admission.Models).Select(m =>
                 new KvPoolHealth(admission.Name(m), admission.Pool(m).UsedBlocks, (int)admission.Reserved(m), admission.Pool(m).TotalBlocks)).ToList();
             return WriteJsonAsync(http, new Health("ok", admission.Running, admission.Queued, kv), ServerJsonContext.Default.Health);
-        });
+        }));
         app.MapPrometheusScrapingEndpoint("/metrics");
         // Anything else: OpenAI's error JSON rather than an empty 404/405.
-        app.MapFallback((HttpContext http) => CompletionHandler.WriteErrorAsync(http,
-            new ApiException(404, $"Unknown endpoint: {http.Request.Method} {http.Request.Path}", null, "unknown_url")));
+        app.MapFallback(new RequestDelegate(http => CompletionHandler.WriteErrorAsync(http,
+            new ApiException(404, $"Unknown endpoint: {http.Request.Method} {http.Request.Path}", null, "unknown_url"))));
 
         try
         {

@@ -41,8 +41,16 @@ public sealed class KvAdmission
 
     public PagedKvCache Pool(int model) => _pools[model];
 
+    private int _running;
+
     /// <summary>Requests holding a reservation.</summary>
-    public int Running { get; private set; }
+    public int Running
+    {
+        get
+        {
+            lock (_lock) return _running;
+        }
+    }
 
     /// <summary>Requests waiting for KV.</summary>
     public int Queued
@@ -78,7 +86,7 @@ public sealed class KvAdmission
                 return new Lease(this, blocks);
             }
             if (_queue.Count >= MaxQueue)
-                throw new ApiException(429, $"The server is busy: {Running} requests are running and {_queue.Count} are waiting for KV memory (queue limit {MaxQueue}). Retry after {RetryAfterSeconds} s.",
+                throw new ApiException(429, $"The server is busy: {_running} requests are running and {_queue.Count} are waiting for KV memory (queue limit {MaxQueue}). Retry after {RetryAfterSeconds} s.",
                     null, "queue_full", "rate_limit_error") { RetryAfterSeconds = RetryAfterSeconds };
             waiter = new Waiter(blocks);
             waiter.Node = _queue.AddLast(waiter);
@@ -115,7 +123,7 @@ public sealed class KvAdmission
     private void Reserve(IReadOnlyList<long> blocks)
     {
         for (int m = 0; m < _pools.Length; m++) _reserved[m] += blocks[m];
-        Running++;
+        _running++;
     }
 
     private void Release(IReadOnlyList<long> blocks)
@@ -123,7 +131,7 @@ public sealed class KvAdmission
         lock (_lock)
         {
             for (int m = 0; m < _pools.Length; m++) _reserved[m] -= blocks[m];
-            Running--;
+            _running--;
         }
         Admit();
     }

@@ -52,12 +52,12 @@ internal static class RequestParser
     private static readonly HashSet<string> Unsupported =
     [
         "logprobs", "top_logprobs", "echo", "suffix", "presence_penalty", "frequency_penalty", "logit_bias", "tools",
-        "tool_choice", "functions", "function_call", "response_format", "parallel_tool_calls", "audio", "modalities",
+        "tool_choice", "functions", "function_call", "response_format", "audio", "modalities",
         "prediction", "reasoning_effort", "web_search_options", "store",
     ];
 
     /// <summary>Fields that only label a request (they change nothing we compute).</summary>
-    private static readonly HashSet<string> Ignored = ["user", "metadata", "service_tier"];
+    private static readonly HashSet<string> Ignored = ["user", "metadata", "service_tier", "parallel_tool_calls"];
 
     private static readonly HashSet<string> SearchKeys = ["method", "beam_width", "successors", "chunk_length", "n", "beta", "dedupe"];
 

@@ -5,7 +5,8 @@ namespace WeakToStrong.Engine.Scheduling;
 /// <param name="Submissions">Callers whose requests were merged into it.</param>
 /// <param name="Rows">Sequences in the ragged batch.</param>
 /// <param name="Tokens">Tokens fed.</param>
-public readonly record struct BatchedForward(Transformer Model, int Submissions, int Rows, int Tokens);
+/// <param name="Duration">Time the forward took.</param>
+public readonly record struct BatchedForward(Transformer Model, int Submissions, int Rows, int Tokens, TimeSpan Duration);
 
 /// <summary>
 /// Continuous batching (DESIGN §3): one thread runs every forward call of a set of models that share a backend.
@@ -131,6 +132,7 @@ public sealed class EngineLoop : IDisposable
         var merged = new List<ForwardRequest>();
         foreach (var s in submissions) merged.AddRange(s.Requests);
         IReadOnlyList<ForwardResult> results;
+        long started = System.Diagnostics.Stopwatch.GetTimestamp();
         try
         {
             results = model.Forward(merged, CancellationToken.None);
@@ -147,7 +149,7 @@ public sealed class EngineLoop : IDisposable
             submissions[0].Completion.TrySetException(e);
             return;
         }
-        Report(model, submissions.Count, merged);
+        Report(model, submissions.Count, merged, started);
         int offset = 0;
         foreach (var s in submissions)
         {
@@ -162,8 +164,9 @@ public sealed class EngineLoop : IDisposable
     {
         try
         {
+            long started = System.Diagnostics.Stopwatch.GetTimestamp();
             var results = model.Forward(submission.Requests, CancellationToken.None);
-            Report(model, 1, submission.Requests);
+            Report(model, 1, submission.Requests, started);
             submission.Completion.TrySetResult(results);
         }
         catch (Exception e)
@@ -172,12 +175,12 @@ public sealed class EngineLoop : IDisposable
         }
     }
 
-    private void Report(Transformer model, int submissions, IReadOnlyList<ForwardRequest> requests)
+    private void Report(Transformer model, int submissions, IReadOnlyList<ForwardRequest> requests, long started)
     {
         if (ForwardCompleted is not { } handler) return;
         try
         {
-            handler(new BatchedForward(model, submissions, requests.Count, model.LastBatchTokens));
+            handler(new BatchedForward(model, submissions, requests.Count, model.LastBatchTokens, System.Diagnostics.Stopwatch.GetElapsedTime(started)));
         }
         catch (Exception)
         {
