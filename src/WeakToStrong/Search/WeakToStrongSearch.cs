@@ -112,12 +112,12 @@ public sealed class WeakToStrongSearch : IDisposable
         var owned = new List<IDisposable>();
         var modelOptions = options.Model ?? new ModelOptions();
         // Pools are sized before any weights are read (a broken checkpoint is named first), so a budget too small fails at once.
-        var local = new[] { (options.LargeModel is null ? options.LargeDirectory : null, false), (options.TunedDirectory, true), (options.UntunedDirectory, true) }
+        var localModels = new[] { (options.LargeModel is null ? options.LargeDirectory : null, false), (options.TunedDirectory, true), (options.UntunedDirectory, true) }
             .Where(m => m.Item1 is not null).Select(m => (Name: m.Item1!, Spec: ValidatedSpec(m.Item1!), Scorer: m.Item2)).ToArray();
-        var specs = local.Select(m => m.Spec).ToArray();
+        var specs = localModels.Select(m => m.Spec).ToArray();
         var budget = modelOptions.KvBlocks is null ? modelOptions.KvBudget ?? KvBudget.Default(specs) : null;
         int blocks = modelOptions.KvBlocks ?? budget!.BlocksPerModel(specs, modelOptions.KvBlockSize);
-        if (shape is not null) SearchCapacity.CheckBeforeLoading(shape, local, blocks, modelOptions.KvBlockSize);
+        if (shape is not null) SearchCapacity.CheckBeforeLoading(shape, localModels, blocks, modelOptions.KvBlockSize);
         modelOptions = modelOptions with { KvBlocks = blocks };
         var backend = BackendFactory.Create(modelOptions.Device);
         try
