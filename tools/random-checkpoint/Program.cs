@@ -1,15 +1,16 @@
 using System.Buffers.Binary;
 using System.Text.Json;
 
-// random-checkpoint --shape gpt2-large|tinyllama|gpt2-tiny --dtype f32|f16|bf16 --out DIR
+// random-checkpoint --shape gpt2-large|gpt2|tinyllama|gpt2-tiny --dtype f32|f16|bf16 --out DIR
 // Writes DIR/config.json and DIR/model.safetensors (weights ~ U(−0.02, 0.02), norm weights 1, biases 0), streaming the
-// data so that memory stays small whatever the size. The folder has no tokenizer: the benchmark feeds token ids.
+// data so that memory stays small whatever the size. The folder has no tokenizer (copy GPT-2's vocab.json and
+// merges.txt in to run text commands on the GPT-2 shapes).
 
 var options = new Dictionary<string, string>();
 for (int i = 0; i + 1 < args.Length; i += 2) options[args[i].TrimStart('-')] = args[i + 1];
 if (!options.TryGetValue("shape", out string? shape) || !options.TryGetValue("out", out string? output))
 {
-    Console.Error.WriteLine("usage: random-checkpoint --shape gpt2-large|tinyllama|gpt2-tiny [--dtype f32|f16|bf16] --out DIR");
+    Console.Error.WriteLine("usage: random-checkpoint --shape gpt2-large|gpt2|tinyllama|gpt2-tiny [--dtype f32|f16|bf16] --out DIR");
     return 2;
 }
 string dtype = options.GetValueOrDefault("dtype", shape == "tinyllama" ? "bf16" : "f32").ToUpperInvariant();
@@ -22,9 +23,10 @@ if (dtype is not ("F32" or "F16" or "BF16"))
 var (config, tensors) = shape switch
 {
     "gpt2-large" => Gpt2(vocab: 50257, dim: 1280, layers: 36, heads: 20, positions: 1024),
+    "gpt2" => Gpt2(vocab: 50257, dim: 768, layers: 12, heads: 12, positions: 1024),
     "gpt2-tiny" => Gpt2(vocab: 1000, dim: 64, layers: 2, heads: 4, positions: 128),
     "tinyllama" => Llama(vocab: 32000, dim: 2048, layers: 22, heads: 32, kvHeads: 4, ff: 5632, positions: 2048),
-    _ => throw new ArgumentException($"--shape: unknown shape '{shape}' (gpt2-large, tinyllama, gpt2-tiny)"),
+    _ => throw new ArgumentException($"--shape: unknown shape '{shape}' (gpt2-large, gpt2, tinyllama, gpt2-tiny)"),
 };
 Directory.CreateDirectory(output);
 File.WriteAllBytes(Path.Combine(output, "config.json"), config);

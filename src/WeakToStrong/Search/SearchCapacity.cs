@@ -53,18 +53,25 @@ public static class SearchCapacity
     }
 
     /// <summary>
-    /// The fewest blocks the request needs in a model whatever its prompt length (1 … context − 1 tokens): a lower
-    /// bound known before the prompt is tokenized. A prompt B tokens longer needs exactly one block more unless the
-    /// context cuts the response, so only the first B lengths and those that cut the response are tried.
+    /// A lower bound on the blocks the request needs in a model whatever its prompt length (1 … context − 1 tokens),
+    /// known before the prompt is tokenized. A prompt B tokens longer needs exactly one block more as long as the
+    /// context does not cut the response, so the first B lengths give the minimum over all uncut lengths; a prompt
+    /// that leaves the response cut still holds a root block and at least one block per live candidate.
     /// </summary>
     public static long MinimumBlocksNeeded(SearchRequest request, int contextTokens, int blockSize, bool scorer)
     {
         ArgumentNullException.ThrowIfNull(request);
         ArgumentOutOfRangeException.ThrowIfLessThan(contextTokens, 2);
+        ArgumentOutOfRangeException.ThrowIfNegativeOrZero(blockSize);
+        int cut = contextTokens - request.MaxNewTokens; // prompts of at least this length leave the response cut
         long least = long.MaxValue;
-        int cut = Math.Max(1, contextTokens - request.MaxNewTokens);
-        for (int p = 1; p < contextTokens; p = p < blockSize || p >= cut ? p + 1 : cut)
+        for (int p = 1; p <= blockSize && p < Math.Min(cut, contextTokens); p++)
             least = Math.Min(least, BlocksNeeded(request, p, contextTokens, blockSize, scorer));
+        if (cut < contextTokens)
+        {
+            var (w, k, _) = request.Method == SearchMethodKind.EmulatedFineTuning ? (1, 1, (int?)null) : request.Shape;
+            least = Math.Min(least, 1 + (request.MaxNewTokens > 0 ? (long)w * k : 0));
+        }
         return least;
     }
 

@@ -129,11 +129,13 @@ public class SearchLimitsTests(SearchModelsFixture models) : IClassFixture<Searc
         Assert.True(clock.Elapsed < TimeSpan.FromSeconds(30), $"took {clock.Elapsed}");
     }
 
-    /// <summary>The pre-loading bound is below the need of every prompt length (checked against all of them).</summary>
+    /// <summary>The pre-loading bound is below the need of every prompt length (checked against all of them), yet
+    /// above the candidate count.</summary>
     [Theory]
     [InlineData(SearchMethodKind.ChunkBeamSearch, 4, 4, 5, 50, 256)]
     [InlineData(SearchMethodKind.ChunkBeamSearch, 2, 2, 30, 200, 256)]
     [InlineData(SearchMethodKind.BestOfN, 1, 16, null, 100, 128)]
+    [InlineData(SearchMethodKind.EmulatedFineTuning, 1, 1, null, 300, 256)]
     public void MinimumNeedIsALowerBoundForEveryPromptLength(SearchMethodKind method, int w, int k, int? l, int maxNew, int context)
     {
         var request = new SearchRequest { Prompt = Prompt, Method = method, BeamWidth = w, Successors = k, N = k, ChunkLength = l, MaxNewTokens = maxNew };
@@ -141,8 +143,15 @@ public class SearchLimitsTests(SearchModelsFixture models) : IClassFixture<Searc
         {
             long least = SearchCapacity.MinimumBlocksNeeded(request, context, 16, scorer);
             var all = Enumerable.Range(1, context - 1).Select(p => SearchCapacity.BlocksNeeded(request, p, context, 16, scorer)).ToList();
-            Assert.Equal(all.Min(), least);
+            Assert.True(least <= all.Min(), $"bound {least} > least need {all.Min()}");
+            // Still useful: every live candidate holds a block of its own, so W·K alone can exceed a pool.
+            long candidates = method == SearchMethodKind.EmulatedFineTuning ? 1 : (long)w * k;
+            Assert.True(least > candidates, $"bound {least} ≤ {candidates} candidates");
         }
+        // A long context with a response as long as the context and one-token chunks: answered at once (no sweep over
+        // every prompt length).
+        long huge = SearchCapacity.MinimumBlocksNeeded(request with { ChunkLength = 1, MaxNewTokens = 131072 }, 131072, 16, scorer: false);
+        Assert.True(huge >= 1);
     }
 
     /// <summary>The CLI at the boundary: pools of exactly the blocks the search needs run; one block fewer is refused.</summary>
