@@ -19,7 +19,8 @@ internal static class ChatRequestMapping
     {
         ArgumentNullException.ThrowIfNull(messages);
         var (user, system) = Conversation(messages, options?.Instructions);
-        var request = defaults with { Prompt = user, SystemPrompt = system ?? defaults.SystemPrompt };
+        // Without a seed every request draws its own, as OpenAI's API and w2s serve do; the response reports it.
+        var request = defaults with { Prompt = user, SystemPrompt = system ?? defaults.SystemPrompt, Seed = (ulong)Random.Shared.NextInt64() };
         if (options is not null) request = Apply(request, options);
         try
         {

@@ -10,7 +10,9 @@ public sealed class WeakToStrongChatClientOptions
 {
     /// <summary>
     /// The search settings a request starts from before <see cref="ChatOptions"/> override them (its prompt is
-    /// replaced by the user message). Chat templates are on: each model wraps the messages in its own template.
+    /// replaced by the user message, and its seed by <see cref="ChatOptions.Seed"/> or, without one, a random seed
+    /// that the response reports as <see cref="WeakToStrongChatKeys.Seed"/>). Chat templates are on: each model wraps
+    /// the messages in its own template.
     /// </summary>
     public SearchRequest Defaults { get; set; } = new() { Prompt = "", Chat = true };
 
@@ -125,6 +127,7 @@ public sealed class WeakToStrongChatClient : IChatClient
         [WeakToStrongChatKeys.TunedLogProb] = result.Tuned.LogProb,
         [WeakToStrongChatKeys.UntunedLogProb] = result.Untuned.LogProb,
         [WeakToStrongChatKeys.Method] = SearchMethodNames.Name(request.Method),
+        [WeakToStrongChatKeys.Seed] = unchecked((long)request.Seed),
         [WeakToStrongChatKeys.Finish] = result.Finish switch
         {
             FinishReason.Eos => "eos",

@@ -31,6 +31,9 @@ public static class WeakToStrongChatKeys
     /// <summary>In: drop identical candidates before each selection (boolean).</summary>
     public const string Dedupe = "w2s.dedupe";
 
+    /// <summary>Out: the seed the search ran with (long; pass it as <c>ChatOptions.Seed</c> to repeat the response).</summary>
+    public const string Seed = "w2s.seed";
+
     /// <summary>Out: log π_tuned − log π_untuned of the returned text (double).</summary>
     public const string Score = "w2s.score";
 

@@ -174,6 +174,23 @@ public class ChatClientTests(SearchModelsFixture models) : IClassFixture<SearchM
     }
 
     [Fact]
+    public async Task WithoutASeedEachRequestDrawsOneAndReportsIt()
+    {
+        using var search = Search();
+        using var client = search.AsChatClient(NoEos);
+        var options = Options(maxTokens: 10, w2s: (WeakToStrongChatKeys.Method, "sample"));
+        options.Seed = null;
+        var first = await client.GetResponseAsync(Messages, options);
+        var second = await client.GetResponseAsync(Messages, options);
+        long seed = Assert.IsType<long>(first.AdditionalProperties![WeakToStrongChatKeys.Seed]);
+        Assert.NotEqual(seed, second.AdditionalProperties![WeakToStrongChatKeys.Seed]);
+        Assert.Equal(Generate(10, 0.7f, 50, 1f, unchecked((ulong)seed)), Raw(first).Tokens);
+
+        options.Seed = seed;
+        Assert.Equal(first.Text, (await client.GetResponseAsync(Messages, options)).Text);
+    }
+
+    [Fact]
     public async Task MaxOutputTokensBoundsTheResponse()
     {
         using var search = Search();
