@@ -4,6 +4,7 @@ using WeakToStrong.Backends;
 using WeakToStrong.Cli.Json;
 using WeakToStrong.Diagnostics;
 using WeakToStrong.Engine;
+using System.Text.Json;
 
 namespace WeakToStrong.Cli.Commands;
 
@@ -22,13 +23,16 @@ internal static class BenchCommand
         var steps = new Option<int>("--steps") { Description = "timed decode steps per configuration", DefaultValueFactory = _ => 16 };
         var prompt = new Option<int>("--prompt-tokens") { Description = "prompt length for prefill", DefaultValueFactory = _ => 64 };
         var model = new Option<string>("--shape") { Description = "gpt2-124m (default) or llama3-8b", DefaultValueFactory = _ => "gpt2-124m" };
-        var command = new Command("bench", "Measure prefill/decode throughput against the machine's memory bandwidth")
+        var load = new Option<string>("--load") { Description = "instead: load this model folder once and report load time, GB/s and peak resident memory" };
+        var kvMemory = new Option<string>("--kv-memory") { Description = "with --load: the KV budget, e.g. 512MiB (default: chosen from memory)" };
+        var command = new Command("bench", "Measure prefill/decode throughput against the machine's memory bandwidth, or a model's load")
         {
-            device, json, dtypes, batches, steps, prompt, model,
+            device, json, dtypes, batches, steps, prompt, model, load, kvMemory,
         };
         command.SetAction(r => Cli.Run(() =>
         {
             bool asJson = r.GetValue(json);
+            if (r.GetValue(load) is { } folder) return Load(folder, r.GetValue(device)!, r.GetValue(kvMemory), asJson);
             var spec = r.GetValue(model) switch
             {
                 "gpt2-124m" => SyntheticModel.Gpt2Small(),
@@ -87,5 +91,44 @@ internal static class BenchCommand
             return 0;
         }));
         return command;
+    }
+
+    /// <summary><c>w2s bench --load DIR</c>: one load, measured (see <see cref="LoadBenchmark"/>).</summary>
+    private static int Load(string folder, string device, string? kvMemory, bool asJson)
+    {
+        var m = LoadBenchmark.Run(folder, new ModelOptions { Device = device, KvBudget = Cli.KvMemory(kvMemory) });
+        if (asJson)
+        {
+            using var stdout = Console.OpenStandardOutput();
+            using var w = new Utf8JsonWriter(stdout);
+            w.WriteStartObject();
+            w.WriteString("model", Path.GetFullPath(folder));
+            w.WriteString("device", device);
+            w.WriteNumber("checkpoint_bytes", m.CheckpointBytes);
+            w.WriteNumber("load_seconds", Math.Round(m.LoadSeconds, 3));
+            w.WriteNumber("load_gb_per_s", Math.Round(m.GigabytesPerSecond, 3));
+            w.WriteNumber("load_cpu_seconds", Math.Round(m.LoadCpuSeconds, 3));
+            w.WriteNumber("read_seconds", Math.Round(m.ReadSeconds, 3));
+            w.WriteNumber("load_vs_read", Math.Round(m.LoadSeconds / m.ReadSeconds, 3));
+            w.WriteNumber("peak_rss_bytes", m.PeakRssBytes);
+            w.WriteNumber("rss_after_bytes", m.RssAfterBytes);
+            w.WriteNumber("resident_weight_bytes", m.ResidentWeightBytes);
+            w.WriteNumber("kv_pool_bytes", m.KvPoolBytes);
+            w.WriteNumber("target_peak_rss_bytes", m.TargetPeakBytes);
+            w.WriteBoolean("peak_rss_within_target", m.MeetsMemoryTarget);
+            w.WriteBoolean("load_at_least_1_gb_per_s", m.MeetsSpeedTarget);
+            w.WriteBoolean("peak_reset_before_load", m.PeakWasReset);
+            w.WriteEndObject();
+            w.Flush();
+            Console.WriteLine();
+            return 0;
+        }
+        static string Gb(long bytes) => $"{bytes / 1e9:F2} GB";
+        Console.WriteLine($"{Path.GetFullPath(folder)} on {device}: {Gb(m.CheckpointBytes)} of safetensors");
+        Console.WriteLine($"load        {m.LoadSeconds:F2} s = {m.GigabytesPerSecond:F2} GB/s (target ≥ 1 GB/s: {(m.MeetsSpeedTarget ? "met" : "NOT met")}); {m.LoadCpuSeconds:F2} CPU s = {m.LoadCpuSeconds * 1e9 / m.CheckpointBytes:F2} CPU s/GB");
+        Console.WriteLine($"baseline    reading the same bytes from the page cache, one thread: {m.ReadSeconds:F2} s = {m.CheckpointBytes / m.ReadSeconds / 1e9:F2} GB/s; load ÷ read = {m.LoadSeconds / m.ReadSeconds:F2}");
+        Console.WriteLine($"peak RSS    {Gb(m.PeakRssBytes)}{(m.PeakWasReset ? "" : " (incl. start-up: the peak could not be reset)")}; target ≤ 1.15 × {Gb(m.CheckpointBytes)} + KV {Gb(m.KvPoolBytes)} + 0.5 GB = {Gb(m.TargetPeakBytes)}: {(m.MeetsMemoryTarget ? "met" : "NOT met")}");
+        Console.WriteLine($"RSS after   {Gb(m.RssAfterBytes)} (weights held: {Gb(m.ResidentWeightBytes)})");
+        return 0;
     }
 }

@@ -79,6 +79,15 @@ internal static class Cli
         return ids;
     }
 
+    /// <summary>The value of --kv-memory (e.g. 512MiB, 2GB) as a budget; null when the option is absent.</summary>
+    public static KvBudget? KvMemory(string? text)
+    {
+        if (text is null) return null;
+        if (!ByteSize.TryParse(text, out var size, out string? error)) throw new UsageException($"--kv-memory: {error}");
+        if (size.Bytes < 1) throw new UsageException($"--kv-memory: '{text}' is not a positive size");
+        return KvBudget.FromBytes(size.Bytes);
+    }
+
     public static TextTokenizer LoadTokenizer(string modelDirectory)
     {
         try

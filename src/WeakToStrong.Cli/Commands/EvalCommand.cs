@@ -37,7 +37,7 @@ internal static class EvalCommand
             {
                 string? folder = Path.GetDirectoryName(Path.GetFullPath(outPath));
                 if (folder is not null) Directory.CreateDirectory(folder);
-                using var search = options.Load(r);
+                using var search = options.Load(r, options.Request(r, jobs[0].item.Text, jobs[0].seed));
                 using var writer = new StreamWriter(outPath, append: true);
                 void RunOne((Prompt Item, ulong Seed) job)
                 {

@@ -2,11 +2,13 @@ using System.CommandLine;
 using Spectre.Console;
 using WeakToStrong.Checkpoints;
 using WeakToStrong.Cli.Json;
+using WeakToStrong.Engine;
 using WeakToStrong.Tokenization;
 
 namespace WeakToStrong.Cli.Commands;
 
-/// <summary><c>w2s info --model DIR [--json]</c>: what a checkpoint is, without loading its weights.</summary>
+/// <summary><c>w2s info --model DIR [--json]</c>: what a checkpoint is, without loading its weights; refuses every
+/// checkpoint that loading refuses, with the same message.</summary>
 internal static class InfoCommand
 {
     public static Command Create()
@@ -18,6 +20,7 @@ internal static class InfoCommand
         {
             string dir = r.GetValue(model)!;
             using var checkpoint = Checkpoint.Open(dir);
+            ModelWeights.Validate(checkpoint); // what loading checks (tensors present, shapes, dtypes), no weight bytes read
             var spec = checkpoint.Spec;
             string tokenizer;
             try

@@ -25,7 +25,7 @@ internal static class SearchCommand
         command.SetAction((r, cancellationToken) => Task.FromResult(Cli.Run(() =>
         {
             var request = options.Request(r, r.GetValue(prompt)!, seed: null) with { Trace = r.GetValue(trace) };
-            using var search = options.Load(r);
+            using var search = options.Load(r, request);
             var result = SearchOptions.Explained(() => search.RunAsync(request, cancellationToken).GetAwaiter().GetResult());
             if (r.GetValue(options.Json))
             {
@@ -165,14 +165,14 @@ internal sealed class SearchOptions
         string? memory = r.GetValue(KvMemory);
         if (blocks is not null && memory is not null) throw new UsageException("give at most one of --kv-memory and --kv-blocks");
         if (blocks is < 1) throw new UsageException($"--kv-blocks: {blocks} is not a positive block count");
-        if (memory is null) return (blocks, null);
-        if (!ByteSize.TryParse(memory, out var size, out string? error)) throw new UsageException($"--kv-memory: {error}");
-        if (size.Bytes < 1) throw new UsageException($"--kv-memory: '{memory}' is not a positive size");
-        return (null, KvBudget.FromBytes(size.Bytes));
+        return (blocks, Cli.KvMemory(memory));
     }
 
     /// <summary>Loads the three models (each with its tokenizer and template), or the small pair and a remote large model.</summary>
-    public WeakToStrongSearch Load(ParseResult r, bool continuousBatching = false)
+    /// <param name="r">The parsed command line.</param>
+    /// <param name="shape">A request whose shape is checked against the KV pools before the weights are loaded.</param>
+    /// <param name="continuousBatching">Run the models on an engine loop (w2s serve).</param>
+    public WeakToStrongSearch Load(ParseResult r, SearchRequest? shape = null, bool continuousBatching = false)
     {
         string? folder = r.GetValue(Large), url = r.GetValue(LargeUrl);
         if ((folder is null) == (url is null)) throw new UsageException("give exactly one of --large (a model folder) and --large-url (a completions endpoint)");
@@ -204,7 +204,7 @@ internal sealed class SearchOptions
             TunedTemplate = ParseTemplate(r.GetValue(TunedTemplate), "--tuned-template"),
             UntunedTemplate = ParseTemplate(r.GetValue(UntunedTemplate), "--untuned-template"),
             ContinuousBatching = continuousBatching,
-        }));
+        }, shape));
     }
 
     public static SearchMethodKind ParseMethod(string name) => name.Trim().ToLowerInvariant() switch

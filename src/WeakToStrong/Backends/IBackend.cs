@@ -103,6 +103,14 @@ public interface IBackend : IDisposable
     /// </summary>
     Tensor PrepareLinear(Tensor w, int outDim, int inDim);
 
+    /// <summary>
+    /// The weight <see cref="PrepareLinear"/> would give for host bytes in <paramref name="dtype"/>, built straight
+    /// from them (the loader passes spans of the mapped file: no intermediate copy is made where the layout
+    /// differs). The bytes are W [outDim, inDim] row-major, or with <paramref name="transposed"/> Wᵀ [inDim, outDim]
+    /// row-major (GPT-2's Conv1D).
+    /// </summary>
+    Tensor LoadLinear(ReadOnlySpan<byte> bytes, DType dtype, int outDim, int inDim, bool transposed = false);
+
     /// <summary>y = x · Wᵀ (+ bias). x: [rows, inDim] F32; w: a weight from <see cref="PrepareLinear"/>, any weight
     /// type; y: [rows, outDim].</summary>
     void Linear(Tensor x, Tensor w, Tensor? bias, Tensor y, int rows, int inDim, int outDim);

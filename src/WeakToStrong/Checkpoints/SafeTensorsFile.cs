@@ -2,6 +2,7 @@ using System.IO.MemoryMappedFiles;
 using System.Text.Json;
 using System.Text.Unicode;
 using WeakToStrong.Backends;
+using WeakToStrong.Native;
 
 namespace WeakToStrong.Checkpoints;
 
@@ -223,6 +224,22 @@ public sealed unsafe class SafeTensorsFile : IDisposable
         ObjectDisposedException.ThrowIf(_disposed, this);
         if (byteOffset < 0 || byteCount < 0 || byteOffset + byteCount > info.ByteLength) throw new ArgumentOutOfRangeException(nameof(byteOffset));
         return new ReadOnlySpan<byte>(_base + _dataStart + info.Begin + byteOffset, byteCount);
+    }
+
+    /// <summary>
+    /// Drops this process's mapping of the tensor's pages (the pages fully inside its data; the file and the page
+    /// cache are untouched, and a later read maps them again). Called once a tensor has been copied into a backend,
+    /// so that the loaded weights are the only copy resident. No-op where the OS has no madvise.
+    /// </summary>
+    public void Release(SafeTensorInfo info)
+    {
+        ObjectDisposedException.ThrowIf(_disposed, this);
+        ArgumentNullException.ThrowIfNull(info);
+        if (_base is null || !OperatingSystem.IsLinux()) return;
+        long page = Environment.SystemPageSize;
+        long start = (long)(_base + _dataStart + info.Begin), end = (long)(_base + _dataStart + info.End);
+        long first = (start + page - 1) / page * page, last = end / page * page;
+        if (last > first) MemoryAdvice.DropPages((nint)first, last - first);
     }
 
     private bool _disposed;

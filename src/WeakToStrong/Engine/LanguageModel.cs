@@ -72,6 +72,7 @@ public sealed class LanguageModel : IDisposable
         bool owns = backend is null;
         try
         {
+            ModelWeights.Validate(checkpoint); // a broken checkpoint is named before its pool is sized
             backend ??= Backends.BackendFactory.Create(options.Device);
             int blocks = options.KvBlocks ?? (options.KvBudget ?? KvBudget.Default([checkpoint.Spec])).BlocksPerModel([checkpoint.Spec], options.KvBlockSize);
             var transformer = Transformer.Load(checkpoint, backend, blocks, options.KvBlockSize);

@@ -6,7 +6,8 @@ using WeakToStrong.Checkpoints;
 namespace WeakToStrong.Engine;
 
 /// <summary>One transformer layer's tensors, normalised: matrices are [out, in] in their stored dtype,
-/// q|k|v fused into one matrix (and gate|up into one for gated MLPs); norms and biases are F32.</summary>
+/// q|k|v fused into one matrix (and gate|up into one for gated MLPs); norms and biases are F32 (widened exactly
+/// from F16/BF16 at load).</summary>
 public sealed class LayerWeights
 {
     public required Tensor AttentionNorm { get; init; }       // [dim]
@@ -29,7 +30,7 @@ public sealed class LayerWeights
 public sealed class ModelWeights : IDisposable
 {
     public required Tensor TokenEmbedding { get; init; }      // [vocab, dim]
-    public Tensor? PositionEmbedding { get; init; }           // [maxPositions, dim]
+    public Tensor? PositionEmbedding { get; init; }           // [maxPositions, dim], F32 whatever the stored dtype
     public required LayerWeights[] Layers { get; init; }
     public required Tensor FinalNorm { get; init; }           // [dim]
     public Tensor? FinalNormBias { get; init; }               // [dim]
@@ -53,11 +54,26 @@ public sealed class ModelWeights : IDisposable
         foreach (var t in AllTensors().Distinct()) t.Dispose();
     }
 
-    /// <summary>Loads and validates every tensor the spec needs (presence, shape, dtype).</summary>
+    /// <summary>
+    /// Loads and validates every tensor the spec needs (presence, shape, dtype). Each tensor's pages of the mapped
+    /// file are released once the backend holds it, so the file is not kept resident beside the weights.
+    /// </summary>
     public static ModelWeights Load(Checkpoint checkpoint, IBackend backend)
     {
-        ArgumentNullException.ThrowIfNull(checkpoint);
         ArgumentNullException.ThrowIfNull(backend);
+        return Run(checkpoint, backend);
+    }
+
+    /// <summary>
+    /// The checks of <see cref="Load"/> (every tensor the spec needs is present, with the config's shape and a
+    /// usable dtype; fused tensors share one) without reading a byte of weights or allocating for them. Throws the
+    /// same <see cref="CheckpointException"/> that loading would.
+    /// </summary>
+    public static void Validate(Checkpoint checkpoint) => Run(checkpoint, backend: null);
+
+    private static ModelWeights Run(Checkpoint checkpoint, IBackend? backend)
+    {
+        ArgumentNullException.ThrowIfNull(checkpoint);
         var loader = new Loader(checkpoint, backend);
         try
         {
@@ -70,7 +86,16 @@ public sealed class ModelWeights : IDisposable
         }
     }
 
-    private sealed class Loader(Checkpoint checkpoint, IBackend backend)
+    /// <summary>Stands for a tensor when only validating: its dtype and length, no memory.</summary>
+    private sealed class Unloaded(DType dtype, long length) : Tensor(dtype, length)
+    {
+        protected override void Release()
+        {
+        }
+    }
+
+    /// <summary>Finds, checks and (with a backend) loads each tensor; without a backend it only checks.</summary>
+    private sealed class Loader(Checkpoint checkpoint, IBackend? backend)
     {
         private readonly ModelSpec _spec = checkpoint.Spec;
         private readonly List<Tensor> _loaded = [];
@@ -86,8 +111,7 @@ public sealed class ModelWeights : IDisposable
             // The original gpt2 file has no prefix; anything else is named (and reported missing) the HF way.
             _prefix = checkpoint.Contains("wte.weight") && !checkpoint.Contains("transformer.wte.weight") ? "" : "transformer.";
             int d = _spec.Dim, ff = _spec.FeedForwardDim;
-            var wte = Matrix("wte.weight", _spec.VocabSize, d);
-            if (_spec.TiedEmbeddings) wte = Prepared(wte, _spec.VocabSize, d);
+            var wte = _spec.TiedEmbeddings ? Linear(_prefix + "wte.weight", _spec.VocabSize, d) : Matrix("wte.weight", _spec.VocabSize, d);
             var layers = new List<LayerWeights>(); // grown, not pre-sized: a bogus layer count fails at its first missing layer
             for (int i = 0; i < _spec.Layers; i++)
             {
@@ -96,23 +120,24 @@ public sealed class ModelWeights : IDisposable
                 {
                     AttentionNorm = Vector(p + "ln_1.weight", d),
                     AttentionNormBias = Vector(p + "ln_1.bias", d),
-                    Qkv = Prepared(Conv1D(p + "attn.c_attn.weight", d, 3 * d), 3 * d, d),
+                    Qkv = Conv1D(p + "attn.c_attn.weight", d, 3 * d),
                     QkvBias = Vector(p + "attn.c_attn.bias", 3 * d),
-                    Output = Prepared(Conv1D(p + "attn.c_proj.weight", d, d), d, d),
+                    Output = Conv1D(p + "attn.c_proj.weight", d, d),
                     OutputBias = Vector(p + "attn.c_proj.bias", d),
                     MlpNorm = Vector(p + "ln_2.weight", d),
                     MlpNormBias = Vector(p + "ln_2.bias", d),
-                    Up = Prepared(Conv1D(p + "mlp.c_fc.weight", d, ff), ff, d),
+                    Up = Conv1D(p + "mlp.c_fc.weight", d, ff),
                     UpBias = Vector(p + "mlp.c_fc.bias", ff),
-                    Down = Prepared(Conv1D(p + "mlp.c_proj.weight", ff, d), d, ff),
+                    Down = Conv1D(p + "mlp.c_proj.weight", ff, d),
                     DownBias = Vector(p + "mlp.c_proj.bias", d),
                 });
             }
-            var lmHead = _spec.TiedEmbeddings ? wte : Prepared(MatrixNoPrefix("lm_head.weight", _spec.VocabSize, d), _spec.VocabSize, d);
+            var lmHead = _spec.TiedEmbeddings ? wte : Linear("lm_head.weight", _spec.VocabSize, d);
             return new ModelWeights
             {
                 TokenEmbedding = wte,
-                PositionEmbedding = Matrix("wpe.weight", _spec.MaxPositions, d),
+                // The forward adds positions in F32 (IBackend.Embed): an F16/BF16 table is widened exactly here.
+                PositionEmbedding = Float32Table("wpe.weight", _spec.MaxPositions, d),
                 Layers = [.. layers],
                 FinalNorm = Vector("ln_f.weight", d),
                 FinalNormBias = Vector("ln_f.bias", d),
@@ -125,8 +150,7 @@ public sealed class ModelWeights : IDisposable
             _prefix = "model.";
             int d = _spec.Dim, ff = _spec.FeedForwardDim;
             int q = _spec.Heads * _spec.HeadDim, kv = _spec.KvHeads * _spec.HeadDim;
-            var embed = Matrix("embed_tokens.weight", _spec.VocabSize, d);
-            if (_spec.TiedEmbeddings) embed = Prepared(embed, _spec.VocabSize, d);
+            var embed = _spec.TiedEmbeddings ? Linear(_prefix + "embed_tokens.weight", _spec.VocabSize, d) : Matrix("embed_tokens.weight", _spec.VocabSize, d);
             var layers = new List<LayerWeights>(); // grown, not pre-sized: a bogus layer count fails at its first missing layer
             for (int i = 0; i < _spec.Layers; i++)
             {
@@ -135,18 +159,18 @@ public sealed class ModelWeights : IDisposable
                 layers.Add(new LayerWeights
                 {
                     AttentionNorm = Vector(p + "input_layernorm.weight", d),
-                    Qkv = Prepared(Fused(d, (a + "q_proj.weight", q), (a + "k_proj.weight", kv), (a + "v_proj.weight", kv)), q + 2 * kv, d),
+                    Qkv = Fused(d, (a + "q_proj.weight", q), (a + "k_proj.weight", kv), (a + "v_proj.weight", kv)),
                     QkvBias = _spec.QkvBias ? FusedVector((a + "q_proj.bias", q), (a + "k_proj.bias", kv), (a + "v_proj.bias", kv)) : null,
-                    Output = Prepared(Matrix(a + "o_proj.weight", d, q), d, q),
+                    Output = Linear(_prefix + a + "o_proj.weight", d, q),
                     OutputBias = _spec.OutputBias ? Vector(a + "o_proj.bias", d) : null,
                     MlpNorm = Vector(p + "post_attention_layernorm.weight", d),
-                    Up = Prepared(Fused(d, (p + "mlp.gate_proj.weight", ff), (p + "mlp.up_proj.weight", ff)), 2 * ff, d),
+                    Up = Fused(d, (p + "mlp.gate_proj.weight", ff), (p + "mlp.up_proj.weight", ff)),
                     UpBias = _spec.MlpBias ? FusedVector((p + "mlp.gate_proj.bias", ff), (p + "mlp.up_proj.bias", ff)) : null,
-                    Down = Prepared(Matrix(p + "mlp.down_proj.weight", d, ff), d, ff),
+                    Down = Linear(_prefix + p + "mlp.down_proj.weight", d, ff),
                     DownBias = _spec.MlpBias ? Vector(p + "mlp.down_proj.bias", d) : null,
                 });
             }
-            var lmHead = _spec.TiedEmbeddings ? embed : Prepared(MatrixNoPrefix("lm_head.weight", _spec.VocabSize, d), _spec.VocabSize, d);
+            var lmHead = _spec.TiedEmbeddings ? embed : Linear("lm_head.weight", _spec.VocabSize, d);
             return new ModelWeights
             {
                 TokenEmbedding = embed,
@@ -174,9 +198,12 @@ public sealed class ModelWeights : IDisposable
             return t;
         }
 
+        private Tensor Allocate(DType dtype, long length) => Track(backend is null ? new Unloaded(dtype, length) : backend.Allocate(dtype, length));
+
         /// <summary>A linear weight in the backend's layout (the row-major copy is released).</summary>
         private Tensor Prepared(Tensor rowMajor, int rows, int cols)
         {
+            if (backend is null) return rowMajor;
             var prepared = backend.PrepareLinear(rowMajor, rows, cols);
             if (ReferenceEquals(prepared, rowMajor)) return prepared;
             _loaded.Remove(rowMajor);
@@ -188,19 +215,50 @@ public sealed class ModelWeights : IDisposable
         private Tensor MatrixNoPrefix(string fullName, int rows, int cols)
         {
             var (file, info, dtype) = Find(fullName, rows, cols);
-            var tensor = Track(backend.Allocate(dtype, (long)rows * cols));
+            var tensor = Allocate(dtype, (long)rows * cols);
             CopyRaw(file, info, tensor, 0);
             return tensor;
         }
 
-        /// <summary>Matrices stacked along the output dimension into one [Σ rows, cols] tensor.</summary>
+        /// <summary>
+        /// A linear weight [rows, cols] in the backend's layout, built straight from the mapped file (the backend
+        /// packs from the file's pages; nothing else is copied), whose pages are then released.
+        /// </summary>
+        private Tensor Linear(string fullName, int rows, int cols)
+        {
+            var (file, info, dtype) = Find(fullName, rows, cols);
+            if (backend is null) return Allocate(dtype, (long)rows * cols);
+            if (info.ByteLength > int.MaxValue) return Prepared(MatrixNoPrefix(fullName, rows, cols), rows, cols); // a span holds < 2 GiB
+            var tensor = Track(backend.LoadLinear(file.Bytes(info, 0, (int)info.ByteLength), dtype, rows, cols));
+            file.Release(info);
+            return tensor;
+        }
+
+        /// <summary>Linear weights stacked along the output dimension into one [Σ rows, cols] weight (q|k|v, gate|up).</summary>
         private Tensor Fused(int cols, params (string Name, int Rows)[] parts)
         {
             var found = parts.Select(p => Find(_prefix + p.Name, p.Rows, cols)).ToArray();
             var dtype = found[0].DType;
             foreach (var f in found)
                 if (f.DType != dtype) throw new CheckpointException(f.File.FilePath, f.Info.Name, $"dtype {f.DType} differs from {found[0].Info.Name} ({dtype}); fused tensors need one dtype");
-            var tensor = Track(backend.Allocate(dtype, (long)parts.Sum(p => p.Rows) * cols));
+            int rows = parts.Sum(p => p.Rows);
+            long bytes = found.Sum(f => f.Info.ByteLength);
+            if (backend is null) return Allocate(dtype, (long)rows * cols);
+            if (bytes > Array.MaxLength) return Prepared(Stacked(found, dtype, (long)rows * cols), rows, cols);
+            var stacked = Scratch(bytes);
+            long offset = 0;
+            foreach (var (file, info, _) in found)
+            {
+                CopyFromFile(file, info, stacked[(int)offset..]);
+                offset += info.ByteLength;
+            }
+            return Track(backend.LoadLinear(stacked, dtype, rows, cols));
+        }
+
+        /// <summary>Parts stacked in one backend tensor (for a fused weight too large for one span).</summary>
+        private Tensor Stacked((SafeTensorsFile File, SafeTensorInfo Info, DType DType)[] found, DType dtype, long elements)
+        {
+            var tensor = Allocate(dtype, elements);
             long offset = 0;
             foreach (var f in found)
             {
@@ -210,47 +268,78 @@ public sealed class ModelWeights : IDisposable
             return tensor;
         }
 
-        /// <summary>A GPT-2 Conv1D weight stored [in, out], transposed to [out, in].</summary>
+        private byte[] _scratch = [];
+
+        /// <summary>A host buffer reused for every fused or transposed weight (its pages are faulted in once).</summary>
+        private Span<byte> Scratch(long bytes)
+        {
+            if (_scratch.Length < bytes) _scratch = GC.AllocateUninitializedArray<byte>((int)bytes);
+            return _scratch.AsSpan(0, (int)bytes);
+        }
+
+        private static void CopyFromFile(SafeTensorsFile file, SafeTensorInfo info, Span<byte> destination)
+        {
+            const int chunk = 64 << 20;
+            for (long done = 0; done < info.ByteLength; done += chunk)
+            {
+                int count = (int)Math.Min(chunk, info.ByteLength - done);
+                file.Bytes(info, done, count).CopyTo(destination[(int)done..]);
+            }
+            file.Release(info);
+        }
+
+        /// <summary>A GPT-2 Conv1D weight, stored [in, out] (Wᵀ): the backend builds W [out, in] from the file's bytes.</summary>
         private Tensor Conv1D(string name, int inDim, int outDim)
         {
             var (file, info, dtype) = Find(_prefix + name, inDim, outDim);
-            var source = file.Bytes(info, 0, checked((int)info.ByteLength));
-            var transposed = new byte[source.Length];
-            if (dtype.Size() == 4) Transpose(MemoryMarshal.Cast<byte, int>(source), MemoryMarshal.Cast<byte, int>(transposed.AsSpan()), inDim, outDim);
-            else Transpose(MemoryMarshal.Cast<byte, short>(source), MemoryMarshal.Cast<byte, short>(transposed.AsSpan()), inDim, outDim);
-            var tensor = Track(backend.Allocate(dtype, (long)inDim * outDim));
-            backend.Upload(tensor, transposed);
+            if (backend is null) return Allocate(dtype, (long)inDim * outDim);
+            if (info.ByteLength > int.MaxValue) throw new CheckpointException(file.FilePath, info.Name, $"a Conv1D weight of {info.ByteLength} bytes is larger than this loader handles (2 GiB)");
+            var tensor = Track(backend.LoadLinear(file.Bytes(info, 0, (int)info.ByteLength), dtype, outDim, inDim, transposed: true));
+            file.Release(info);
             return tensor;
         }
 
-        private static void Transpose<T>(ReadOnlySpan<T> source, Span<T> destination, int rows, int cols)
-        {
-            for (int r = 0; r < rows; r++)
-                for (int c = 0; c < cols; c++)
-                    destination[c * rows + r] = source[r * cols + c];
-        }
-
         private Tensor Vector(string name, int length) => FusedVector((name, length));
+
+        /// <summary>A [rows, cols] table widened to F32.</summary>
+        private Tensor Float32Table(string name, int rows, int cols)
+        {
+            var (file, info, dtype) = Find(_prefix + name, rows, cols);
+            var tensor = Allocate(DType.F32, (long)rows * cols);
+            if (backend is null) return tensor;
+            var row = new float[cols];
+            for (int r = 0; r < rows; r++)
+            {
+                long rowBytes = (long)cols * dtype.Size();
+                ToFloat32(file.Bytes(info, r * rowBytes, checked((int)rowBytes)), dtype, row);
+                backend.Upload(tensor, MemoryMarshal.AsBytes(row.AsSpan()), (long)r * cols);
+            }
+            file.Release(info);
+            return tensor;
+        }
 
         /// <summary>Vectors (norm weights, biases) concatenated and converted to F32.</summary>
         private Tensor FusedVector(params (string Name, int Length)[] parts)
         {
             var found = parts.Select(p => Find(_prefix + p.Name, p.Length)).ToArray(); // before allocating for the config's sizes
+            if (backend is null) return Allocate(DType.F32, parts.Sum(p => (long)p.Length));
             var values = new float[parts.Sum(p => p.Length)];
             int offset = 0;
             for (int i = 0; i < parts.Length; i++)
             {
                 var (file, info, dtype) = found[i];
                 ToFloat32(file.Bytes(info, 0, checked((int)info.ByteLength)), dtype, values.AsSpan(offset, parts[i].Length));
+                file.Release(info);
                 offset += parts[i].Length;
             }
-            var tensor = Track(backend.Allocate(DType.F32, values.Length));
+            var tensor = Allocate(DType.F32, values.Length);
             backend.Upload(tensor, MemoryMarshal.AsBytes(values.AsSpan()));
             return tensor;
         }
 
         private void CopyRaw(SafeTensorsFile file, SafeTensorInfo info, Tensor tensor, long elementOffset)
         {
+            if (backend is null) return;
             const int chunk = 64 << 20;
             int size = tensor.DType.Size();
             for (long done = 0; done < info.ByteLength; done += chunk)
@@ -258,6 +347,7 @@ public sealed class ModelWeights : IDisposable
                 int count = (int)Math.Min(chunk, info.ByteLength - done);
                 backend.Upload(tensor, file.Bytes(info, done, count), elementOffset + done / size);
             }
+            file.Release(info);
         }
     }
 

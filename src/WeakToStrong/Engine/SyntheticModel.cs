@@ -58,7 +58,7 @@ public static class SyntheticModel
         var weights = new ModelWeights
         {
             TokenEmbedding = embedding,
-            PositionEmbedding = spec.Positions == PositionKind.Learned ? Matrix(spec.MaxPositions, spec.Dim) : null,
+            PositionEmbedding = spec.Positions == PositionKind.Learned ? Random(backend, DType.F32, (long)spec.MaxPositions * spec.Dim, scale, random) : null,
             Layers = layers,
             FinalNorm = Vector(spec.Dim, 1f),
             FinalNormBias = ln ? Vector(spec.Dim, 0f) : null,

@@ -1,4 +1,5 @@
 using System.Globalization;
+using WeakToStrong.Engine;
 using WeakToStrong.Engine.KvCache;
 using WeakToStrong.Search.LargeModels;
 
@@ -51,12 +52,54 @@ public static class SearchCapacity
         Check(context.Untuned, request, scorer: true);
     }
 
+    /// <summary>
+    /// The fewest blocks the request needs in a model whatever its prompt length (1 … context − 1 tokens): a lower
+    /// bound known before the prompt is tokenized. A prompt B tokens longer needs exactly one block more unless the
+    /// context cuts the response, so only the first B lengths and those that cut the response are tried.
+    /// </summary>
+    public static long MinimumBlocksNeeded(SearchRequest request, int contextTokens, int blockSize, bool scorer)
+    {
+        ArgumentNullException.ThrowIfNull(request);
+        ArgumentOutOfRangeException.ThrowIfLessThan(contextTokens, 2);
+        long least = long.MaxValue;
+        int cut = Math.Max(1, contextTokens - request.MaxNewTokens);
+        for (int p = 1; p < contextTokens; p = p < blockSize || p >= cut ? p + 1 : cut)
+            least = Math.Min(least, BlocksNeeded(request, p, contextTokens, blockSize, scorer));
+        return least;
+    }
+
+    /// <summary>
+    /// Before any model is loaded: throws as <see cref="Check(SearchContext, SearchRequest)"/> does when the request
+    /// could not fit pools of <paramref name="blocksPerModel"/> blocks whatever the prompt
+    /// (<see cref="MinimumBlocksNeeded"/>; the prompt's tokens are not known until the tokenizers are), so a shape
+    /// far too large fails before the weights are read.
+    /// </summary>
+    /// <param name="request">The search.</param>
+    /// <param name="models">Each local model: its name (folder), spec, and whether it scores (the small pair).</param>
+    /// <param name="blocksPerModel">Blocks each model's pool will hold.</param>
+    /// <param name="blockSize">Tokens per block.</param>
+    public static void CheckBeforeLoading(SearchRequest request, IEnumerable<(string Name, ModelSpec Spec, bool Scorer)> models, int blocksPerModel, int blockSize = 16)
+    {
+        ArgumentNullException.ThrowIfNull(request);
+        ArgumentNullException.ThrowIfNull(models);
+        request.Validate();
+        foreach (var (name, spec, scorer) in models)
+        {
+            long need = MinimumBlocksNeeded(request, spec.MaxPositions, blockSize, scorer);
+            if (need > blocksPerModel) throw Refusal(request, name, "any prompt", need, blockSize, blocksPerModel, KvBudget.BlockBytes(spec, blockSize) * blocksPerModel);
+        }
+    }
+
     private static void Check(ChatModel model, SearchRequest request, bool scorer)
     {
         var cache = model.Transformer.Cache;
         int prompt = model.EncodePrompt(request.Prompt, request.Chat, request.SystemPrompt).Tokens.Count;
         long need = BlocksNeeded(request, prompt, model.Spec.MaxPositions, cache.BlockSize, scorer);
-        if (need <= cache.TotalBlocks) return;
+        if (need > cache.TotalBlocks) throw Refusal(request, model.Name, $"a {prompt}-token prompt", need, cache.BlockSize, cache.TotalBlocks, cache.PoolBytes);
+    }
+
+    private static ArgumentOutOfRangeException Refusal(SearchRequest request, string model, string prompt, long need, int blockSize, long blocks, long poolBytes)
+    {
         var (w, k, _) = request.Shape;
         var (parameter, shape) = request.Method switch
         {
@@ -64,7 +107,7 @@ public static class SearchCapacity
             SearchMethodKind.BestOfN => (nameof(SearchRequest.N), $"N = {request.N} samples"),
             _ => (nameof(SearchRequest.MaxNewTokens), $"max new tokens = {request.MaxNewTokens}"),
         };
-        throw new ArgumentOutOfRangeException(parameter, string.Create(CultureInfo.InvariantCulture,
-            $"{shape} with a {prompt}-token prompt and up to {request.MaxNewTokens} new tokens needs up to {need} KV blocks of {cache.BlockSize} tokens in {model.Name}, but its pool holds {cache.TotalBlocks} ({new ByteSize(cache.PoolBytes)}); lower the shape or the max new tokens, or raise the KV budget (--kv-memory)"));
+        return new ArgumentOutOfRangeException(parameter, string.Create(CultureInfo.InvariantCulture,
+            $"{shape} with {prompt} and up to {request.MaxNewTokens} new tokens needs {(prompt == "any prompt" ? "at least" : "up to")} {need} KV blocks of {blockSize} tokens in {model}, but its pool holds {blocks} ({new ByteSize(poolBytes)}); lower the shape or the max new tokens, or raise the KV budget (--kv-memory)"));
     }
 }

@@ -103,16 +103,21 @@ public sealed class WeakToStrongSearch : IDisposable
     /// Loads the models (each with its tokenizer and template) on one shared backend, so that on a GPU the large
     /// model's sampling and the small models' scoring are issued on one stream; the search owns and disposes them.
     /// </summary>
-    public static WeakToStrongSearch Load(SearchModelOptions options)
+    /// <param name="options">The models and their pools.</param>
+    /// <param name="shape">A request whose shape is checked against the pools before any weights are read
+    /// (<see cref="SearchCapacity.CheckBeforeLoading"/>); every request is checked exactly when it runs anyway.</param>
+    public static WeakToStrongSearch Load(SearchModelOptions options, SearchRequest? shape = null)
     {
         ArgumentNullException.ThrowIfNull(options);
         var owned = new List<IDisposable>();
         var modelOptions = options.Model ?? new ModelOptions();
-        // Pools are sized from config.json before any weights are read, so a budget too small fails at once.
-        var specs = new[] { options.LargeModel is null ? options.LargeDirectory : null, options.TunedDirectory, options.UntunedDirectory }
-            .OfType<string>().Select(Checkpoint.ReadSpec).ToArray();
+        // Pools are sized before any weights are read (a broken checkpoint is named first), so a budget too small fails at once.
+        var local = new[] { (options.LargeModel is null ? options.LargeDirectory : null, false), (options.TunedDirectory, true), (options.UntunedDirectory, true) }
+            .Where(m => m.Item1 is not null).Select(m => (Name: m.Item1!, Spec: ValidatedSpec(m.Item1!), Scorer: m.Item2)).ToArray();
+        var specs = local.Select(m => m.Spec).ToArray();
         var budget = modelOptions.KvBlocks is null ? modelOptions.KvBudget ?? KvBudget.Default(specs) : null;
         int blocks = modelOptions.KvBlocks ?? budget!.BlocksPerModel(specs, modelOptions.KvBlockSize);
+        if (shape is not null) SearchCapacity.CheckBeforeLoading(shape, local, blocks, modelOptions.KvBlockSize);
         modelOptions = modelOptions with { KvBlocks = blocks };
         var backend = BackendFactory.Create(modelOptions.Device);
         try
@@ -140,7 +145,7 @@ public sealed class WeakToStrongSearch : IDisposable
             {
                 loop = new EngineLoop();
                 owned.Insert(0, loop); // stopped before the models it runs are disposed
-                if (large is LocalLargeModel local) loop.Attach(local.Model.Transformer);
+                if (large is LocalLargeModel localLarge) loop.Attach(localLarge.Model.Transformer);
                 loop.Attach(tuned.Transformer);
                 loop.Attach(untuned.Transformer);
             }
@@ -152,6 +157,13 @@ public sealed class WeakToStrongSearch : IDisposable
             backend.Dispose();
             throw;
         }
+    }
+
+    private static ModelSpec ValidatedSpec(string directory)
+    {
+        using var checkpoint = Checkpoint.Open(directory);
+        ModelWeights.Validate(checkpoint);
+        return checkpoint.Spec;
     }
 
     /// <summary>Runs one request with the method it names.</summary>

@@ -9,7 +9,8 @@ namespace WeakToStrong.Tests.Checkpoints;
 /// Seeded mutations of the golden fixtures, single-file and sharded (bit flips and byte swaps in the header and
 /// anywhere in the file, header-length rewrites, truncations, broken configs and index). Each mutated folder is loaded, and scored when it loads:
 /// the only failure allowed is a <see cref="CheckpointException"/> naming a file of the folder; a mutated data
-/// section may also load fine. Any other exception, a hang or a huge allocation fails the test.
+/// section may also load fine. Any other exception, a hang or a huge allocation fails the test. What <c>w2s info</c>
+/// checks (<see cref="ModelWeights.Validate"/>) must refuse exactly what loading refuses, with the same message.
 /// </summary>
 public sealed class CheckpointFuzzTests(ITestOutputHelper output)
 {
@@ -96,12 +97,23 @@ public sealed class CheckpointFuzzTests(ITestOutputHelper output)
         var task = Task.Factory.StartNew(() =>
         {
             long before = GC.GetAllocatedBytesForCurrentThread();
+            string? info = null;
+            try
+            {
+                using var checkpoint = Checkpoint.Open(directory);
+                ModelWeights.Validate(checkpoint);
+            }
+            catch (CheckpointException e)
+            {
+                info = e.Message;
+            }
             try
             {
                 using var model = LanguageModel.Load(directory);
                 long resident = model.Transformer.Weights.ResidentBytes;
                 long fileBytes = Directory.GetFiles(directory, "*.safetensors").Sum(f => new FileInfo(f).Length);
-                string? problem = resident > MaxResidentPerFileByte * fileBytes ? $"loaded {resident} resident bytes from a {fileBytes}-byte file" : null;
+                string? problem = resident > MaxResidentPerFileByte * fileBytes ? $"loaded {resident} resident bytes from a {fileBytes}-byte file"
+                    : info is not null ? $"loads, but info refuses it: {info}" : null;
                 int[] prompt = golden.PromptTokens[..Math.Min(4, golden.PromptTokens.Length)];
                 int[] continuation = golden.ContinuationTokens[..Math.Min(4, golden.ContinuationTokens.Length)];
                 // A mutated config may shrink the context (e.g. "256" → " 56"); scoring past it is an argument error.
@@ -114,7 +126,8 @@ public sealed class CheckpointFuzzTests(ITestOutputHelper output)
             }
             catch (Exception e)
             {
-                return new Outcome(e, false, GC.GetAllocatedBytesForCurrentThread() - before, null);
+                string? problem = e is CheckpointException && e.Message != info ? $"loading says '{e.Message}', info '{info ?? "(accepts it)"}'" : null;
+                return new Outcome(e, false, GC.GetAllocatedBytesForCurrentThread() - before, problem);
             }
         }, CancellationToken.None, TaskCreationOptions.LongRunning, TaskScheduler.Default);
         return task.Wait(AttemptTimeout) ? task.Result : new Outcome(null, true, 0, null);

@@ -23,7 +23,7 @@ public sealed class ModelLoadingTests
     }
 
     /// <summary>Rewrites a fixture copy's model.safetensors through <paramref name="edit"/>.</summary>
-    private static string RewriteTensors(TempDirectory temp, Func<List<RawTensor>, IEnumerable<RawTensor>> edit)
+    internal static string RewriteTensors(TempDirectory temp, Func<List<RawTensor>, IEnumerable<RawTensor>> edit)
     {
         string path = temp.File_("model.safetensors");
         var tensors = edit(SafeTensorsWriter.Read(path)).ToList();

@@ -95,6 +95,48 @@ public class CpuOpsTests
         w.Dispose();
     }
 
+    /// <summary>The loader's path (packing straight from file bytes, row-major or transposed) gives the weight
+    /// PrepareLinear gives, bit for bit.</summary>
+    [Theory]
+    [MemberData(nameof(LinearShapes))]
+    public void LoadLinearFromBytesEqualsPrepareLinear(DType dtype, int tokens, int k, int n)
+    {
+        var (t, values) = Weights(dtype, n * k, 7);
+        var bytes = new byte[t.ByteLength];
+        switch (dtype)
+        {
+            case DType.F32:
+                MemoryMarshal.AsBytes(values.Select(v => (float)v).ToArray().AsSpan()).CopyTo(bytes);
+                break;
+            case DType.BF16:
+                MemoryMarshal.AsBytes(values.Select(v => (ushort)(BitConverter.SingleToInt32Bits((float)v) >> 16)).ToArray().AsSpan()).CopyTo(bytes);
+                break;
+            default:
+                MemoryMarshal.AsBytes(values.Select(v => (Half)v).ToArray().AsSpan()).CopyTo(bytes);
+                break;
+        }
+        // Wᵀ [k, n] row-major, as GPT-2's Conv1D stores it.
+        int size = dtype.Size();
+        var transposed = new byte[bytes.Length];
+        for (int o = 0; o < n; o++)
+            for (int i = 0; i < k; i++)
+                bytes.AsSpan((o * k + i) * size, size).CopyTo(transposed.AsSpan((i * n + o) * size));
+        using var prepared = _b.PrepareLinear(t, n, k);
+        using var loaded = _b.LoadLinear(bytes, dtype, n, k);
+        using var loadedTransposed = _b.LoadLinear(transposed, dtype, n, k, transposed: true);
+        using var xt = Upload(Random(tokens * k, 8));
+        var expected = Run(prepared);
+        Assert.Equal(expected, Run(loaded));
+        Assert.Equal(expected, Run(loadedTransposed));
+
+        float[] Run(Tensor w)
+        {
+            using var y = _b.Allocate(DType.F32, tokens * n);
+            _b.Linear(xt, w, null, y, tokens, k, n);
+            return Download(y, tokens * n);
+        }
+    }
+
     [Theory]
     [InlineData(DType.F32, 9)]
     [InlineData(DType.BF16, 9)]

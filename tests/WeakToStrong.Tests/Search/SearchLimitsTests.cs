@@ -88,11 +88,31 @@ public class SearchLimitsTests(SearchModelsFixture models) : IClassFixture<Searc
         Assert.Equal(0, large.Transformer.Cache.PeakUsedBlocks);
     }
 
+    /// <summary>A shape that cannot fit whatever the prompt is refused from the configs alone, before the
+    /// weights are read (one that fits that bound but not the real prompt is refused when it runs, before any work:
+    /// <see cref="ShapesThatCannotFitFailBeforeAnyWork"/>).</summary>
+    [Fact]
+    public void ShapesFarTooLargeAreRefusedBeforeLoading()
+    {
+        var options = new SearchModelOptions
+        {
+            LargeDirectory = models.LargeDirectory, TunedDirectory = models.TunedDirectory, UntunedDirectory = models.UntunedDirectory,
+            Model = new ModelOptions { KvBlocks = 64 },
+        };
+        var request = new SearchRequest { Prompt = Prompt, BeamWidth = 64, Successors = 64 };
+        var e = Assert.Throws<ArgumentOutOfRangeException>(() => WeakToStrongSearch.Load(options, request).Dispose());
+        Assert.Equal(nameof(SearchRequest.BeamWidth), e.ParamName);
+        Assert.Contains("W·K = 64 × 64 = 4096 candidates with any prompt and up to 50 new tokens needs at least", e.Message);
+        Assert.Contains("but its pool holds 64", e.Message);
+        using var fits = WeakToStrongSearch.Load(options, request with { BeamWidth = 2, Successors = 2, MaxNewTokens = 8 });
+        Assert.Equal(64, fits.KvBlocksPerModel);
+    }
+
     /// <summary>The CLI: one line on stderr naming the option, the value and the limit; exit code 2; no hang.</summary>
     [Theory]
     [InlineData("--beam-width 100000 --successors 100000", "error: --beam-width: W·K = 100000 × 100000 = 10000000000 candidates exceeds the limit of 4096 per search")]
     [InlineData("--method bon --n 1000000", "error: --n: N = 1000000 samples exceeds the limit of 4096 per search")]
-    [InlineData("--beam-width 64 --successors 64", "error: --beam-width: W·K = 64 × 64 = 4096 candidates with a 7-token prompt and up to 50 new tokens needs up to")]
+    [InlineData("--beam-width 64 --successors 64", "error: --beam-width: W·K = 64 × 64 = 4096 candidates with any prompt and up to 50 new tokens needs at least")]
     [InlineData("--kv-memory 1KB", "error: --kv-memory: the KV budget of 1000 B is less than one block of 16 tokens in each of 3 model(s)")]
     [InlineData("--kv-memory 12XB", "error: --kv-memory: '12XB': unknown unit 'XB'")]
     [InlineData("--kv-memory 1MB --kv-blocks 4", "error: give at most one of --kv-memory and --kv-blocks")]
@@ -107,6 +127,40 @@ public class SearchLimitsTests(SearchModelsFixture models) : IClassFixture<Searc
         Assert.StartsWith(message, line);
         // Not a timing test: a shape that hangs or allocates its way through would take minutes (the report measures ~0.2–1 s).
         Assert.True(clock.Elapsed < TimeSpan.FromSeconds(30), $"took {clock.Elapsed}");
+    }
+
+    /// <summary>The pre-loading bound is below the need of every prompt length (checked against all of them).</summary>
+    [Theory]
+    [InlineData(SearchMethodKind.ChunkBeamSearch, 4, 4, 5, 50, 256)]
+    [InlineData(SearchMethodKind.ChunkBeamSearch, 2, 2, 30, 200, 256)]
+    [InlineData(SearchMethodKind.BestOfN, 1, 16, null, 100, 128)]
+    public void MinimumNeedIsALowerBoundForEveryPromptLength(SearchMethodKind method, int w, int k, int? l, int maxNew, int context)
+    {
+        var request = new SearchRequest { Prompt = Prompt, Method = method, BeamWidth = w, Successors = k, N = k, ChunkLength = l, MaxNewTokens = maxNew };
+        foreach (bool scorer in new[] { false, true })
+        {
+            long least = SearchCapacity.MinimumBlocksNeeded(request, context, 16, scorer);
+            var all = Enumerable.Range(1, context - 1).Select(p => SearchCapacity.BlocksNeeded(request, p, context, 16, scorer)).ToList();
+            Assert.Equal(all.Min(), least);
+        }
+    }
+
+    /// <summary>The CLI at the boundary: pools of exactly the blocks the search needs run; one block fewer is refused.</summary>
+    [Fact]
+    public void CliRunsAShapeThatJustFitsAndRefusesOneBlockLess()
+    {
+        var request = new SearchRequest { Prompt = Prompt, BeamWidth = 3, Successors = 2, ChunkLength = 4, MaxNewTokens = 12 };
+        long Need(ChatModel m, bool scorer) =>
+            SearchCapacity.BlocksNeeded(request, m.EncodePrompt(Prompt, false).Tokens.Count, m.Spec.MaxPositions, 16, scorer);
+        long need = new[] { Need(models.Large, false), Need(models.Tuned, true), Need(models.Untuned, true) }.Max();
+        CliResult Run(long blocks) => CliRunner.Run("search", "--large", models.LargeDirectory, "--tuned", models.TunedDirectory, "--untuned", models.UntunedDirectory,
+            "--prompt", Prompt, "--beam-width", "3", "--successors", "2", "--chunk-length", "4", "--max-new-tokens", "12", "--kv-blocks", blocks.ToString(System.Globalization.CultureInfo.InvariantCulture), "--json");
+        var fits = Run(need);
+        Assert.True(fits.ExitCode == 0, fits.Stderr);
+        var tight = Run(need - 1);
+        Assert.Equal(2, tight.ExitCode);
+        Assert.Contains($" {need} KV blocks", tight.Stderr);
+        Assert.Contains($"but its pool holds {need - 1}", tight.Stderr);
     }
 
     [Theory]

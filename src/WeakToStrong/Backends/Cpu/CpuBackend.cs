@@ -18,9 +18,15 @@ public sealed unsafe class CpuBackend : IBackend
 
     private static CpuTensor Cpu(Tensor t) => t as CpuTensor ?? throw new ArgumentException($"tensor belongs to another backend ({t.GetType().Name})");
 
-    private static float* P(Tensor t) => Cpu(t).F32;
+    /// <summary>An F32 tensor's data; any other dtype is refused (reading F16/BF16 bytes as floats gives garbage).</summary>
+    private static float* P(Tensor t, [CallerArgumentExpression(nameof(t))] string name = "")
+    {
+        var c = Cpu(t);
+        if (c.DType != DType.F32) throw new ArgumentException($"{name} must be F32, is {c.DType}", name);
+        return c.F32;
+    }
 
-    private static float* POrNull(Tensor? t) => t is null ? null : P(t);
+    private static float* POrNull(Tensor? t, [CallerArgumentExpression(nameof(t))] string name = "") => t is null ? null : P(t, name);
 
     public void Upload(Tensor destination, ReadOnlySpan<byte> source, long elementOffset = 0)
     {
@@ -110,6 +116,13 @@ public sealed unsafe class CpuBackend : IBackend
         var packed = CpuLinear.Pack(wt, outDim, inDim);
         w.Dispose();
         return packed;
+    }
+
+    public Tensor LoadLinear(ReadOnlySpan<byte> bytes, DType dtype, int outDim, int inDim, bool transposed = false)
+    {
+        if (bytes.Length != (long)outDim * inDim * dtype.Size()) throw new ArgumentException($"{bytes.Length} bytes are not a [{outDim}, {inDim}] {dtype} weight", nameof(bytes));
+        fixed (byte* source = bytes)
+            return transposed ? CpuLinear.PackFromTransposed(source, dtype, outDim, inDim) : CpuLinear.PackFrom(source, dtype, outDim, inDim);
     }
 
     public void Linear(Tensor x, Tensor w, Tensor? bias, Tensor y, int rows, int inDim, int outDim) =>

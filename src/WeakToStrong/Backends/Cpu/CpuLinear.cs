@@ -43,31 +43,144 @@ internal static unsafe class CpuLinear
     /// </summary>
     public static CpuTensor Pack(CpuTensor w, int n, int k)
     {
+        if (w.Length != (long)n * k) throw new ArgumentException($"weight has {w.Length} elements, not {n}×{k}", nameof(w));
+        return PackFrom(w.Pointer, w.DType, n, k);
+    }
+
+    /// <summary>Packs row-major [n, k] weights at <paramref name="source"/> (see <see cref="Pack(CpuTensor, int, int)"/>).</summary>
+    public static CpuTensor PackFrom(byte* source, DType dtype, int n, int k)
+    {
         ArgumentOutOfRangeException.ThrowIfNegativeOrZero(n);
         ArgumentOutOfRangeException.ThrowIfNegativeOrZero(k);
-        if (w.Length != (long)n * k) throw new ArgumentException($"weight has {w.Length} elements, not {n}×{k}", nameof(w));
-        int size = w.DType.Size();
-        if (w.DType is not (DType.F32 or DType.BF16 or DType.F16)) throw new ArgumentException($"weight dtype {w.DType} is not F32, BF16 or F16", nameof(w));
+        int size = dtype.Size();
+        if (dtype is not (DType.F32 or DType.BF16 or DType.F16)) throw new ArgumentException($"weight dtype {dtype} is not F32, BF16 or F16", nameof(dtype));
         long panels = (n + PanelRows - 1) / PanelRows;
-        var packed = new CpuTensor(w.DType, panels * PanelRows * k) { PackedRows = n, PackedColumns = k };
-        byte* src = w.Pointer, dst = packed.Pointer;
-        bool permute = w.DType == DType.BF16;
+        var packed = new CpuTensor(dtype, panels * PanelRows * k) { PackedRows = n, PackedColumns = k };
+        Native.MemoryAdvice.Populate((nint)packed.Pointer, packed.ByteLength);
+        byte* src = source, dst = packed.Pointer;
+        bool permute = dtype == DType.BF16;
         CpuParallel.For((int)panels, p =>
         {
-            for (int j = 0; j < PanelRows; j++)
+            int rows = (int)Math.Min(PanelRows, n - (long)p * PanelRows); // rows past n stay zero
+            byte* first = src + (long)p * PanelRows * k * size, to = dst + (long)p * k * PanelRows * size;
+            int done = 0;
+            if (rows == PanelRows && Sse2.IsSupported)
+                done = size == 4 ? Transpose4((uint*)first, k, (uint*)to) : Transpose2((ushort*)first, k, (ushort*)to, permute);
+            for (int j = 0; j < rows; j++)
             {
-                long row = (long)p * PanelRows + j;
-                if (row >= n) break;
                 int slot = permute ? Bf16Slot(j) : j;
-                byte* from = src + row * k * size;
-                byte* to = dst + ((long)p * k * PanelRows + slot) * size;
+                byte* from = first + (long)j * k * size;
+                byte* panel = to + slot * size;
                 if (size == 4)
-                    for (int i = 0; i < k; i++) ((uint*)to)[(long)i * PanelRows] = ((uint*)from)[i];
+                    for (int i = done; i < k; i++) ((uint*)panel)[(long)i * PanelRows] = ((uint*)from)[i];
                 else
-                    for (int i = 0; i < k; i++) ((ushort*)to)[(long)i * PanelRows] = ((ushort*)from)[i];
+                    for (int i = done; i < k; i++) ((ushort*)panel)[(long)i * PanelRows] = ((ushort*)from)[i];
             }
         });
         return packed;
+    }
+
+    /// <summary>
+    /// Packs Wᵀ stored row-major as [k, n] (GPT-2's Conv1D): a panel's 16 weights of one k are 16 neighbours in
+    /// row k of the source, so each is one contiguous copy (BF16 permuted as <see cref="Bf16Slot"/> says).
+    /// </summary>
+    public static CpuTensor PackFromTransposed(byte* source, DType dtype, int n, int k)
+    {
+        ArgumentOutOfRangeException.ThrowIfNegativeOrZero(n);
+        ArgumentOutOfRangeException.ThrowIfNegativeOrZero(k);
+        int size = dtype.Size();
+        if (dtype is not (DType.F32 or DType.BF16 or DType.F16)) throw new ArgumentException($"weight dtype {dtype} is not F32, BF16 or F16", nameof(dtype));
+        long panels = (n + PanelRows - 1) / PanelRows;
+        var packed = new CpuTensor(dtype, panels * PanelRows * k) { PackedRows = n, PackedColumns = k };
+        Native.MemoryAdvice.Populate((nint)packed.Pointer, packed.ByteLength);
+        byte* src = source, dst = packed.Pointer;
+        bool permute = dtype == DType.BF16;
+        CpuParallel.For((int)panels, p =>
+        {
+            int rows = (int)Math.Min(PanelRows, n - (long)p * PanelRows); // rows past n stay zero
+            byte* to = dst + (long)p * k * PanelRows * size;
+            for (int i = 0; i < k; i++)
+            {
+                byte* from = src + ((long)i * n + (long)p * PanelRows) * size;
+                byte* panel = to + (long)i * PanelRows * size;
+                if (!permute) Buffer.MemoryCopy(from, panel, PanelRows * size, rows * size);
+                else
+                    for (int j = 0; j < rows; j++) ((ushort*)panel)[Bf16Slot(j)] = ((ushort*)from)[j];
+            }
+        });
+        return packed;
+    }
+
+    /// <summary>
+    /// A full panel of 4-byte weights, 4 k at a time: each group of 4 rows is a 4×4 transpose (unpacks of 32- then
+    /// 64-bit lanes), giving those rows' 4 weights for each k. Returns the k done (a multiple of 4).
+    /// </summary>
+    private static int Transpose4(uint* rows, int k, uint* panel)
+    {
+        int i = 0;
+        for (; i + 4 <= k; i += 4)
+            for (int g = 0; g < PanelRows; g += 4)
+            {
+                uint* r = rows + (long)g * k + i;
+                var a0 = Sse2.LoadVector128(r);
+                var a1 = Sse2.LoadVector128(r + k);
+                var a2 = Sse2.LoadVector128(r + 2L * k);
+                var a3 = Sse2.LoadVector128(r + 3L * k);
+                var t0 = Sse2.UnpackLow(a0, a1).AsUInt64();
+                var t1 = Sse2.UnpackHigh(a0, a1).AsUInt64();
+                var t2 = Sse2.UnpackLow(a2, a3).AsUInt64();
+                var t3 = Sse2.UnpackHigh(a2, a3).AsUInt64();
+                uint* o = panel + (long)i * PanelRows + g;
+                Sse2.Store(o, Sse2.UnpackLow(t0, t2).AsUInt32());
+                Sse2.Store(o + PanelRows, Sse2.UnpackHigh(t0, t2).AsUInt32());
+                Sse2.Store(o + 2 * PanelRows, Sse2.UnpackLow(t1, t3).AsUInt32());
+                Sse2.Store(o + 3 * PanelRows, Sse2.UnpackHigh(t1, t3).AsUInt32());
+            }
+        return i;
+    }
+
+    /// <summary>
+    /// A full panel of 2-byte weights, 8 k at a time: two 8×8 transposes (unpacks of 16-, 32-, then 64-bit lanes),
+    /// one per half of the 16 slots. For BF16 the halves hold rows 0–3, 8–11 and 4–7, 12–15
+    /// (<see cref="Bf16Slot"/>). Returns the k done (a multiple of 8).
+    /// </summary>
+    private static int Transpose2(ushort* rows, int k, ushort* panel, bool bf16)
+    {
+        int* order = stackalloc int[PanelRows];
+        for (int j = 0; j < PanelRows; j++) order[bf16 ? Bf16Slot(j) : j] = j;
+        var a = stackalloc Vector128<ushort>[8];
+        int i = 0;
+        for (; i + 8 <= k; i += 8)
+            for (int half = 0; half < 2; half++)
+            {
+                for (int j = 0; j < 8; j++) a[j] = Sse2.LoadVector128(rows + (long)order[8 * half + j] * k + i);
+                var t0 = Sse2.UnpackLow(a[0], a[1]).AsUInt32();
+                var t1 = Sse2.UnpackHigh(a[0], a[1]).AsUInt32();
+                var t2 = Sse2.UnpackLow(a[2], a[3]).AsUInt32();
+                var t3 = Sse2.UnpackHigh(a[2], a[3]).AsUInt32();
+                var t4 = Sse2.UnpackLow(a[4], a[5]).AsUInt32();
+                var t5 = Sse2.UnpackHigh(a[4], a[5]).AsUInt32();
+                var t6 = Sse2.UnpackLow(a[6], a[7]).AsUInt32();
+                var t7 = Sse2.UnpackHigh(a[6], a[7]).AsUInt32();
+                var u0 = Sse2.UnpackLow(t0, t2).AsUInt64();
+                var u1 = Sse2.UnpackHigh(t0, t2).AsUInt64();
+                var u2 = Sse2.UnpackLow(t1, t3).AsUInt64();
+                var u3 = Sse2.UnpackHigh(t1, t3).AsUInt64();
+                var u4 = Sse2.UnpackLow(t4, t6).AsUInt64();
+                var u5 = Sse2.UnpackHigh(t4, t6).AsUInt64();
+                var u6 = Sse2.UnpackLow(t5, t7).AsUInt64();
+                var u7 = Sse2.UnpackHigh(t5, t7).AsUInt64();
+                ushort* o = panel + (long)i * PanelRows + 8 * half;
+                Sse2.Store(o, Sse2.UnpackLow(u0, u4).AsUInt16());
+                Sse2.Store(o + PanelRows, Sse2.UnpackHigh(u0, u4).AsUInt16());
+                Sse2.Store(o + 2 * PanelRows, Sse2.UnpackLow(u1, u5).AsUInt16());
+                Sse2.Store(o + 3 * PanelRows, Sse2.UnpackHigh(u1, u5).AsUInt16());
+                Sse2.Store(o + 4 * PanelRows, Sse2.UnpackLow(u2, u6).AsUInt16());
+                Sse2.Store(o + 5 * PanelRows, Sse2.UnpackHigh(u2, u6).AsUInt16());
+                Sse2.Store(o + 6 * PanelRows, Sse2.UnpackLow(u3, u7).AsUInt16());
+                Sse2.Store(o + 7 * PanelRows, Sse2.UnpackHigh(u3, u7).AsUInt16());
+            }
+        return i;
     }
 
     /// <summary>Where row j of a panel sits among the 16 BF16 values of one k (an involution: swaps 4–7 and 8–11).</summary>

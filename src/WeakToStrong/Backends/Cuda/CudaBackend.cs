@@ -245,6 +245,9 @@ public sealed unsafe class CudaBackend : IBackend
     {
         RequireF32(residual);
         RequireF32(y);
+        RequireF32(weight);
+        if (delta is not null) RequireF32(delta);
+        if (bias is not null) RequireF32(bias);
         RequireLength(residual, (long)rows * dim);
         RequireLength(y, (long)rows * dim);
         if (rows == 0) return;
@@ -263,10 +266,52 @@ public sealed unsafe class CudaBackend : IBackend
     /// <summary>cuBLAS and the GEMV kernel read row-major [outDim, inDim] weights as they are.</summary>
     public Tensor PrepareLinear(Tensor w, int outDim, int inDim) => w;
 
+    /// <summary>Row-major weights are uploaded as they are; a transposed one is transposed on the host first, a slab
+    /// of output rows at a time.</summary>
+    public Tensor LoadLinear(ReadOnlySpan<byte> bytes, DType dtype, int outDim, int inDim, bool transposed = false)
+    {
+        int size = dtype.Size();
+        if (bytes.Length != (long)outDim * inDim * size) throw new ArgumentException($"{bytes.Length} bytes are not a [{outDim}, {inDim}] {dtype} weight", nameof(bytes));
+        var w = Allocate(dtype, (long)outDim * inDim);
+        try
+        {
+            if (!transposed)
+            {
+                Upload(w, bytes);
+                return w;
+            }
+            const int slab = 64;
+            var buffer = new byte[slab * inDim * size];
+            for (int c0 = 0; c0 < outDim; c0 += slab)
+            {
+                int columns = Math.Min(slab, outDim - c0);
+                var slice = buffer.AsSpan(0, columns * inDim * size);
+                if (size == 4) TransposeSlab(MemoryMarshal.Cast<byte, int>(bytes), MemoryMarshal.Cast<byte, int>(slice), c0, columns, inDim, outDim);
+                else TransposeSlab(MemoryMarshal.Cast<byte, short>(bytes), MemoryMarshal.Cast<byte, short>(slice), c0, columns, inDim, outDim);
+                Upload(w, buffer.AsSpan(0, columns * inDim * size), (long)c0 * inDim);
+            }
+            return w;
+        }
+        catch
+        {
+            w.Dispose();
+            throw;
+        }
+    }
+
+    /// <summary>Rows c0 … c0 + columns − 1 of W [outDim, inDim] from Wᵀ [inDim, outDim].</summary>
+    private static void TransposeSlab<T>(ReadOnlySpan<T> transposed, Span<T> slab, int c0, int columns, int inDim, int outDim)
+    {
+        for (int r = 0; r < inDim; r++)
+            for (int c = 0; c < columns; c++)
+                slab[c * inDim + r] = transposed[r * outDim + c0 + c];
+    }
+
     public void Linear(Tensor x, Tensor w, Tensor? bias, Tensor y, int rows, int inDim, int outDim)
     {
         RequireF32(x);
         RequireF32(y);
+        if (bias is not null) RequireF32(bias);
         RequireLength(x, (long)rows * inDim);
         RequireLength(y, (long)rows * outDim);
         RequireLength(w, (long)outDim * inDim);
