@@ -207,14 +207,9 @@ internal sealed class SearchOptions
         }, shape));
     }
 
-    public static SearchMethodKind ParseMethod(string name) => name.Trim().ToLowerInvariant() switch
-    {
-        "cbs" => SearchMethodKind.ChunkBeamSearch,
-        "bon" or "best-of-n" => SearchMethodKind.BestOfN,
-        "eft" => SearchMethodKind.EmulatedFineTuning,
-        "sample" or "sampling" => SearchMethodKind.Sample,
-        _ => throw new UsageException($"--method: '{name}' is not one of cbs, bon, eft, sample"),
-    };
+    public static SearchMethodKind ParseMethod(string name) => SearchMethodNames.TryParse(name, out var method)
+        ? method
+        : throw new UsageException($"--method: '{name}' is not one of {string.Join(", ", SearchMethodNames.All)}");
 
     private static ChatTemplate? ParseTemplate(string? name, string option)
     {

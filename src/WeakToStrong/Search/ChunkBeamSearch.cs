@@ -35,7 +35,7 @@ public sealed class ChunkBeamSearch : ISearchMethod
     /// Every candidate alive at any moment is an ancestor of every later one, so the longest common prefix of the
     /// live candidates' texts is final. With a local large model a chunk is sampled one step at a time (the same
     /// draws: the RNG is keyed by position) and that prefix is checked after each step; a remote model's chunk is
-    /// one request, checked after it returns.
+    /// one request, checked after it returns (see <see cref="ILargeModel.SingleStepsAreCheap"/>).
     /// </remarks>
     public IAsyncEnumerable<SearchUpdate> StreamAsync(SearchContext context, SearchRequest request, CancellationToken cancellationToken = default)
     {
@@ -55,7 +55,7 @@ public sealed class ChunkBeamSearch : ISearchMethod
         var trace = request.Trace ? new List<ChunkTrace>() : null;
         long evaluated = 0;
         var stream = new FinalTextStream();
-        int step = streaming && context.Large is LocalLargeModel ? 1 : int.MaxValue;
+        int step = streaming && context.Large.SingleStepsAreCheap ? 1 : int.MaxValue;
         using var scorer = new PairScorer(context.Tuned, context.Untuned, context.Large, request);
         var pool = new List<ScoredCandidate>(w * k);
         try

@@ -126,3 +126,33 @@ public sealed record SearchRequest
         return this;
     }
 }
+
+/// <summary>The short names of the search methods, as the CLI, the chat client and the server take them.</summary>
+public static class SearchMethodNames
+{
+    /// <summary>cbs, bon, eft, sample.</summary>
+    public static IReadOnlyList<string> All { get; } = ["cbs", "bon", "eft", "sample"];
+
+    /// <summary>The method a name (any case; also "best-of-n" and "sampling") stands for.</summary>
+    public static bool TryParse(string? name, out SearchMethodKind method)
+    {
+        switch (name?.Trim().ToLowerInvariant())
+        {
+            case "cbs": method = SearchMethodKind.ChunkBeamSearch; return true;
+            case "bon" or "best-of-n": method = SearchMethodKind.BestOfN; return true;
+            case "eft": method = SearchMethodKind.EmulatedFineTuning; return true;
+            case "sample" or "sampling": method = SearchMethodKind.Sample; return true;
+            default: method = default; return false;
+        }
+    }
+
+    /// <summary>The short name of <paramref name="method"/>.</summary>
+    public static string Name(SearchMethodKind method) => method switch
+    {
+        SearchMethodKind.ChunkBeamSearch => "cbs",
+        SearchMethodKind.BestOfN => "bon",
+        SearchMethodKind.EmulatedFineTuning => "eft",
+        SearchMethodKind.Sample => "sample",
+        _ => throw new ArgumentOutOfRangeException(nameof(method), method, "unknown search method"),
+    };
+}

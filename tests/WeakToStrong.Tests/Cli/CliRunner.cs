@@ -4,15 +4,26 @@ namespace WeakToStrong.Tests.Cli;
 
 internal sealed record CliResult(int ExitCode, string Stdout, string Stderr);
 
-/// <summary>Runs the real w2s executable (built next to the tests) as a child process.</summary>
+/// <summary>
+/// Runs the real w2s executable as a child process: the build next to the tests, or the executable that the
+/// environment variable W2S_EXE names (CI points it at the NativeAOT binary and runs the CLI tests again).
+/// </summary>
 internal static class CliRunner
 {
-    public static CliResult Run(params string[] args)
+    /// <summary>How to start w2s with <paramref name="args"/>, output redirected.</summary>
+    public static ProcessStartInfo StartInfo(params string[] args)
     {
-        var start = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
-        start.ArgumentList.Add(Path.Combine(AppContext.BaseDirectory, "w2s.dll"));
+        string? native = Environment.GetEnvironmentVariable("W2S_EXE");
+        var start = new ProcessStartInfo(string.IsNullOrEmpty(native) ? "dotnet" : native) { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
+        if (string.IsNullOrEmpty(native)) start.ArgumentList.Add(Path.Combine(AppContext.BaseDirectory, "w2s.dll"));
         foreach (var a in args) start.ArgumentList.Add(a);
         start.Environment["NO_COLOR"] = "1";
+        return start;
+    }
+
+    public static CliResult Run(params string[] args)
+    {
+        var start = StartInfo(args);
         using var process = Process.Start(start)!;
         var stdout = process.StandardOutput.ReadToEndAsync();
         var stderr = process.StandardError.ReadToEndAsync();

@@ -16,11 +16,7 @@ public sealed class ServeCommandTests(ServerFixture models) : IClassFixture<Serv
 
         public ServeProcess(params string[] args)
         {
-            var start = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
-            start.ArgumentList.Add(Path.Combine(AppContext.BaseDirectory, "w2s.dll"));
-            start.ArgumentList.Add("serve");
-            foreach (var a in args) start.ArgumentList.Add(a);
-            _process = Process.Start(start)!;
+            _process = Process.Start(CliRunner.StartInfo(["serve", .. args]))!;
             var line = _process.StandardOutput.ReadLineAsync();
             if (!line.Wait(TimeSpan.FromMinutes(2)) || line.Result is not { } text || !text.StartsWith("listening on ", StringComparison.Ordinal))
             {

@@ -34,6 +34,13 @@ public interface ILargeModel : IDisposable
     /// <summary>The model's tokenizer, or null when its token ids are not visible (a remote endpoint).</summary>
     TextTokenizer? Tokenizer { get; }
 
+    /// <summary>
+    /// Whether extending candidates one token per call costs no more than a chunk per call (a local model runs one
+    /// forward per token either way; a remote endpoint pays a request per call). Streaming searches then step one
+    /// token at a time, so text is streamed as soon as it is final.
+    /// </summary>
+    bool SingleStepsAreCheap => false;
+
     /// <summary>A candidate holding only the prompt; fork it for the candidates that sample.</summary>
     Task<LargeCandidate> StartAsync(string prompt, GenerationSettings settings, SearchCounters counters, CancellationToken cancellationToken = default);
 

@@ -25,6 +25,9 @@ public sealed class LocalLargeModel : ILargeModel
 
     public TextTokenizer? Tokenizer => Model.Tokenizer;
 
+    /// <summary>True: every step of a chunk is one forward anyway.</summary>
+    public bool SingleStepsAreCheap => true;
+
     public async Task<LargeCandidate> StartAsync(string prompt, GenerationSettings settings, SearchCounters counters, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(prompt);
