@@ -117,13 +117,13 @@ internal sealed class CompletionHandler(WeakToStrongSearch search, KvAdmission a
         {
             var response = new ChatResponse(id, "chat.completion", created, options.Limits.ModelName,
                 choices.Select(c => new ChatChoice(c.Index, new ChatMessage("assistant", StopText.Strip(c.Text, stops)), null, FinishReason(c.Finish))).ToList(), usage, info);
-            await JsonSerializer.SerializeAsync(http.Response.Body, response, ServerJsonContext.Default.ChatResponse, cancellationToken).ConfigureAwait(false);
+            await JsonSerializer.SerializeAsync(http.Response.Body, response, ServerJsonContext.Output.ChatResponse, cancellationToken).ConfigureAwait(false);
         }
         else
         {
             var response = new CompletionResponse(id, "text_completion", created, options.Limits.ModelName,
                 choices.Select(c => new CompletionChoice(StopText.Strip(c.Text, stops), c.Index, null, FinishReason(c.Finish))).ToList(), usage, info);
-            await JsonSerializer.SerializeAsync(http.Response.Body, response, ServerJsonContext.Default.CompletionResponse, cancellationToken).ConfigureAwait(false);
+            await JsonSerializer.SerializeAsync(http.Response.Body, response, ServerJsonContext.Output.CompletionResponse, cancellationToken).ConfigureAwait(false);
         }
     }
 
@@ -198,8 +198,8 @@ internal sealed class CompletionHandler(WeakToStrongSearch search, KvAdmission a
         await response.Body.WriteAsync("data: [DONE]\n\n"u8.ToArray(), cancellationToken).ConfigureAwait(false);
         await response.Body.FlushAsync(cancellationToken).ConfigureAwait(false);
 
-        static byte[] Chat(ChatChunk c) => JsonSerializer.SerializeToUtf8Bytes(c, ServerJsonContext.Default.ChatChunk);
-        static byte[] Completion(CompletionChunk c) => JsonSerializer.SerializeToUtf8Bytes(c, ServerJsonContext.Default.CompletionChunk);
+        static byte[] Chat(ChatChunk c) => JsonSerializer.SerializeToUtf8Bytes(c, ServerJsonContext.Output.ChatChunk);
+        static byte[] Completion(CompletionChunk c) => JsonSerializer.SerializeToUtf8Bytes(c, ServerJsonContext.Output.CompletionChunk);
     }
 
     /// <summary>The text of one search as it becomes final (<see cref="WeakToStrongSearch.StreamAsync"/>), and the result at the end.</summary>
@@ -220,7 +220,7 @@ internal sealed class CompletionHandler(WeakToStrongSearch search, KvAdmission a
     /// <summary>The error JSON, or, once a stream has started, an SSE error event that ends it.</summary>
     internal static async Task WriteErrorAsync(HttpContext http, ApiException error)
     {
-        var json = JsonSerializer.SerializeToUtf8Bytes(error.ToBody(), ServerJsonContext.Default.ErrorBody);
+        var json = JsonSerializer.SerializeToUtf8Bytes(error.ToBody(), ServerJsonContext.Output.ErrorBody);
         try
         {
             if (http.Response.HasStarted)

@@ -90,13 +90,13 @@ public sealed class W2sServer : IAsyncDisposable
         app.MapGet("/v1/models", new RequestDelegate(http =>
         {
             metrics.Request("models", 200);
-            return WriteJsonAsync(http, new ModelList("list", [new ModelCard(options.Limits.ModelName, "model", started, "weak-to-strong")]), ServerJsonContext.Default.ModelList);
+            return WriteJsonAsync(http, new ModelList("list", [new ModelCard(options.Limits.ModelName, "model", started, "weak-to-strong")]), ServerJsonContext.Output.ModelList);
         }));
         app.MapGet("/health", new RequestDelegate(http =>
         {
             var kv = Enumerable.Range(0, admission.Models).Select(m =>
                 new KvPoolHealth(admission.Name(m), admission.Pool(m).UsedBlocks, (int)admission.Reserved(m), admission.Pool(m).TotalBlocks)).ToList();
-            return WriteJsonAsync(http, new Health("ok", admission.Running, admission.Queued, kv), ServerJsonContext.Default.Health);
+            return WriteJsonAsync(http, new Health("ok", admission.Running, admission.Queued, kv), ServerJsonContext.Output.Health);
         }));
         app.MapPrometheusScrapingEndpoint("/metrics");
         // Anything else: OpenAI's error JSON rather than an empty 404/405.

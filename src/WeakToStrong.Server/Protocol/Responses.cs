@@ -71,4 +71,12 @@ public sealed record Health(string Status, int Running, int Queued, IReadOnlyLis
 [JsonSerializable(typeof(CompletionChunk))]
 [JsonSerializable(typeof(ModelList))]
 [JsonSerializable(typeof(Health))]
-internal sealed partial class ServerJsonContext : JsonSerializerContext;
+internal sealed partial class ServerJsonContext : JsonSerializerContext
+{
+    /// <summary>snake_case names; text written as is (quotes in messages not as \u0027), as OpenAI's responses are.</summary>
+    public static ServerJsonContext Output { get; } = new(new System.Text.Json.JsonSerializerOptions
+    {
+        PropertyNamingPolicy = System.Text.Json.JsonNamingPolicy.SnakeCaseLower,
+        Encoder = System.Text.Encodings.Web.JavaScriptEncoder.UnsafeRelaxedJsonEscaping,
+    });
+}

@@ -145,7 +145,7 @@ public sealed class WeakToStrongSearch : IDisposable
             {
                 loop = new EngineLoop();
                 owned.Insert(0, loop); // stopped before the models it runs are disposed
-                if (large is LocalLargeModel local) loop.Attach(local.Model.Transformer);
+                if (large is LocalLargeModel localLarge) loop.Attach(localLarge.Model.Transformer);
                 loop.Attach(tuned.Transformer);
                 loop.Attach(untuned.Transformer);
             }
