@@ -155,9 +155,11 @@ namespace SentimentPlot
                 var bars = plot.Add.ErrorBar(xs, ys, p.Select(r => r.RewardSe).ToArray());
                 bars.Color = color;
             }
+            // Sampling is compute 1 of a series that has no point of its own there (Best-of-1 is sampling; CBS(1,1,L) is its own run).
             var baseRow = same.FirstOrDefault(r => r.Method == "sample");
-            Line(same.Where(r => r.Method.StartsWith("cbs", StringComparison.Ordinal)).Concat(baseRow is null ? [] : [baseRow]), "CBS (L = 5), W·K", ScottPlot.Colors.Blue, ScottPlot.MarkerShape.FilledCircle);
-            Line(same.Where(r => r.Method.StartsWith("bon", StringComparison.Ordinal)).Concat(baseRow is null ? [] : [baseRow]), "Best-of-N, N", ScottPlot.Colors.OrangeRed, ScottPlot.MarkerShape.FilledSquare);
+            IEnumerable<Row> WithBase(List<Row> series) => baseRow is not null && !series.Any(r => Compute(r.Method) == 1) ? series.Append(baseRow) : series;
+            Line(WithBase(same.Where(r => r.Method.StartsWith("cbs", StringComparison.Ordinal)).ToList()), "CBS (L = 5), W·K", ScottPlot.Colors.Blue, ScottPlot.MarkerShape.FilledCircle);
+            Line(WithBase(same.Where(r => r.Method.StartsWith("bon", StringComparison.Ordinal)).ToList()), "Best-of-N, N (N = 1: sampling)", ScottPlot.Colors.OrangeRed, ScottPlot.MarkerShape.FilledSquare);
             Line(rows.Where(r => r.Series == "cross-tokenizer pair" && r.Method.StartsWith("cbs", StringComparison.Ordinal)), "CBS, cross-tokenizer pair", ScottPlot.Colors.Green, ScottPlot.MarkerShape.FilledTriangleUp);
             foreach (var (method, label, color) in new[] { ("sample", "Base (sampling)", ScottPlot.Colors.Gray), ("eft(1)", "EFT (β = 1)", ScottPlot.Colors.Purple) })
                 if (same.FirstOrDefault(r => r.Method == method) is { } row)

@@ -7,7 +7,6 @@ import struct
 import torch
 import torch.nn.functional as F
 
-import bpe
 import corpus
 import model as models
 
