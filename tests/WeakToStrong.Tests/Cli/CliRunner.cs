@@ -21,9 +21,11 @@ internal static class CliRunner
         return start;
     }
 
-    public static CliResult Run(params string[] args)
+    public static CliResult Run(params string[] args) => Run(StartInfo(args));
+
+    public static CliResult Run(ProcessStartInfo start)
     {
-        var start = StartInfo(args);
+        string[] args = [.. start.ArgumentList];
         using var process = Process.Start(start)!;
         var stdout = process.StandardOutput.ReadToEndAsync();
         var stderr = process.StandardError.ReadToEndAsync();

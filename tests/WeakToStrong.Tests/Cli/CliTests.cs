@@ -86,4 +86,24 @@ public class CliTests
         Assert.Contains("header length", r.Stderr);
         Assert.DoesNotContain("   at ", r.Stderr);
     }
+
+    /// <summary>
+    /// Spectre.Console trusts TERM even when stdout is a pipe, so tables, markup and progress wrote escape codes into
+    /// redirected output (files, logs, other programs). Every command that prints a table or markup must not.
+    /// </summary>
+    [Theory]
+    [InlineData("demo", "--prompts", "1")]
+    [InlineData("info", "--model", "FIXTURE")]
+    [InlineData("ops", "--device", "cpu", "--op", "embed", "--shapes", "small")]
+    public void RedirectedOutputHasNoEscapeCodesWhateverTermSays(params string[] args)
+    {
+        var start = CliRunner.StartInfo([.. args.Select(a => a == "FIXTURE" ? TestPaths.Fixture("gpt2-tiny") : a)]);
+        start.Environment.Remove("NO_COLOR");
+        start.Environment["TERM"] = "xterm-256color";
+        var r = CliRunner.Run(start);
+        Assert.Equal(0, r.ExitCode);
+        Assert.NotEmpty(r.Stdout.Trim());
+        Assert.DoesNotContain('\u001b', r.Stdout);
+        Assert.DoesNotContain('\u001b', r.Stderr);
+    }
 }
