@@ -39,8 +39,9 @@ public static class SearchCapacity
     }
 
     /// <summary>
-    /// Throws <see cref="ArgumentOutOfRangeException"/> naming the request's shape parameter (W·K, N or the max new
-    /// tokens), the blocks needed and the pool's size when the search cannot fit a local model's KV pool.
+    /// Throws <see cref="ArgumentOutOfRangeException"/> naming the max new tokens when they exceed a local model's
+    /// context, or the binding parameter (the max new tokens when one candidate would not fit, else W·K or N), the
+    /// blocks needed and the pool's size when the search cannot fit a local model's KV pool.
     /// </summary>
     public static void Check(SearchContext context, SearchRequest request)
     {
