@@ -18,4 +18,15 @@ var root = new RootCommand("w2s — weak-to-strong search: steer a large model w
     OpsCommand.Create(),
     ServeCommand.Create(),
 };
-return root.Parse(args).Invoke();
+var parsed = root.Parse(args);
+// A usage error is one line naming the option or token, exit code 2 (System.CommandLine's default prints the whole help
+// and exits 1). --help and --version parse without errors and keep their own actions.
+if (parsed.Errors.Count > 0)
+{
+    string hint = parsed.CommandResult.Command == root ? "w2s --help" : $"w2s {parsed.CommandResult.Command.Name} --help";
+    // The error about a token the user typed (a bad value, an unknown option) before "Option '--x' is required".
+    var error = parsed.Errors.FirstOrDefault(e => args.Any(a => e.Message.Contains($"'{a}'", StringComparison.Ordinal))) ?? parsed.Errors[0];
+    Console.Error.WriteLine($"error: {error.Message} (see {hint})");
+    return 2;
+}
+return parsed.Invoke();

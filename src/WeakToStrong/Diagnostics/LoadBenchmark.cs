@@ -1,5 +1,6 @@
 using System.Diagnostics;
 using System.Globalization;
+using WeakToStrong.Checkpoints;
 using WeakToStrong.Engine;
 
 namespace WeakToStrong.Diagnostics;
@@ -39,7 +40,14 @@ public static class LoadBenchmark
     {
         ArgumentException.ThrowIfNullOrEmpty(directory);
         ArgumentNullException.ThrowIfNull(options);
-        var files = Directory.GetFiles(directory, "*.safetensors");
+        string[] files;
+        // The checks (and messages) loading and `w2s info` make, before any byte is timed: a missing folder or a bad
+        // checkpoint is named, not reported as a raw IO error.
+        using (var checkpoint = Checkpoint.Open(directory))
+        {
+            ModelWeights.Validate(checkpoint);
+            files = [.. checkpoint.Files.Select(f => f.FilePath)];
+        }
         long bytes = files.Sum(f => new FileInfo(f).Length);
         double read = ReadAll(files);
         GC.Collect();

@@ -39,8 +39,9 @@ public static class SearchCapacity
     }
 
     /// <summary>
-    /// Throws <see cref="ArgumentOutOfRangeException"/> naming the request's shape parameter (W·K, N or the max new
-    /// tokens), the blocks needed and the pool's size when the search cannot fit a local model's KV pool.
+    /// Throws <see cref="ArgumentOutOfRangeException"/> naming the max new tokens when they exceed a local model's
+    /// context, or the binding parameter (the max new tokens when one candidate would not fit, else W·K or N), the
+    /// blocks needed and the pool's size when the search cannot fit a local model's KV pool.
     /// </summary>
     public static void Check(SearchContext context, SearchRequest request)
     {
@@ -90,31 +91,53 @@ public static class SearchCapacity
         ArgumentNullException.ThrowIfNull(request);
         ArgumentNullException.ThrowIfNull(models);
         request.Validate();
-        foreach (var (name, spec, scorer) in models)
+        var all = models.ToList();
+        foreach (var (name, spec, _) in all) CheckContext(request, name, spec.MaxPositions);
+        foreach (var (name, spec, scorer) in all)
         {
             long need = MinimumBlocksNeeded(request, spec.MaxPositions, blockSize, scorer);
-            if (need > blocksPerModel) throw Refusal(request, name, "any prompt", need, blockSize, blocksPerModel, KvBudget.BlockBytes(spec, blockSize) * blocksPerModel);
+            if (need > blocksPerModel)
+                throw Refusal(request, r => MinimumBlocksNeeded(r, spec.MaxPositions, blockSize, scorer), name, "any prompt", need, blockSize, blocksPerModel, KvBudget.BlockBytes(spec, blockSize) * blocksPerModel);
         }
+    }
+
+    /// <summary>
+    /// Refuses max new tokens past a model's whole context (prompt included): no prompt leaves room for them, and
+    /// a response is cut to the context anyway. A response that only a long prompt cuts is still allowed.
+    /// </summary>
+    private static void CheckContext(SearchRequest request, string model, int contextTokens)
+    {
+        if (request.MaxNewTokens > contextTokens)
+            throw new ArgumentOutOfRangeException(nameof(SearchRequest.MaxNewTokens), string.Create(CultureInfo.InvariantCulture,
+                $"max new tokens = {request.MaxNewTokens} exceeds the context of {model} ({contextTokens} tokens, prompt included)"));
     }
 
     private static void Check(ChatModel model, SearchRequest request, bool scorer)
     {
         var cache = model.Transformer.Cache;
+        int context = model.Spec.MaxPositions;
+        CheckContext(request, model.Name, context);
         int prompt = model.EncodePrompt(request.Prompt, request.Chat, request.SystemPrompt).Tokens.Count;
-        long need = BlocksNeeded(request, prompt, model.Spec.MaxPositions, cache.BlockSize, scorer);
-        if (need > cache.TotalBlocks) throw Refusal(request, model.Name, $"a {prompt}-token prompt", need, cache.BlockSize, cache.TotalBlocks, cache.PoolBytes);
+        long need = BlocksNeeded(request, prompt, context, cache.BlockSize, scorer);
+        if (need > cache.TotalBlocks)
+            throw Refusal(request, r => BlocksNeeded(r, prompt, context, cache.BlockSize, scorer), model.Name, $"a {prompt}-token prompt", need, cache.BlockSize, cache.TotalBlocks, cache.PoolBytes);
     }
 
-    private static ArgumentOutOfRangeException Refusal(SearchRequest request, string model, string prompt, long need, int blockSize, long blocks, long poolBytes)
+    /// <summary>
+    /// The refusal, naming the binding parameter: the max new tokens when even one candidate (W·K = 1, N = 1) would
+    /// not fit (<paramref name="needFor"/> of that request), else the shape.
+    /// </summary>
+    private static ArgumentOutOfRangeException Refusal(SearchRequest request, Func<SearchRequest, long> needFor, string model, string prompt, long need, int blockSize, long blocks, long poolBytes)
     {
         var (w, k, _) = request.Shape;
-        var (parameter, shape) = request.Method switch
-        {
-            SearchMethodKind.ChunkBeamSearch => (nameof(SearchRequest.BeamWidth), $"W·K = {w} × {k} = {(long)w * k} candidates"),
-            SearchMethodKind.BestOfN => (nameof(SearchRequest.N), $"N = {request.N} samples"),
-            _ => (nameof(SearchRequest.MaxNewTokens), $"max new tokens = {request.MaxNewTokens}"),
-        };
+        bool lengthBound = request.Method is SearchMethodKind.Sample or SearchMethodKind.EmulatedFineTuning
+            || needFor(request with { BeamWidth = 1, Successors = 1, N = 1 }) > blocks;
+        var (parameter, shape, fix) = lengthBound
+            ? (nameof(SearchRequest.MaxNewTokens), $"max new tokens = {request.MaxNewTokens}{(request.Method is SearchMethodKind.ChunkBeamSearch or SearchMethodKind.BestOfN ? " (even with one candidate)" : "")}", "lower the max new tokens")
+            : request.Method == SearchMethodKind.BestOfN
+                ? (nameof(SearchRequest.N), $"N = {request.N} samples", "lower N or the max new tokens")
+                : (nameof(SearchRequest.BeamWidth), $"W·K = {w} × {k} = {(long)w * k} candidates", "lower the shape or the max new tokens");
         return new ArgumentOutOfRangeException(parameter, string.Create(CultureInfo.InvariantCulture,
-            $"{shape} with {prompt} and up to {request.MaxNewTokens} new tokens needs {(prompt == "any prompt" ? "at least" : "up to")} {need} KV blocks of {blockSize} tokens in {model}, but its pool holds {blocks} ({new ByteSize(poolBytes)}); lower the shape or the max new tokens, or raise the KV budget (--kv-memory)"));
+            $"{shape} with {prompt} and up to {request.MaxNewTokens} new tokens needs {(prompt == "any prompt" ? "at least" : "up to")} {need} KV blocks of {blockSize} tokens in {model}, but its pool holds {blocks} ({new ByteSize(poolBytes)}); {fix}, or raise the KV budget (--kv-memory)"));
     }
 }

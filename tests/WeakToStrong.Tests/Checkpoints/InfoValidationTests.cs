@@ -117,19 +117,41 @@ public class InfoValidationTests
         Assert.True(allocated < weights / 8, $"validation allocated {allocated} bytes for {weights} bytes of weights");
     }
 
-    /// <summary>The CLI: <c>w2s info</c> and <c>w2s score</c> print the same one line and exit code for every case.</summary>
+    /// <summary>The CLI: <c>w2s info</c>, <c>w2s score</c> and <c>w2s bench --load</c> print the same one line and
+    /// exit code for every case.</summary>
     [Theory]
     [MemberData(nameof(CaseNames))]
     public void CliInfoAndScoreRefuseAlike(string name)
     {
         using var temp = Broken(name);
-        var info = CliRunner.Run("info", "--model", temp.Path);
-        var score = CliRunner.Run("score", "--model", temp.Path, "--prompt-tokens", "1,2", "--continuation-tokens", "3");
+        RefuseAlike(temp.Path);
+    }
+
+    /// <summary>A folder that does not exist, or a file given as the folder, is named as the folder, not as a raw IO error.</summary>
+    [Theory]
+    [InlineData("/nonexistent")]
+    [InlineData("/nonexistent/deeper/model")]
+    [InlineData("/etc/hostname")]
+    public void CliRefusesAMissingFolderAlike(string folder)
+    {
+        var info = RefuseAlike(folder);
+        Assert.Equal($"error: {folder}: model folder not found", info.Stderr.TrimEnd());
+    }
+
+    private static CliResult RefuseAlike(string folder)
+    {
+        var info = CliRunner.Run("info", "--model", folder);
+        var score = CliRunner.Run("score", "--model", folder, "--prompt-tokens", "1,2", "--continuation-tokens", "3");
+        var bench = CliRunner.Run("bench", "--load", folder);
         Assert.NotEqual(0, score.ExitCode);
         Assert.Equal(score.ExitCode, info.ExitCode);
+        Assert.Equal(score.ExitCode, bench.ExitCode);
         Assert.Equal("", info.Stdout);
+        Assert.Equal("", bench.Stdout);
         Assert.StartsWith("error: ", info.Stderr);
         Assert.Single(info.Stderr.Split('\n', StringSplitOptions.RemoveEmptyEntries));
         Assert.Equal(score.Stderr, info.Stderr);
+        Assert.Equal(info.Stderr, bench.Stderr);
+        return info;
     }
 }

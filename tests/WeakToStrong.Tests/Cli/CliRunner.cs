@@ -4,6 +4,9 @@ namespace WeakToStrong.Tests.Cli;
 
 internal sealed record CliResult(int ExitCode, string Stdout, string Stderr);
 
+/// <summary>A run with its wall time and the child's peak resident memory (VmHWM, polled while it ran).</summary>
+internal sealed record MeasuredCliResult(CliResult Result, TimeSpan Wall, long PeakRssBytes);
+
 /// <summary>
 /// Runs the real w2s executable as a child process: the build next to the tests, or the executable that the
 /// environment variable W2S_EXE names (CI points it at the NativeAOT binary and runs the CLI tests again).
@@ -22,6 +25,43 @@ internal static class CliRunner
     }
 
     public static CliResult Run(params string[] args) => Run(StartInfo(args));
+
+    /// <summary>
+    /// Runs w2s and polls its /proc/PID/status VmHWM (the kernel's high-water mark of resident memory) every
+    /// millisecond until it exits: the last value read is the peak up to at most a millisecond before exit, so an
+    /// allocation that is still resident when the process ends cannot be missed. Linux only.
+    /// </summary>
+    public static MeasuredCliResult RunMeasured(params string[] args)
+    {
+        var start = StartInfo(args);
+        var clock = Stopwatch.StartNew();
+        using var process = Process.Start(start)!;
+        var stdout = process.StandardOutput.ReadToEndAsync();
+        var stderr = process.StandardError.ReadToEndAsync();
+        long peak = 0;
+        string status = $"/proc/{process.Id}/status";
+        while (!process.HasExited && clock.Elapsed < TimeSpan.FromSeconds(120))
+        {
+            try
+            {
+                foreach (string line in File.ReadLines(status))
+                    if (line.StartsWith("VmHWM:", StringComparison.Ordinal))
+                        peak = Math.Max(peak, long.Parse(line.AsSpan(6).Trim().TrimEnd("kB").Trim(), System.Globalization.CultureInfo.InvariantCulture) * 1024);
+            }
+            catch (IOException)
+            {
+                break; // exited between the check and the read
+            }
+            Thread.Sleep(1);
+        }
+        if (!process.WaitForExit(120_000))
+        {
+            process.Kill(true);
+            throw new TimeoutException($"w2s {string.Join(' ', args)} did not finish in 120 s");
+        }
+        var wall = clock.Elapsed;
+        return new MeasuredCliResult(new CliResult(process.ExitCode, stdout.Result, stderr.Result), wall, peak);
+    }
 
     public static CliResult Run(ProcessStartInfo start)
     {

@@ -174,8 +174,10 @@ internal sealed unsafe class DriverRuntime : IDeviceRuntime
         }
         catch
         {
-            DriverApi.StreamEndCapture(Stream, out nint broken);
-            if (broken != 0) DriverApi.GraphDestroy(broken);
+            // Statuses ignored on purpose: the capture is abandoned and issue()'s exception is rethrown; a failure to end
+            // or free the broken capture must not replace it.
+            _ = DriverApi.StreamEndCapture(Stream, out nint broken);
+            if (broken != 0) _ = DriverApi.GraphDestroy(broken);
             throw;
         }
         Cu.ThrowIfFailed(DriverApi.StreamEndCapture(Stream, out nint graph));
@@ -193,15 +195,10 @@ internal sealed unsafe class DriverRuntime : IDeviceRuntime
 
     public void Dispose()
     {
-        try
-        {
-            MakeCurrent();
-            DriverApi.StreamSynchronize(Stream);
-        }
-        catch (CudaException)
-        {
-            // A sticky error from earlier work: release what we hold regardless.
-        }
+        // Dispose releases everything below whatever the context's state: a failure here (a sticky error from earlier
+        // work, already thrown by the call that hit it) is deliberately not thrown, so nothing is leaked.
+        if (DriverApi.CtxSetCurrent(_context.DangerousGetHandle()) == CuResult.Success)
+            _ = DriverApi.StreamSynchronize(Stream); // status ignored for the same reason
         _blas?.Dispose();
         foreach (var m in _allocations.Values) m.Dispose();
         _allocations.Clear();

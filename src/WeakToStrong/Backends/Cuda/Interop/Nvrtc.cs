@@ -78,7 +78,9 @@ internal static unsafe class Nvrtc
         }
         finally
         {
-            NvrtcApi.DestroyProgram(ref program);
+            // Status ignored on purpose: this runs while a compile error may be propagating, and a failure to free the
+            // program must not replace it (the program holds host memory only).
+            _ = NvrtcApi.DestroyProgram(ref program);
         }
     }
 
