@@ -56,7 +56,7 @@ internal sealed class CompletionHandler(WeakToStrongSearch search, KvAdmission a
         BadHttpRequestException { StatusCode: 413 } => new ApiException(413, $"The request body is larger than this server's limit: {e.Message}", null, "request_too_large"),
         BadHttpRequestException b => new ApiException(b.StatusCode, e.Message, null, "bad_request"),
         SearchException => ApiException.BadRequest(e.Message, null, "search_error"),
-        ArgumentException a => ApiException.BadRequest(a.Message.Split(" (Parameter")[0].Split('\n')[0], a.ParamName, "invalid_value"),
+        ArgumentException a => ApiException.BadRequest(a.Message.Split(" (Parameter")[0].Split('\n')[0], RequestParser.ApiField(a.ParamName), "invalid_value"),
         _ => new ApiException(500, $"internal error: {e.GetType().Name}: {e.Message}", null, "server_error", "server_error"),
     };
 

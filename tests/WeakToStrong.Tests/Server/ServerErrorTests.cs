@@ -56,6 +56,14 @@ public sealed class ServerErrorTests(ServerFixture server) : IClassFixture<Serve
     [InlineData("{\"model\":\"w2s-test\",\"prompt\":\"x\",\"search\":{\"beam_width\":0}}", "search.beam_width", "invalid_value")]
     [InlineData("{\"model\":\"w2s-test\",\"prompt\":\"x\",\"search\":{\"beam_width\":8,\"successors\":8}}", "search.beam_width", "invalid_value")]
     [InlineData("{\"model\":\"w2s-test\",\"prompt\":\"x\",\"search\":{\"method\":\"bon\",\"n\":33}}", "search.n", "invalid_value")]
+    // W·K past 2³¹ (100000² wrapped to 1410065408; 65536² wrapped to 0 and passed the cap).
+    [InlineData("{\"model\":\"w2s-test\",\"prompt\":\"x\",\"search\":{\"beam_width\":100000,\"successors\":100000}}", "search.beam_width", "invalid_value")]
+    [InlineData("{\"model\":\"w2s-test\",\"prompt\":\"x\",\"search\":{\"beam_width\":65536,\"successors\":65536}}", "search.beam_width", "invalid_value")]
+    [InlineData("{\"model\":\"w2s-test\",\"prompt\":\"x\",\"beam_width\":65536,\"successors\":65536}", "beam_width", "invalid_value")]
+    // Rejected by the library's Validate(): the error names the field sent, not the C# property (N, Beta).
+    [InlineData("{\"model\":\"w2s-test\",\"prompt\":\"x\",\"search\":{\"n\":5000}}", "search.n", "invalid_value")]
+    [InlineData("{\"model\":\"w2s-test\",\"prompt\":\"x\",\"search\":{\"method\":\"eft\",\"beta\":1e300}}", "search.beta", "invalid_value")]
+    [InlineData("{\"model\":\"w2s-test\",\"prompt\":\"x\",\"method\":\"eft\",\"beta\":1e300}", "beta", "invalid_value")]
     [InlineData("{\"model\":\"w2s-test\",\"prompt\":\"x\",\"search\":{\"width\":2}}", "search.width", "unknown_parameter")]
     [InlineData("{\"model\":\"w2s-test\",\"prompt\":\"x\",\"logprobs\":3}", "logprobs", "unsupported_parameter")]
     [InlineData("{\"model\":\"w2s-test\",\"prompt\":\"x\",\"echo\":true}", "echo", "unsupported_parameter")]
@@ -87,6 +95,26 @@ public sealed class ServerErrorTests(ServerFixture server) : IClassFixture<Serve
         Assert.Equal(HttpStatusCode.BadRequest, status);
         AssertError(body, param, code);
         await StillServes();
+    }
+
+    [Theory]
+    [InlineData(100000, 100000, "10000000000")]
+    [InlineData(65536, 65536, "4294967296")]
+    public async Task AnOverflowingBeamShapeIsRefusedWithItsTrueSizeAndThisServersLimit(int w, int k, string product)
+    {
+        var (status, body, _) = await Api.PostAsync(server.Http, "v1/completions",
+            $$$"""{"model":"{{{M}}}","prompt":"x","search":{"beam_width":{{{w}}},"successors":{{{k}}}}}""");
+        Assert.Equal(HttpStatusCode.BadRequest, status);
+        string message = body.GetProperty("error").GetProperty("message").GetString()!;
+        Assert.Equal($"beam_width × successors is {product} candidates; this server allows at most {ServerFixture.Limits.MaxCandidates} per search.", message);
+    }
+
+    [Fact]
+    public async Task AHostThatIsNoAddressIsRefusedBeforeListening()
+    {
+        // Kestrel would bind every interface for a name it cannot parse.
+        var e = await Assert.ThrowsAsync<ArgumentException>(() => W2sServer.StartAsync(server.Search, new ServerOptions { Host = "999.1.1.1", Port = 0 }));
+        Assert.Contains("'999.1.1.1' is not an IP address", e.Message);
     }
 
     [Fact]
