@@ -73,7 +73,8 @@ public sealed class W2sServer : IAsyncDisposable
         if (options.Verbose) builder.Logging.AddSimpleConsole().SetMinimumLevel(LogLevel.Information);
         builder.WebHost.ConfigureKestrel(k =>
         {
-            // Our own limit answers with OpenAI's error JSON; Kestrel's is a backstop a little above it.
+            // Endpoints that read no body keep Kestrel's limit; the completions endpoints lift it per request and
+            // count content bytes themselves (Kestrel counts chunked framing too), answering with OpenAI's error JSON.
             k.Limits.MaxRequestBodySize = options.MaxBodyBytes + 1;
             k.AddServerHeader = false;
         });

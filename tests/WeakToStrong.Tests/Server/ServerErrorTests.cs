@@ -177,6 +177,83 @@ public sealed class ServerErrorTests(ServerFixture server) : IClassFixture<Serve
         Assert.Equal(HttpStatusCode.RequestEntityTooLarge, response.StatusCode);
         await StillServes();
     }
+
+    [Fact]
+    public async Task AChunkedBodyUnderTheLimitIsReadWhateverItsChunkSize()
+    {
+        // 60 KiB of content (the limit is 64 KiB) in 16-byte chunks: 84 KiB on the wire. Kestrel's limit counted the
+        // chunk framing and refused it with 413.
+        string json = $$"""{"model":"{{M}}","prompt":"ok","max_tokens":2,"method":"sample"}""";
+        byte[] body = Encoding.UTF8.GetBytes(json + new string(' ', 60 * 1024 - json.Length));
+        using var tcp = new System.Net.Sockets.TcpClient();
+        await tcp.ConnectAsync(server.Server.BaseAddress.Host, server.Server.BaseAddress.Port);
+        var stream = tcp.GetStream();
+        var wire = new MemoryStream();
+        wire.Write("POST /v1/completions HTTP/1.1\r\nHost: test\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n"u8);
+        for (int at = 0; at < body.Length; at += 16)
+        {
+            int n = Math.Min(16, body.Length - at);
+            wire.Write(Encoding.ASCII.GetBytes($"{n:x}\r\n"));
+            wire.Write(body, at, n);
+            wire.Write("\r\n"u8);
+        }
+        wire.Write("0\r\n\r\n"u8);
+        await stream.WriteAsync(wire.ToArray());
+        string response = await new StreamReader(stream).ReadToEndAsync();
+        Assert.StartsWith("HTTP/1.1 200 ", response);
+        Assert.Contains("\"text_completion\"", response);
+    }
+
+    /// <summary>A request body that fails as Kestrel's does when the connection breaks, with RequestAborted not (yet) cancelled.</summary>
+    private sealed class BrokenBody(Exception error) : Stream
+    {
+        public override int Read(byte[] buffer, int offset, int count) => throw error;
+        public override ValueTask<int> ReadAsync(Memory<byte> buffer, CancellationToken cancellationToken = default) => ValueTask.FromException<int>(error);
+        public override bool CanRead => true;
+        public override bool CanSeek => false;
+        public override bool CanWrite => false;
+        public override long Length => throw new NotSupportedException();
+        public override long Position { get => throw new NotSupportedException(); set => throw new NotSupportedException(); }
+        public override void Flush() { }
+        public override long Seek(long offset, SeekOrigin origin) => throw new NotSupportedException();
+        public override void SetLength(long value) => throw new NotSupportedException();
+        public override void Write(byte[] buffer, int offset, int count) => throw new NotSupportedException();
+    }
+
+    private async Task<(int Status, string Body)> HandleWithBody(Exception bodyError)
+    {
+        using var metrics = new ServerMetrics(server.Search, server.Server.Admission);
+        var handler = new CompletionHandler(server.Search, server.Server.Admission, metrics, new ServerOptions { Limits = ServerFixture.Limits, MaxBodyBytes = 64 * 1024 });
+        var http = new Microsoft.AspNetCore.Http.DefaultHttpContext();
+        http.Request.Method = "POST";
+        http.Request.Body = new BrokenBody(bodyError);
+        var written = new MemoryStream();
+        http.Response.Body = written;
+        await handler.HandleAsync(http, chat: false);
+        return (http.Response.StatusCode, Encoding.UTF8.GetString(written.ToArray()));
+    }
+
+    [Fact]
+    public async Task ABodyReadBrokenByTheConnectionIsNoServerErrorEvenBeforeRequestAbortedFires()
+    {
+        // Kestrel cancels RequestAborted on the thread pool after the read fails; under load the handler saw the
+        // token still unset and answered (and counted) the broken read as a 500 "internal error".
+        foreach (var broken in new Exception[]
+        {
+            new Microsoft.AspNetCore.Connections.ConnectionResetException("reset by peer"),
+            new TaskCanceledException("The request was aborted", new Microsoft.AspNetCore.Connections.ConnectionAbortedException()),
+        })
+        {
+            var (status, body) = await HandleWithBody(broken);
+            Assert.NotEqual(500, status);
+            Assert.Equal("", body); // nobody to answer
+        }
+
+        // Kestrel's own refusals are IOExceptions too; they still get their status and error JSON.
+        var (tooLarge, json) = await HandleWithBody(new Microsoft.AspNetCore.Http.BadHttpRequestException("Request body too large.", 413));
+        Assert.Equal(413, tooLarge);
+        AssertError(JsonDocument.Parse(json).RootElement, null, "request_too_large");
+    }
 }
 
 /// <summary>Admission control on a server whose KV pools hold 20 blocks of 16 tokens per model.</summary>
