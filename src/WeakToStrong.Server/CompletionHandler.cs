@@ -63,14 +63,15 @@ internal sealed class CompletionHandler(WeakToStrongSearch search, KvAdmission a
     };
 
     /// <summary>
-    /// Reads the body, refusing it past <paramref name="limit"/> bytes of content. Kestrel's own limit is lifted for
-    /// this request: it counts chunked framing too (a 1-byte chunk is 6 bytes on the wire), so it refused chunked
-    /// bodies well under our limit.
+    /// Reads the body, refusing it past <paramref name="limit"/> bytes of content. For a chunked body Kestrel's own
+    /// limit is lifted: it counts the chunk framing too (a 1-byte chunk is 6 bytes on the wire), so it refused
+    /// chunked bodies well under ours. A Content-Length body keeps it (there it counts content only).
     /// </summary>
     private static async Task<ReadOnlyMemory<byte>> ReadBodyAsync(HttpRequest request, long limit, CancellationToken cancellationToken)
     {
         if (request.ContentLength > limit) throw TooLarge(request.ContentLength.Value, limit);
-        if (request.HttpContext.Features.Get<IHttpMaxRequestBodySizeFeature>() is { IsReadOnly: false } size) size.MaxRequestBodySize = null;
+        if (request.ContentLength is null && request.HttpContext.Features.Get<IHttpMaxRequestBodySizeFeature>() is { IsReadOnly: false } size)
+            size.MaxRequestBodySize = null;
         using var buffer = new MemoryStream();
         var chunk = new byte[16384];
         int read;

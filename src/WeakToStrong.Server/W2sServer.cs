@@ -73,8 +73,8 @@ public sealed class W2sServer : IAsyncDisposable
         if (options.Verbose) builder.Logging.AddSimpleConsole().SetMinimumLevel(LogLevel.Information);
         builder.WebHost.ConfigureKestrel(k =>
         {
-            // Endpoints that read no body keep Kestrel's limit; the completions endpoints lift it per request and
-            // count content bytes themselves (Kestrel counts chunked framing too), answering with OpenAI's error JSON.
+            // A backstop a little above our own limit, which answers with OpenAI's error JSON; the completions
+            // endpoints lift it for chunked bodies, where Kestrel counts the framing too (CompletionHandler.ReadBodyAsync).
             k.Limits.MaxRequestBodySize = options.MaxBodyBytes + 1;
             k.AddServerHeader = false;
         });
