@@ -1,7 +1,9 @@
 using System.Diagnostics;
 using System.Text;
 using System.Text.Json;
+using Microsoft.AspNetCore.Connections;
 using Microsoft.AspNetCore.Http;
+using Microsoft.AspNetCore.Http.Features;
 using WeakToStrong.Search;
 using WeakToStrong.Server.Admission;
 using WeakToStrong.Server.Protocol;
@@ -33,7 +35,7 @@ internal sealed class CompletionHandler(WeakToStrongSearch search, KvAdmission a
             if (request.Stream) await StreamAsync(http, request, plan, clock, aborted).ConfigureAwait(false);
             else await RespondAsync(http, request, plan, aborted).ConfigureAwait(false);
         }
-        catch (Exception) when (aborted.IsCancellationRequested)
+        catch (Exception e) when (aborted.IsCancellationRequested || e is ClientGoneException)
         {
             status = 499; // the client went away: its searches stopped at their next step and nobody reads an answer
         }
@@ -56,26 +58,47 @@ internal sealed class CompletionHandler(WeakToStrongSearch search, KvAdmission a
         BadHttpRequestException { StatusCode: 413 } => new ApiException(413, $"The request body is larger than this server's limit: {e.Message}", null, "request_too_large"),
         BadHttpRequestException b => new ApiException(b.StatusCode, e.Message, null, "bad_request"),
         SearchException => ApiException.BadRequest(e.Message, null, "search_error"),
-        ArgumentException a => ApiException.BadRequest(a.Message.Split(" (Parameter")[0].Split('\n')[0], a.ParamName, "invalid_value"),
+        ArgumentException a => ApiException.BadRequest(a.Message.Split(" (Parameter")[0].Split('\n')[0], RequestParser.ApiField(a.ParamName), "invalid_value"),
         _ => new ApiException(500, $"internal error: {e.GetType().Name}: {e.Message}", null, "server_error", "server_error"),
     };
 
+    /// <summary>
+    /// Reads the body, refusing it past <paramref name="limit"/> bytes of content. For a chunked body Kestrel's own
+    /// limit is lifted: it counts the chunk framing too (a 1-byte chunk is 6 bytes on the wire), so it refused
+    /// chunked bodies well under ours. A Content-Length body keeps it (there it counts content only).
+    /// </summary>
     private static async Task<ReadOnlyMemory<byte>> ReadBodyAsync(HttpRequest request, long limit, CancellationToken cancellationToken)
     {
         if (request.ContentLength > limit) throw TooLarge(request.ContentLength.Value, limit);
+        if (request.ContentLength is null && request.HttpContext.Features.Get<IHttpMaxRequestBodySizeFeature>() is { IsReadOnly: false } size)
+            size.MaxRequestBodySize = null;
         using var buffer = new MemoryStream();
         var chunk = new byte[16384];
         int read;
-        while ((read = await request.Body.ReadAsync(chunk, cancellationToken).ConfigureAwait(false)) > 0)
+        try
         {
-            buffer.Write(chunk, 0, read);
-            if (buffer.Length > limit) throw TooLarge(buffer.Length, limit);
+            while ((read = await request.Body.ReadAsync(chunk, cancellationToken).ConfigureAwait(false)) > 0)
+            {
+                buffer.Write(chunk, 0, read);
+                if (buffer.Length > limit) throw TooLarge(buffer.Length, limit);
+            }
+        }
+        catch (Exception e) when (e is IOException and not BadHttpRequestException or ConnectionAbortedException
+                                  || e is OperationCanceledException { InnerException: ConnectionAbortedException })
+        {
+            // The connection broke (a reset, or Kestrel aborting it). Kestrel cancels RequestAborted later, on the
+            // thread pool, so under load the token can still read false here: without this the broken read was
+            // answered, and counted, as a 500.
+            throw new ClientGoneException(e);
         }
         return buffer.GetBuffer().AsMemory(0, (int)buffer.Length);
 
         static ApiException TooLarge(long size, long limit) =>
             new(413, $"The request body is larger than this server's limit of {limit} bytes (got at least {size}).", null, "request_too_large");
     }
+
+    /// <summary>The connection broke while the body was read: nobody is there to answer.</summary>
+    private sealed class ClientGoneException(Exception inner) : Exception("the client's connection broke while its request body was read", inner);
 
     /// <summary>Runs the request's searches together: n choices, or one Best-of-best_of whose n best are returned.</summary>
     private async Task<List<Choice>> RunAsync(ParsedRequest request, CancellationToken cancellationToken)

@@ -17,6 +17,7 @@ namespace WeakToStrong.Server;
 /// <summary>How the server listens and what it accepts.</summary>
 public sealed record ServerOptions
 {
+    /// <summary>An IP address, <c>localhost</c>, or <c>*</c> for every interface (see <see cref="W2sServer.ListenHost"/>).</summary>
     public string Host { get; init; } = "127.0.0.1";
 
     /// <summary>0 picks a free port (see <see cref="W2sServer.BaseAddress"/>).</summary>
@@ -65,16 +66,19 @@ public sealed class W2sServer : IAsyncDisposable
     {
         ArgumentNullException.ThrowIfNull(search);
         ArgumentNullException.ThrowIfNull(options);
+        string host = ListenHost(options.Host)
+            ?? throw new ArgumentException($"'{options.Host}' is not an IP address, localhost or * (all interfaces)", nameof(options));
         var builder = WebApplication.CreateSlimBuilder();
         builder.Logging.ClearProviders();
         if (options.Verbose) builder.Logging.AddSimpleConsole().SetMinimumLevel(LogLevel.Information);
         builder.WebHost.ConfigureKestrel(k =>
         {
-            // Our own limit answers with OpenAI's error JSON; Kestrel's is a backstop a little above it.
+            // A backstop a little above our own limit, which answers with OpenAI's error JSON; the completions
+            // endpoints lift it for chunked bodies, where Kestrel counts the framing too (CompletionHandler.ReadBodyAsync).
             k.Limits.MaxRequestBodySize = options.MaxBodyBytes + 1;
             k.AddServerHeader = false;
         });
-        builder.WebHost.UseUrls($"http://{(options.Host.Contains(':') ? $"[{options.Host}]" : options.Host)}:{options.Port}");
+        builder.WebHost.UseUrls($"http://{host}:{options.Port}");
         builder.Services.AddOpenTelemetry().WithMetrics(m => m.AddMeter(ServerMetrics.MeterName).AddPrometheusExporter());
 
         var pools = search.LocalModels.Select((m, i) => (Roles(search)[i], m.Transformer.Cache)).ToList();
@@ -115,6 +119,22 @@ public sealed class W2sServer : IAsyncDisposable
         }
         var address = app.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()!.Addresses.First();
         return new W2sServer(app, search, admission, metrics, new Uri(address.TrimEnd('/') + "/"));
+    }
+
+    /// <summary>
+    /// The host part of the listen URL for <paramref name="host"/>, or null when it is none of an IP address (IPv6
+    /// bracketed or not), <c>localhost</c>, or <c>*</c> (every interface). Kestrel binds every interface for any
+    /// other name, so a typo such as 999.1.1.1 would otherwise expose the server silently.
+    /// </summary>
+    public static string? ListenHost(string? host)
+    {
+        if (string.IsNullOrWhiteSpace(host)) return null;
+        if (host is "*" || host.Equals("localhost", StringComparison.OrdinalIgnoreCase)) return host.ToLowerInvariant();
+        string bare = host.StartsWith('[') && host.EndsWith(']') ? host[1..^1] : host;
+        if (!System.Net.IPAddress.TryParse(bare, out var ip)) return null;
+        if (ip.AddressFamily == System.Net.Sockets.AddressFamily.InterNetworkV6) return $"[{ip}]";
+        // TryParse also takes inet_aton's shorthands ("1", "1.2.3", octal and hex parts), which nobody means as an address to listen on.
+        return bare == ip.ToString() ? bare : null;
     }
 
     /// <summary>The local models by role, in <see cref="WeakToStrongSearch.LocalModels"/> order (metrics and /health label them so).</summary>

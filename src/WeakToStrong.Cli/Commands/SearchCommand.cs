@@ -215,9 +215,9 @@ internal sealed class SearchOptions
         }, shape));
     }
 
-    public static SearchMethodKind ParseMethod(string name) => SearchMethodNames.TryParse(name, out var method)
+    public static SearchMethodKind ParseMethod(string name, string option = "--method") => SearchMethodNames.TryParse(name, out var method)
         ? method
-        : throw new UsageException($"--method: '{name}' is not one of {string.Join(", ", SearchMethodNames.All)}");
+        : throw new UsageException($"{option}: '{name}' is not one of {string.Join(", ", SearchMethodNames.All)}");
 
     private static ChatTemplate? ParseTemplate(string? name, string option)
     {

@@ -14,7 +14,7 @@ internal static class ServeCommand
     public static Command Create()
     {
         var models = new SearchOptions();
-        var host = new Option<string>("--host") { Description = "address to listen on", DefaultValueFactory = _ => "127.0.0.1" };
+        var host = new Option<string>("--host") { Description = "IP address to listen on, localhost, or * for all interfaces", DefaultValueFactory = _ => "127.0.0.1" };
         var port = new Option<int>("--port") { Description = "port (0 picks a free one)", DefaultValueFactory = _ => 8000 };
         var name = new Option<string>("--served-model-name") { Description = "the model name clients send and /v1/models lists", DefaultValueFactory = _ => "weak-to-strong" };
         var method = new Option<string>("--default-method") { Description = "search method of requests that name none: cbs, bon, eft or sample", DefaultValueFactory = _ => "cbs" };
@@ -33,7 +33,8 @@ internal static class ServeCommand
         {
             var options = new ServerOptions
             {
-                Host = r.GetValue(host)!,
+                Host = W2sServer.ListenHost(r.GetValue(host)) is not null ? r.GetValue(host)!
+                    : throw new UsageException($"--host: '{r.GetValue(host)}' is not an IP address, localhost or * (all interfaces)"),
                 Port = Range(r.GetValue(port), 0, 65535, "--port"),
                 MaxQueue = Range(r.GetValue(maxQueue), 0, int.MaxValue, "--max-queue"),
                 MaxBodyBytes = r.GetValue(maxBody) is > 0 and var b ? b : throw new UsageException("--max-body-bytes must be positive"),
@@ -41,7 +42,7 @@ internal static class ServeCommand
                 Limits = new RequestLimits
                 {
                     ModelName = r.GetValue(name) is { Length: > 0 } n ? n : throw new UsageException("--served-model-name must not be empty"),
-                    DefaultMethod = SearchOptions.ParseMethod(r.GetValue(method)!),
+                    DefaultMethod = SearchOptions.ParseMethod(r.GetValue(method)!, "--default-method"),
                     MaxTokens = Range(r.GetValue(maxTokens), 1, int.MaxValue, "--max-tokens-limit"),
                     MaxChoices = Range(r.GetValue(maxChoices), 1, 1024, "--max-choices"),
                     MaxCandidates = Range(r.GetValue(maxCandidates), 1, 4096, "--max-candidates"),

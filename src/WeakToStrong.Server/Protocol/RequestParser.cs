@@ -17,9 +17,6 @@ internal sealed record ParsedRequest(bool Chat, SearchRequest Search, int N, int
 
     /// <summary>The search for choice <paramref name="index"/>: its own seed, so that choices differ.</summary>
     public SearchRequest ForChoice(int index) => index == 0 ? Search : Search with { Seed = unchecked(Search.Seed + (ulong)index) };
-
-    /// <summary>Large-model candidates one search keeps at once.</summary>
-    public int CandidatesPerSearch => Search.Method == SearchMethodKind.EmulatedFineTuning ? 1 : Search.Shape.W * Search.Shape.K;
 }
 
 /// <summary>Limits a request is checked against before it runs.</summary>
@@ -154,12 +151,12 @@ internal static class RequestParser
                 throw ApiException.BadRequest("'best_of' is Best-of-N; it cannot be combined with another search method.", "best_of", "invalid_value");
             search = search with { Method = SearchMethodKind.BestOfN, N = b };
         }
-        int candidates = search.Method == SearchMethodKind.EmulatedFineTuning ? 1 : search.Shape.W * search.Shape.K;
+        long candidates = Candidates(search);
         if (candidates > limits.MaxCandidates)
         {
             string what = search.Method == SearchMethodKind.ChunkBeamSearch ? "beam_width × successors" : bestOf is not null ? "best_of" : "search.n";
             throw ApiException.BadRequest($"{what} is {candidates} candidates; this server allows at most {limits.MaxCandidates} per search.",
-                search.Method == SearchMethodKind.ChunkBeamSearch ? "search.beam_width" : bestOf is not null ? "best_of" : "search.n", "invalid_value");
+                search.Method == SearchMethodKind.ChunkBeamSearch ? SearchField(root, "beam_width") : bestOf is not null ? "best_of" : "search.n", "invalid_value");
         }
         try
         {
@@ -167,10 +164,54 @@ internal static class RequestParser
         }
         catch (ArgumentException e)
         {
-            throw ApiException.BadRequest(e.Message.Split(" (Parameter")[0].Split('\n')[0], e.ParamName, "invalid_value");
+            // The library names its C# properties; the client sent the API's fields.
+            string? field = e.ParamName switch
+            {
+                nameof(SearchRequest.Prompt) => chat ? "messages" : "prompt",
+                nameof(SearchRequest.MaxNewTokens) => maxName,
+                nameof(SearchRequest.N) => bestOf is not null ? "best_of" : "search.n",
+                _ => ApiField(e.ParamName) is { } f && SearchKeys.Contains(f) ? SearchField(root, f) : ApiField(e.ParamName),
+            };
+            throw ApiException.BadRequest(e.Message.Split(" (Parameter")[0].Split('\n')[0], field, "invalid_value");
         }
         return new ParsedRequest(chat, search, n, bestOf, stream, includeUsage);
     }
+
+    /// <summary>Large-model candidates one search keeps at once (CBS W·K, Best-of-N's N; EFT 1), in 64 bits: W·K of two ints can pass 2³¹.</summary>
+    internal static long Candidates(SearchRequest search) =>
+        search.Method == SearchMethodKind.EmulatedFineTuning ? 1 : (long)search.Shape.W * search.Shape.K;
+
+    /// <summary>
+    /// The request field each <see cref="SearchRequest"/> property (and <see cref="Engine.SamplingSettings"/>, whose
+    /// names are the same) is read from, for errors the library raises naming the property.
+    /// </summary>
+    internal static readonly IReadOnlyDictionary<string, string> Fields = new Dictionary<string, string>(StringComparer.Ordinal)
+    {
+        [nameof(SearchRequest.Prompt)] = "prompt",
+        [nameof(SearchRequest.SystemPrompt)] = "messages",
+        [nameof(SearchRequest.Method)] = "method",
+        [nameof(SearchRequest.BeamWidth)] = "beam_width",
+        [nameof(SearchRequest.Successors)] = "successors",
+        [nameof(SearchRequest.ChunkLength)] = "chunk_length",
+        [nameof(SearchRequest.N)] = "n",
+        [nameof(SearchRequest.Beta)] = "beta",
+        [nameof(SearchRequest.Dedupe)] = "dedupe",
+        [nameof(SearchRequest.Temperature)] = "temperature",
+        [nameof(SearchRequest.TopK)] = "top_k",
+        [nameof(SearchRequest.TopP)] = "top_p",
+        [nameof(SearchRequest.Seed)] = "seed",
+        [nameof(SearchRequest.MaxNewTokens)] = "max_tokens",
+        [nameof(SearchRequest.StopStrings)] = "stop",
+    };
+
+    /// <summary>The API field of a library parameter name; null for a name no request field sets (never the C# name).</summary>
+    internal static string? ApiField(string? parameter) => parameter is not null && Fields.TryGetValue(parameter, out var field) ? field : null;
+
+    /// <summary>Where a search key was given: <c>search.key</c> when the search object has it, else the top-level key, else <c>search.key</c>.</summary>
+    private static string SearchField(JsonElement root, string key) =>
+        root.TryGetProperty("search", out var s) && s.ValueKind == JsonValueKind.Object && s.TryGetProperty(key, out _) ? "search." + key
+        : key != "n" && root.TryGetProperty(key, out _) ? key
+        : "search." + key;
 
     private static bool Known(string name, bool chat) =>
         name is "model" or "max_tokens" or "temperature" or "top_p" or "top_k" or "n" or "stop" or "seed" or "stream" or "stream_options" or "search"

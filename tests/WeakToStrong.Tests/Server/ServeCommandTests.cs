@@ -63,7 +63,10 @@ public sealed class ServeCommandTests(ServerFixture models) : IClassFixture<Serv
 
     [Theory]
     [InlineData("--port 70000", "--port must be between 0 and 65535")]
-    [InlineData("--default-method beam", "--method: 'beam' is not one of")]
+    [InlineData("--default-method beam", "--default-method: 'beam' is not one of")]
+    [InlineData("--host 999.1.1.1", "--host: '999.1.1.1' is not an IP address, localhost or *")]
+    [InlineData("--host example.com", "--host: 'example.com' is not an IP address")]
+    [InlineData("--host 1.2.3", "--host: '1.2.3' is not an IP address")]
     [InlineData("--max-queue -1", "--max-queue must be between")]
     [InlineData("--kv-memory lots", "--kv-memory")]
     public void BadServeOptionsAreUsageErrors(string options, string message)

@@ -56,6 +56,14 @@ public sealed class ServerErrorTests(ServerFixture server) : IClassFixture<Serve
     [InlineData("{\"model\":\"w2s-test\",\"prompt\":\"x\",\"search\":{\"beam_width\":0}}", "search.beam_width", "invalid_value")]
     [InlineData("{\"model\":\"w2s-test\",\"prompt\":\"x\",\"search\":{\"beam_width\":8,\"successors\":8}}", "search.beam_width", "invalid_value")]
     [InlineData("{\"model\":\"w2s-test\",\"prompt\":\"x\",\"search\":{\"method\":\"bon\",\"n\":33}}", "search.n", "invalid_value")]
+    // W·K past 2³¹ (100000² wrapped to 1410065408; 65536² wrapped to 0 and passed the cap).
+    [InlineData("{\"model\":\"w2s-test\",\"prompt\":\"x\",\"search\":{\"beam_width\":100000,\"successors\":100000}}", "search.beam_width", "invalid_value")]
+    [InlineData("{\"model\":\"w2s-test\",\"prompt\":\"x\",\"search\":{\"beam_width\":65536,\"successors\":65536}}", "search.beam_width", "invalid_value")]
+    [InlineData("{\"model\":\"w2s-test\",\"prompt\":\"x\",\"beam_width\":65536,\"successors\":65536}", "beam_width", "invalid_value")]
+    // Rejected by the library's Validate(): the error names the field sent, not the C# property (N, Beta).
+    [InlineData("{\"model\":\"w2s-test\",\"prompt\":\"x\",\"search\":{\"n\":5000}}", "search.n", "invalid_value")]
+    [InlineData("{\"model\":\"w2s-test\",\"prompt\":\"x\",\"search\":{\"method\":\"eft\",\"beta\":1e300}}", "search.beta", "invalid_value")]
+    [InlineData("{\"model\":\"w2s-test\",\"prompt\":\"x\",\"method\":\"eft\",\"beta\":1e300}", "beta", "invalid_value")]
     [InlineData("{\"model\":\"w2s-test\",\"prompt\":\"x\",\"search\":{\"width\":2}}", "search.width", "unknown_parameter")]
     [InlineData("{\"model\":\"w2s-test\",\"prompt\":\"x\",\"logprobs\":3}", "logprobs", "unsupported_parameter")]
     [InlineData("{\"model\":\"w2s-test\",\"prompt\":\"x\",\"echo\":true}", "echo", "unsupported_parameter")]
@@ -87,6 +95,26 @@ public sealed class ServerErrorTests(ServerFixture server) : IClassFixture<Serve
         Assert.Equal(HttpStatusCode.BadRequest, status);
         AssertError(body, param, code);
         await StillServes();
+    }
+
+    [Theory]
+    [InlineData(100000, 100000, "10000000000")]
+    [InlineData(65536, 65536, "4294967296")]
+    public async Task AnOverflowingBeamShapeIsRefusedWithItsTrueSizeAndThisServersLimit(int w, int k, string product)
+    {
+        var (status, body, _) = await Api.PostAsync(server.Http, "v1/completions",
+            $$$"""{"model":"{{{M}}}","prompt":"x","search":{"beam_width":{{{w}}},"successors":{{{k}}}}}""");
+        Assert.Equal(HttpStatusCode.BadRequest, status);
+        string message = body.GetProperty("error").GetProperty("message").GetString()!;
+        Assert.Equal($"beam_width × successors is {product} candidates; this server allows at most {ServerFixture.Limits.MaxCandidates} per search.", message);
+    }
+
+    [Fact]
+    public async Task AHostThatIsNoAddressIsRefusedBeforeListening()
+    {
+        // Kestrel would bind every interface for a name it cannot parse.
+        var e = await Assert.ThrowsAsync<ArgumentException>(() => W2sServer.StartAsync(server.Search, new ServerOptions { Host = "999.1.1.1", Port = 0 }));
+        Assert.Contains("'999.1.1.1' is not an IP address", e.Message);
     }
 
     [Fact]
@@ -148,6 +176,83 @@ public sealed class ServerErrorTests(ServerFixture server) : IClassFixture<Serve
         var response = await server.Http.SendAsync(request);
         Assert.Equal(HttpStatusCode.RequestEntityTooLarge, response.StatusCode);
         await StillServes();
+    }
+
+    [Fact]
+    public async Task AChunkedBodyUnderTheLimitIsReadWhateverItsChunkSize()
+    {
+        // 60 KiB of content (the limit is 64 KiB) in 16-byte chunks: 84 KiB on the wire. Kestrel's limit counted the
+        // chunk framing and refused it with 413.
+        string json = $$"""{"model":"{{M}}","prompt":"ok","max_tokens":2,"method":"sample"}""";
+        byte[] body = Encoding.UTF8.GetBytes(json + new string(' ', 60 * 1024 - json.Length));
+        using var tcp = new System.Net.Sockets.TcpClient();
+        await tcp.ConnectAsync(server.Server.BaseAddress.Host, server.Server.BaseAddress.Port);
+        var stream = tcp.GetStream();
+        var wire = new MemoryStream();
+        wire.Write("POST /v1/completions HTTP/1.1\r\nHost: test\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n"u8);
+        for (int at = 0; at < body.Length; at += 16)
+        {
+            int n = Math.Min(16, body.Length - at);
+            wire.Write(Encoding.ASCII.GetBytes($"{n:x}\r\n"));
+            wire.Write(body, at, n);
+            wire.Write("\r\n"u8);
+        }
+        wire.Write("0\r\n\r\n"u8);
+        await stream.WriteAsync(wire.ToArray());
+        string response = await new StreamReader(stream).ReadToEndAsync();
+        Assert.StartsWith("HTTP/1.1 200 ", response);
+        Assert.Contains("\"text_completion\"", response);
+    }
+
+    /// <summary>A request body that fails as Kestrel's does when the connection breaks, with RequestAborted not (yet) cancelled.</summary>
+    private sealed class BrokenBody(Exception error) : Stream
+    {
+        public override int Read(byte[] buffer, int offset, int count) => throw error;
+        public override ValueTask<int> ReadAsync(Memory<byte> buffer, CancellationToken cancellationToken = default) => ValueTask.FromException<int>(error);
+        public override bool CanRead => true;
+        public override bool CanSeek => false;
+        public override bool CanWrite => false;
+        public override long Length => throw new NotSupportedException();
+        public override long Position { get => throw new NotSupportedException(); set => throw new NotSupportedException(); }
+        public override void Flush() { }
+        public override long Seek(long offset, SeekOrigin origin) => throw new NotSupportedException();
+        public override void SetLength(long value) => throw new NotSupportedException();
+        public override void Write(byte[] buffer, int offset, int count) => throw new NotSupportedException();
+    }
+
+    private async Task<(int Status, string Body)> HandleWithBody(Exception bodyError)
+    {
+        using var metrics = new ServerMetrics(server.Search, server.Server.Admission);
+        var handler = new CompletionHandler(server.Search, server.Server.Admission, metrics, new ServerOptions { Limits = ServerFixture.Limits, MaxBodyBytes = 64 * 1024 });
+        var http = new Microsoft.AspNetCore.Http.DefaultHttpContext();
+        http.Request.Method = "POST";
+        http.Request.Body = new BrokenBody(bodyError);
+        var written = new MemoryStream();
+        http.Response.Body = written;
+        await handler.HandleAsync(http, chat: false);
+        return (http.Response.StatusCode, Encoding.UTF8.GetString(written.ToArray()));
+    }
+
+    [Fact]
+    public async Task ABodyReadBrokenByTheConnectionIsNoServerErrorEvenBeforeRequestAbortedFires()
+    {
+        // Kestrel cancels RequestAborted on the thread pool after the read fails; under load the handler saw the
+        // token still unset and answered (and counted) the broken read as a 500 "internal error".
+        foreach (var broken in new Exception[]
+        {
+            new Microsoft.AspNetCore.Connections.ConnectionResetException("reset by peer"),
+            new TaskCanceledException("The request was aborted", new Microsoft.AspNetCore.Connections.ConnectionAbortedException()),
+        })
+        {
+            var (status, body) = await HandleWithBody(broken);
+            Assert.NotEqual(500, status);
+            Assert.Equal("", body); // nobody to answer
+        }
+
+        // Kestrel's own refusals are IOExceptions too; they still get their status and error JSON.
+        var (tooLarge, json) = await HandleWithBody(new Microsoft.AspNetCore.Http.BadHttpRequestException("Request body too large.", 413));
+        Assert.Equal(413, tooLarge);
+        AssertError(JsonDocument.Parse(json).RootElement, null, "request_too_large");
     }
 }
 
