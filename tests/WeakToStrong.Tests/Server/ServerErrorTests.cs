@@ -261,8 +261,6 @@ public sealed class ServerAdmissionTests(ServerFixture models) : IClassFixture<S
 {
     private const string M = ServerFixture.Model;
 
-    private static string Long(int maxTokens) => $$"""{"model":"{{M}}","prompt":"hello","max_tokens":{{maxTokens}},"method":"sample","seed":1,"stream":true}""";
-
     [Fact]
     public async Task ARequestThatCouldNeverFitIsRefusedWithTheNumbers()
     {
@@ -285,10 +283,11 @@ public sealed class ServerAdmissionTests(ServerFixture models) : IClassFixture<S
         using var search = models.Load(kvBlocks: 20);
         await using var server = await W2sServer.StartAsync(search, new ServerOptions { Port = 0, Limits = ServerFixture.Limits, MaxQueue = 1 });
         using var http = new HttpClient { BaseAddress = server.BaseAddress };
-        // 1 + 13 blocks per model for 200 tokens: one at a time fits in 20.
-        using var first = new CancellationTokenSource();
-        var running = Api.StreamAsync(http, "v1/completions", Long(200)).WaitAsync(first.Token);
-        await Until(() => server.Admission.Running == 1);
+        // The budget is held by a reservation the test releases, not by a running request: a real one (200 tokens
+        // on the tiny test models) can finish before the next request arrives on a fast machine, and the second
+        // would then never wait. 14 of 20 blocks per model held; a 150-token request needs 1 + 10, so it waits.
+        var held = await server.Admission.AcquireAsync([.. Enumerable.Repeat(14L, server.Admission.Models)], CancellationToken.None);
+        Assert.Equal(1, server.Admission.Running);
         var waiting = Api.OkAsync(http, "v1/completions", $$"""{"model":"{{M}}","prompt":"hi","max_tokens":150,"method":"sample","seed":2}""");
         await Until(() => server.Admission.Queued == 1);
 
@@ -297,8 +296,9 @@ public sealed class ServerAdmissionTests(ServerFixture models) : IClassFixture<S
         Assert.Equal("queue_full", body.GetProperty("error").GetProperty("code").GetString());
         Assert.Equal("rate_limit_error", body.GetProperty("error").GetProperty("type").GetString());
         Assert.Equal(TimeSpan.FromSeconds(1), response.Headers.RetryAfter?.Delta);
+        Assert.False(waiting.IsCompleted);
 
-        await running; // the first finishes, then the waiting one runs
+        held.Dispose(); // the reservation ends, then the waiting request runs
         var done = await waiting;
         Assert.Equal(150, done.GetProperty("usage").GetProperty("completion_tokens").GetInt32());
         await Until(() => server.Admission.Running == 0);
