@@ -4,7 +4,6 @@ using WeakToStrong.Backends;
 using WeakToStrong.Cli.Json;
 using WeakToStrong.Diagnostics;
 using WeakToStrong.Engine;
-using System.Text.Json;
 
 namespace WeakToStrong.Cli.Commands;
 
@@ -100,28 +99,10 @@ internal static class BenchCommand
         var m = LoadBenchmark.Run(folder, new ModelOptions { Device = device, KvBudget = Cli.KvMemory(kvMemory) });
         if (asJson)
         {
-            using var stdout = Console.OpenStandardOutput();
-            using var w = new Utf8JsonWriter(stdout);
-            w.WriteStartObject();
-            w.WriteString("model", Path.GetFullPath(folder));
-            w.WriteString("device", device);
-            w.WriteNumber("checkpoint_bytes", m.CheckpointBytes);
-            w.WriteNumber("load_seconds", Math.Round(m.LoadSeconds, 3));
-            w.WriteNumber("load_gb_per_s", Math.Round(m.GigabytesPerSecond, 3));
-            w.WriteNumber("load_cpu_seconds", Math.Round(m.LoadCpuSeconds, 3));
-            w.WriteNumber("read_seconds", Math.Round(m.ReadSeconds, 3));
-            w.WriteNumber("load_vs_read", Math.Round(m.LoadSeconds / m.ReadSeconds, 3));
-            w.WriteNumber("peak_rss_bytes", m.PeakRssBytes);
-            w.WriteNumber("rss_after_bytes", m.RssAfterBytes);
-            w.WriteNumber("resident_weight_bytes", m.ResidentWeightBytes);
-            w.WriteNumber("kv_pool_bytes", m.KvPoolBytes);
-            w.WriteNumber("target_peak_rss_bytes", m.TargetPeakBytes);
-            w.WriteBoolean("peak_rss_within_target", m.MeetsMemoryTarget);
-            w.WriteBoolean("load_at_least_1_gb_per_s", m.MeetsSpeedTarget);
-            w.WriteBoolean("peak_reset_before_load", m.PeakWasReset);
-            w.WriteEndObject();
-            w.Flush();
-            Console.WriteLine();
+            Cli.WriteJson(new LoadBenchJson(Path.GetFullPath(folder), device, m.CheckpointBytes, Math.Round(m.LoadSeconds, 3),
+                Math.Round(m.GigabytesPerSecond, 3), Math.Round(m.LoadCpuSeconds, 3), Math.Round(m.ReadSeconds, 3),
+                Math.Round(m.LoadSeconds / m.ReadSeconds, 3), m.PeakRssBytes, m.RssAfterBytes, m.ResidentWeightBytes, m.KvPoolBytes,
+                m.TargetPeakBytes, m.MeetsMemoryTarget, m.MeetsSpeedTarget, m.PeakWasReset), CliJson.Output.LoadBenchJson);
             return 0;
         }
         static string Gb(long bytes) => $"{bytes / 1e9:F2} GB";

@@ -17,6 +17,7 @@ namespace WeakToStrong.Cli.Json;
 [JsonSerializable(typeof(ScoreJson))]
 [JsonSerializable(typeof(GenerateJson))]
 [JsonSerializable(typeof(BenchJson))]
+[JsonSerializable(typeof(LoadBenchJson))]
 [JsonSerializable(typeof(SearchResultJson))]
 [JsonSerializable(typeof(EvalLineJson))]
 [JsonSerializable(typeof(EvalJson))]
@@ -46,6 +47,13 @@ internal sealed record GenerateJson(List<int> Tokens, string? Text);
 
 /// <summary>Decode tokens/s at a batch over batch 1.</summary>
 internal sealed record DecodeSpeedupJson(string Dtype, int Batch, double SpeedupVsBatch1);
+
+/// <summary><c>w2s bench --load DIR --json</c>: one load against the read baseline and the memory target.</summary>
+internal sealed record LoadBenchJson(
+    string Model, string Device, long CheckpointBytes, double LoadSeconds, [property: JsonPropertyName("load_gb_per_s")] double LoadGbPerS,
+    double LoadCpuSeconds, double ReadSeconds, double LoadVsRead, long PeakRssBytes, long RssAfterBytes, long ResidentWeightBytes,
+    long KvPoolBytes, long TargetPeakRssBytes, bool PeakRssWithinTarget, [property: JsonPropertyName("load_at_least_1_gb_per_s")] bool LoadAtLeast1GbPerS,
+    bool PeakResetBeforeLoad);
 
 /// <summary><c>w2s bench --json</c>.</summary>
 internal sealed record BenchJson(string Device, int Cores, List<BenchResult> Results, List<DecodeSpeedupJson> DecodeSpeedups);

@@ -50,13 +50,8 @@ internal static unsafe class CpuLinear
     /// <summary>Packs row-major [n, k] weights at <paramref name="source"/> (see <see cref="Pack(CpuTensor, int, int)"/>).</summary>
     public static CpuTensor PackFrom(byte* source, DType dtype, int n, int k)
     {
-        ArgumentOutOfRangeException.ThrowIfNegativeOrZero(n);
-        ArgumentOutOfRangeException.ThrowIfNegativeOrZero(k);
+        var packed = NewPanels(dtype, n, k, out long panels);
         int size = dtype.Size();
-        if (dtype is not (DType.F32 or DType.BF16 or DType.F16)) throw new ArgumentException($"weight dtype {dtype} is not F32, BF16 or F16", nameof(dtype));
-        long panels = (n + PanelRows - 1) / PanelRows;
-        var packed = new CpuTensor(dtype, panels * PanelRows * k) { PackedRows = n, PackedColumns = k };
-        Native.MemoryAdvice.Populate((nint)packed.Pointer, packed.ByteLength);
         byte* src = source, dst = packed.Pointer;
         bool permute = dtype == DType.BF16;
         CpuParallel.For((int)panels, p =>
@@ -86,13 +81,8 @@ internal static unsafe class CpuLinear
     /// </summary>
     public static CpuTensor PackFromTransposed(byte* source, DType dtype, int n, int k)
     {
-        ArgumentOutOfRangeException.ThrowIfNegativeOrZero(n);
-        ArgumentOutOfRangeException.ThrowIfNegativeOrZero(k);
+        var packed = NewPanels(dtype, n, k, out long panels);
         int size = dtype.Size();
-        if (dtype is not (DType.F32 or DType.BF16 or DType.F16)) throw new ArgumentException($"weight dtype {dtype} is not F32, BF16 or F16", nameof(dtype));
-        long panels = (n + PanelRows - 1) / PanelRows;
-        var packed = new CpuTensor(dtype, panels * PanelRows * k) { PackedRows = n, PackedColumns = k };
-        Native.MemoryAdvice.Populate((nint)packed.Pointer, packed.ByteLength);
         byte* src = source, dst = packed.Pointer;
         bool permute = dtype == DType.BF16;
         CpuParallel.For((int)panels, p =>
@@ -108,6 +98,18 @@ internal static unsafe class CpuLinear
                     for (int j = 0; j < rows; j++) ((ushort*)panel)[Bf16Slot(j)] = ((ushort*)from)[j];
             }
         });
+        return packed;
+    }
+
+    /// <summary>The zeroed, populated panel tensor for an [n, k] weight in <paramref name="dtype"/>.</summary>
+    private static CpuTensor NewPanels(DType dtype, int n, int k, out long panels)
+    {
+        ArgumentOutOfRangeException.ThrowIfNegativeOrZero(n);
+        ArgumentOutOfRangeException.ThrowIfNegativeOrZero(k);
+        if (dtype is not (DType.F32 or DType.BF16 or DType.F16)) throw new ArgumentException($"weight dtype {dtype} is not F32, BF16 or F16", nameof(dtype));
+        panels = (n + PanelRows - 1) / PanelRows;
+        var packed = new CpuTensor(dtype, panels * PanelRows * k) { PackedRows = n, PackedColumns = k };
+        Native.MemoryAdvice.Populate((nint)packed.Pointer, packed.ByteLength);
         return packed;
     }
 
