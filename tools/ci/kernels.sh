@@ -14,7 +14,7 @@ apt_install() {
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$@" >/dev/null
 }
 
-if ! ldconfig -p | grep -q 'libnvrtc\.so\.'; then
+if ! ldconfig -p | grep 'libnvrtc\.so\.' >/dev/null; then
     sources=/etc/apt/sources.list.d/debian.sources
     if [ -f "$sources" ] && ! grep -q 'non-free' "$sources"; then
         sed -i '/^Components:/ s/$/ contrib non-free non-free-firmware/' "$sources"

@@ -87,7 +87,9 @@ if [ "$rehearse" = 1 ]; then
         printf '%s\t%s\t0\t0\t%s\n' no-dotnet 1 "a .NET runtime is at $found: rehearse where none is (see .ci/run)" >> "$steps"
     fi
     skip device "rehearsal: no GPU"
-    if ldconfig -p 2>/dev/null | grep -q 'libnvrtc\.so\.'; then
+    # grep reads all of ldconfig's output: with -q it exits at the first match and, under pipefail, the SIGPIPE it
+    # leaves ldconfig makes the test fail at random.
+    if ldconfig -p 2>/dev/null | grep 'libnvrtc\.so\.' >/dev/null; then
         step kernels 120 "$w2s" kernels --arch sm_90 --json
     else
         skip kernels "no NVRTC here"
@@ -102,7 +104,7 @@ if [ "$rehearse" = 1 ]; then
 else
     device=cuda
     # NVRTC and cuBLAS come from the CUDA toolkit; where the loader finds none, from the wheels PyTorch carries.
-    if ! ldconfig -p 2>/dev/null | grep -q 'libnvrtc\.so\.1[23]' && [ ! -e /usr/local/cuda/lib64/libnvrtc.so.13 ] && [ ! -e /usr/local/cuda/lib64/libnvrtc.so.12 ]; then
+    if ! ldconfig -p 2>/dev/null | grep 'libnvrtc\.so\.1[23]' >/dev/null && [ ! -e /usr/local/cuda/lib64/libnvrtc.so.13 ] && [ ! -e /usr/local/cuda/lib64/libnvrtc.so.12 ]; then
         wheels=$(python3 -c 'import glob, os, site; print(":".join(sorted({os.path.dirname(p) for b in site.getsitepackages() for p in glob.glob(os.path.join(b, "nvidia", "**", "lib*.so*"), recursive=True) if "nvrtc" in p or "cublas" in p})))' 2>/dev/null)
         [ -n "$wheels" ] && export LD_LIBRARY_PATH="$wheels${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}" && echo "NVRTC/cuBLAS from the Python wheels: $wheels" | tee -a "$out/run.log"
     fi
