@@ -12,7 +12,23 @@ namespace WeakToStrong.Backends.Cpu;
 /// </summary>
 public sealed unsafe class CpuBackend : IBackend
 {
+    /// <summary>A backend on <see cref="CpuIsas.Default"/>: the widest vectors this CPU has, unless <c>W2S_CPU_ISA</c>
+    /// forces a path.</summary>
+    public CpuBackend() : this(CpuIsas.Default)
+    {
+    }
+
+    /// <summary>A backend on the given path; throws <see cref="ArgumentException"/> if this CPU cannot run it.</summary>
+    public CpuBackend(CpuIsa isa)
+    {
+        if (!CpuIsas.IsSupported(isa)) throw new ArgumentException($"this CPU cannot run the {CpuIsas.Name(isa)} path", nameof(isa));
+        Isa = isa;
+    }
+
     public string Name => "cpu";
+
+    /// <summary>The vector width every op of this backend runs at (results are the same bits on every path).</summary>
+    public CpuIsa Isa { get; }
 
     public Tensor Allocate(DType dtype, long length) => new CpuTensor(dtype, length);
 
@@ -126,7 +142,7 @@ public sealed unsafe class CpuBackend : IBackend
     }
 
     public void Linear(Tensor x, Tensor w, Tensor? bias, Tensor y, int rows, int inDim, int outDim) =>
-        CpuLinear.Run(P(x), Cpu(w), POrNull(bias), P(y), rows, inDim, outDim);
+        CpuLinear.Run(Isa, P(x), Cpu(w), POrNull(bias), P(y), rows, inDim, outDim);
 
     public void RopeAndCacheWrite(BatchLayout layout, Tensor qkv, Tensor keyCache, Tensor valueCache, RopeTable? rope, int heads, int kvHeads, int headDim, int blockSize)
     {

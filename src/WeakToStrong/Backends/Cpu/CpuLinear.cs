@@ -206,7 +206,7 @@ internal static unsafe class CpuLinear
         }
     }
 
-    public static void Run(float* x, CpuTensor w, float* bias, float* y, int tokens, int k, int n)
+    public static void Run(CpuIsa isa, float* x, CpuTensor w, float* bias, float* y, int tokens, int k, int n)
     {
         if (w.PackedRows != n || w.PackedColumns != k)
             throw new ArgumentException($"weight is not packed for a {n}×{k} linear (packed {w.PackedRows}×{w.PackedColumns}); pass it through PrepareLinear first", nameof(w));
