@@ -51,7 +51,7 @@ public sealed class ChunkBeamSearch : ISearchMethod
         var (w, k, l) = request.Shape;
         var clock = Stopwatch.StartNew();
         var counters = new SearchCounters();
-        var scoring = TimeSpan.Zero;
+        TimeSpan scoring = TimeSpan.Zero, sampling = TimeSpan.Zero;
         var trace = request.Trace ? new List<ChunkTrace>() : null;
         long evaluated = 0;
         var stream = new FinalTextStream();
@@ -60,8 +60,12 @@ public sealed class ChunkBeamSearch : ISearchMethod
         var pool = new List<ScoredCandidate>(w * k);
         try
         {
+            long promptStart = Stopwatch.GetTimestamp();
             using (var root = await context.Large.StartAsync(request.Prompt, GenerationSettings.From(request), counters, cancellationToken).ConfigureAwait(false))
+            {
+                sampling += Stopwatch.GetElapsedTime(promptStart);
                 for (int j = 0; j < w * k; j++) pool.Add(new ScoredCandidate(root.Fork(ChildKey(root.Key, 0, j))) { Index = j });
+            }
 
             for (int chunk = 0; ; chunk++)
             {
@@ -74,7 +78,9 @@ public sealed class ChunkBeamSearch : ISearchMethod
                 for (long sampled = 0, length = l ?? long.MaxValue; sampled < length && open.Count > 0; sampled += step)
                 {
                     cancellationToken.ThrowIfCancellationRequested();
+                    long stepStart = Stopwatch.GetTimestamp();
                     await context.Large.ExtendAsync(open, (int)Math.Min(step, length - sampled), counters, cancellationToken).ConfigureAwait(false);
+                    sampling += Stopwatch.GetElapsedTime(stepStart);
                     open.RemoveAll(c => c.IsFinished);
                     if (streaming && stream.Advance(FinalTextStream.CommonStablePrefix(pool.Select(c => c.Large.Text))) is { } delta)
                         yield return new SearchUpdate(delta);
@@ -114,7 +120,7 @@ public sealed class ChunkBeamSearch : ISearchMethod
                         counters.LargeForwardCalls + counters.SmallForwardCalls,
                         chunk + 1,
                         clock.Elapsed.TotalMilliseconds,
-                        scoring.TotalMilliseconds) { CandidatesEvaluated = evaluated };
+                        scoring.TotalMilliseconds) { CandidatesEvaluated = evaluated, SamplingMs = sampling.TotalMilliseconds };
                     var (tuned, untuned) = scorer.Describe(best);
                     var result = new SearchResult(best.Large.Text, best.Large.Tokens ?? [], best.Score, best.Large.Finish, stats, tuned, untuned, trace);
                     yield return new SearchUpdate(stream.Finish(result.Text), result);

@@ -49,7 +49,7 @@ public sealed class EmulatedFineTuning : ISearchMethod
     {
         var clock = Stopwatch.StartNew();
         var counters = new SearchCounters();
-        var scoring = TimeSpan.Zero;
+        TimeSpan scoring = TimeSpan.Zero, largeTime = TimeSpan.Zero;
         var promptTokens = large.EncodePrompt(request.Prompt, request.Chat, request.SystemPrompt).Tokens;
         int window = large.Spec.MaxPositions;
         if (promptTokens.Count >= window)
@@ -70,8 +70,10 @@ public sealed class EmulatedFineTuning : ISearchMethod
         while (finish == FinishReason.None)
         {
             cancellationToken.ThrowIfCancellationRequested();
+            long forward = Stopwatch.GetTimestamp();
             var logits = (await large.Transformer.ForwardAsync([new ForwardRequest(sequence, LastLogits: true)], cancellationToken).ConfigureAwait(false))[0].LastLogits!;
             counters.LargeForwardCalls++;
+            largeTime += Stopwatch.GetElapsedTime(forward);
             long small = Stopwatch.GetTimestamp();
             // Both small models in the same engine step; both awaited even when one fails, before any sequence is disposed.
             await PairScorer.WhenAllAsync(
@@ -108,7 +110,7 @@ public sealed class EmulatedFineTuning : ISearchMethod
             counters.LargeForwardCalls + counters.SmallForwardCalls,
             0,
             clock.Elapsed.TotalMilliseconds,
-            scoring.TotalMilliseconds) { CandidatesEvaluated = 1 };
+            scoring.TotalMilliseconds) { CandidatesEvaluated = 1, SamplingMs = largeTime.TotalMilliseconds };
         var result = new SearchResult(text, response, tuned.Score - untuned.Score, finish, stats,
             SmallModelScorer.Describe(tuned.Sequence.Tokens, tuned.ResponseStart, tuned.Score),
             SmallModelScorer.Describe(untuned.Sequence.Tokens, untuned.ResponseStart, untuned.Score),

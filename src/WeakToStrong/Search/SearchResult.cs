@@ -36,6 +36,13 @@ public sealed record SearchStats(
 {
     /// <summary>Candidates that took part in a selection, summed over the chunks (EFT: its one response).</summary>
     public long CandidatesEvaluated { get; init; }
+
+    /// <summary>
+    /// Part of <see cref="WallMs"/> spent in the large model: the prompt, then every sampling step (a remote
+    /// model's requests; EFT: its forwards, the draw from the mixed distribution being neither). Disjoint from
+    /// <see cref="ScoringMs"/>; the rest of the wall time is forking, selection and bookkeeping.
+    /// </summary>
+    public double SamplingMs { get; init; }
 }
 
 /// <summary>One candidate as it stood at a selection.</summary>

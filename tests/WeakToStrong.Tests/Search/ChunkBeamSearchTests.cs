@@ -1,5 +1,8 @@
+using System.Diagnostics;
 using WeakToStrong.Engine;
 using WeakToStrong.Search;
+using WeakToStrong.Search.LargeModels;
+using WeakToStrong.Tokenization;
 
 namespace WeakToStrong.Tests.Search;
 
@@ -235,5 +238,61 @@ public class ChunkBeamSearchTests(SearchModelsFixture models) : IClassFixture<Se
         Assert.Equal(FinishReason.Length, result.Finish);
         Assert.All(result.Trace!.SelectMany(c => c.Candidates), c => Assert.True(c.Tokens.Count <= 7));
         Assert.Equal(2, result.Stats.Chunks);
+    }
+
+    [Fact]
+    public async Task WallTimeSplitsIntoLargeModelSamplingAndSmallModelScoring()
+    {
+        var m = Setup("same-tokenizer");
+        const int W = 2, K = 2, L = 3, MaxNew = 12;
+        var floor = TimeSpan.FromMilliseconds(15);
+        using var large = new SlowLargeModel(new LocalLargeModel(m.Large), floor);
+        var request = new SearchRequest { Prompt = Prompt, BeamWidth = W, Successors = K, ChunkLength = L, MaxNewTokens = MaxNew, EosTokenIds = [], Seed = 3 };
+        int P = m.Tuned.Tokenizer.Encode(Prompt).Count;
+
+        var s = (await ChunkBeamSearch.Instance.RunAsync(new SearchContext(large, m.Tuned, m.Untuned), request)).Stats;
+
+        // The prompt, then one call per chunk: every one of them is sampling time, none of it scoring time.
+        Assert.Equal(1 + MaxNew / L, large.Calls);
+        Assert.True(s.SamplingMs >= large.Calls * floor.TotalMilliseconds, $"sampling {s.SamplingMs} ms, but the large model alone waited {large.Calls} × {floor.TotalMilliseconds} ms");
+        Assert.True(s.ScoringMs > 0, $"scoring {s.ScoringMs} ms");
+        Assert.True(s.SamplingMs + s.ScoringMs <= s.WallMs, $"sampling {s.SamplingMs} + scoring {s.ScoringMs} ms exceed the wall time {s.WallMs} ms");
+        Assert.Equal(W * K * MaxNew, s.LargeTokensSampled);
+        Assert.Equal(2 * (P + W * K * MaxNew), s.SmallTokensScored);
+        AssertAllKvReleased();
+    }
+
+    /// <summary>A large model that spends at least <c>floor</c> in every call on top of the model it wraps.</summary>
+    private sealed class SlowLargeModel(ILargeModel inner, TimeSpan floor) : ILargeModel
+    {
+        public int Calls { get; private set; }
+
+        public string Name => inner.Name;
+
+        public TextTokenizer? Tokenizer => inner.Tokenizer;
+
+        public bool SingleStepsAreCheap => inner.SingleStepsAreCheap;
+
+        public async Task<LargeCandidate> StartAsync(string prompt, GenerationSettings settings, SearchCounters counters, CancellationToken cancellationToken = default)
+        {
+            await Wait(cancellationToken);
+            return await inner.StartAsync(prompt, settings, counters, cancellationToken);
+        }
+
+        public async Task ExtendAsync(IReadOnlyList<LargeCandidate> candidates, int maxTokens, SearchCounters counters, CancellationToken cancellationToken = default)
+        {
+            await Wait(cancellationToken);
+            await inner.ExtendAsync(candidates, maxTokens, counters, cancellationToken);
+        }
+
+        /// <summary>Measured on the stopwatch the search reads: a timer alone may wake a little early.</summary>
+        private async Task Wait(CancellationToken cancellationToken)
+        {
+            Calls++;
+            long start = Stopwatch.GetTimestamp();
+            while (Stopwatch.GetElapsedTime(start) < floor) await Task.Delay(1, cancellationToken);
+        }
+
+        public void Dispose() => inner.Dispose();
     }
 }
