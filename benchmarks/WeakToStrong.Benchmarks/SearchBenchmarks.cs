@@ -39,7 +39,8 @@ namespace WeakToStrong.Benchmarks;
 [Config(typeof(SearchConfig))]
 public class SearchBenchmarks
 {
-    private const string Imdb = "I rented this movie last weekend because the cover looked interesting, and";
+    /// <summary>An IMDB-style review opening (the published sentiment task continues movie reviews).</summary>
+    internal const string Imdb = "I rented this movie last weekend because the cover looked interesting, and";
     private const string Instruction = "Write a short story about a lighthouse keeper who discovers that the light has been guiding something other than ships. Keep it under three hundred words.";
 
     /// <summary>Per (method, setting): each search's small-model tokens, scoring seconds and process CPU seconds.</summary>
@@ -119,7 +120,7 @@ public class SearchBenchmarks
     }
 
     /// <summary>A tokenizer fixture folder (gpt2-tiny: the real GPT-2 vocabulary; llama-tiny: a SentencePiece model).</summary>
-    private static string Fixture(string name)
+    internal static string Fixture(string name)
     {
         for (var dir = new DirectoryInfo(AppContext.BaseDirectory); dir is not null; dir = dir.Parent)
         {
@@ -149,21 +150,10 @@ public class SearchBenchmarks
     }
 
     /// <summary>The mean of a recorded measure over a case's searches (warm-up included), or its ratio to NoCache's.</summary>
-    private sealed class MeasureColumn(string name, string legend, Func<(long SmallTokens, double ScoringSeconds, double CpuSeconds), double> pick, bool ratio) : IColumn
+    private sealed class MeasureColumn(string name, string legend, Func<(long SmallTokens, double ScoringSeconds, double CpuSeconds), double> pick, bool ratio)
+        : CustomColumn(name, legend)
     {
-        public string Id => name;
-        public string ColumnName => name;
-        public bool AlwaysShow => true;
-        public ColumnCategory Category => ColumnCategory.Custom;
-        public int PriorityInCategory => 0;
-        public bool IsNumeric => true;
-        public UnitType UnitType => UnitType.Dimensionless;
-        public string Legend => legend;
-        public bool IsDefault(Summary summary, BenchmarkCase benchmarkCase) => false;
-        public bool IsAvailable(Summary summary) => true;
-        public string GetValue(Summary summary, BenchmarkCase benchmarkCase, SummaryStyle style) => GetValue(summary, benchmarkCase);
-
-        public string GetValue(Summary summary, BenchmarkCase benchmarkCase)
+        public override string GetValue(Summary summary, BenchmarkCase benchmarkCase)
         {
             string setting = (string)benchmarkCase.Parameters["Setting"];
             double? Mean(string method) => Measures.TryGetValue((method, setting), out var q) && !q.IsEmpty ? q.Average(pick) : null;

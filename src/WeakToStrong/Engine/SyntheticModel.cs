@@ -6,7 +6,7 @@ namespace WeakToStrong.Engine;
 
 /// <summary>
 /// Models with random weights in a given shape and dtype, built straight into a backend — for benchmarks of
-/// real model shapes that cannot be downloaded here (GPT-2 124M, Llama-3-8B).
+/// real model shapes that cannot be downloaded here (GPT-2 124M and 774M, Llama-3-8B).
 /// </summary>
 public static class SyntheticModel
 {
@@ -18,6 +18,10 @@ public static class SyntheticModel
         Positions = PositionKind.Learned, QkvBias = true, OutputBias = true, MlpBias = true, TiedEmbeddings = true,
         EosTokenIds = [50256],
     };
+
+    /// <summary>GPT-2 large: 774M parameters, 36 layers, 1280 wide, 20 heads of 64, 5120 feed-forward (Hugging Face
+    /// gpt2-large config: n_layer 36, n_embd 1280, n_head 20), GPT-2's vocabulary and 1024 positions.</summary>
+    public static ModelSpec Gpt2Large() => Gpt2Small() with { Dim = 1280, Layers = 36, Heads = 20, KvHeads = 20, HeadDim = 64, FeedForwardDim = 5120 };
 
     /// <summary>Llama-3-8B: 32 layers, 4096 wide, GQA 32/8, 14336 feed-forward, 128256 tokens.</summary>
     public static ModelSpec Llama3_8B() => new()

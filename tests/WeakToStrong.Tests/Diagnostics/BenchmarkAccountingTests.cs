@@ -15,6 +15,9 @@ public class BenchmarkAccountingTests
         // layer 2 LayerNorms (2·2·768) + biases (2304 + 768 + 3072 + 768), plus ln_f (2·768). The tied wte is lm_head.
         long gpt2Other = 1024L * 768 + 12L * (4 * 768 + 2304 + 768 + 3072 + 768) + 2 * 768;
         Assert.Equal(124_439_808L - gpt2Other, EngineBenchmark.MatmulWeights(SyntheticModel.Gpt2Small()));
+        // gpt2-large: 774,030,080 parameters; the same parts left out at 36 layers × 1280.
+        long gpt2LargeOther = 1024L * 1280 + 36L * (4 * 1280 + 3840 + 1280 + 5120 + 1280) + 2 * 1280;
+        Assert.Equal(774_030_080L - gpt2LargeOther, EngineBenchmark.MatmulWeights(SyntheticModel.Gpt2Large()));
         // Llama-3-8B: 8,030,261,248 parameters; not multiplied: the (untied) input embedding and the RMSNorm weights.
         long llamaOther = 128_256L * 4096 + 32L * 2 * 4096 + 4096;
         Assert.Equal(8_030_261_248L - llamaOther, EngineBenchmark.MatmulWeights(SyntheticModel.Llama3_8B()));

@@ -1,0 +1,171 @@
+using System.Collections.Concurrent;
+using System.Globalization;
+using BenchmarkDotNet.Attributes;
+using BenchmarkDotNet.Configs;
+using BenchmarkDotNet.Engines;
+using BenchmarkDotNet.Jobs;
+using BenchmarkDotNet.Reports;
+using BenchmarkDotNet.Running;
+using BenchmarkDotNet.Toolchains.InProcess.Emit;
+using WeakToStrong.Backends;
+using WeakToStrong.Backends.Cpu;
+using WeakToStrong.Chat;
+using WeakToStrong.Engine;
+using WeakToStrong.Search;
+using WeakToStrong.Search.LargeModels;
+using WeakToStrong.Tokenization;
+
+namespace WeakToStrong.Benchmarks;
+
+/// <summary>
+/// Chunk-level beam search at the published sentiment experiment's scale, on every CPU vector path this machine
+/// has, in one run: a gpt2-large-shaped large model (774M; F32 or BF16 weights) steered by a gpt2-shaped
+/// tuned/untuned pair (124M each, F32), (W, K, L) = (4, 4, 5), 50 new tokens. Each iteration is one search.
+/// Columns, per search (means over the measured iterations, warm-up left out): WallSec; SamplingSec (the large
+/// model: the prompt, then 50 decode steps of 16 candidates); ScoringSec (the small pair); the rest of the wall
+/// time is forking and selection. LargeTokPerSec = large tokens ÷ SamplingSec. WallSpeedup and SamplingSpeedup:
+/// the avx2 row's seconds ÷ this row's, same large-model dtype (1.000 on avx2 rows; 1.6 on an avx512 row meets
+/// the AVX-512 issue's search target). SameTokens: whether this path's response is the avx2 path's, token for
+/// token (the paths must compute the same bits).
+/// </summary>
+/// <remarks>
+/// Random weights and the real GPT-2 tokenizer (shared by all three models); EOS disabled, so every search samples
+/// 16 × 50 large-model tokens and scores the same small-model tokens whatever the weights. Every model's KV pool
+/// holds exactly the blocks the search tree can need (<see cref="SearchCapacity.BlocksNeeded"/>). In process: the
+/// path is chosen by building the backend with <c>new CpuBackend(isa)</c> per case; a path this CPU lacks is left
+/// out of the cases, with a line saying so. Run:
+/// <c>dotnet run -c Release --project benchmarks/WeakToStrong.Benchmarks -- --filter '*PaperSearch*'</c>.
+/// </remarks>
+[Config(typeof(PaperSearchConfig))]
+public class PaperSearchBenchmarks
+{
+    private const int Iterations = 2, BlockSize = 16;
+
+    /// <summary>CBS at the published sentiment settings (top-k 50, temperature 0.7), EOS disabled.</summary>
+    private static readonly SearchRequest Request = new()
+    {
+        Prompt = SearchBenchmarks.Imdb, BeamWidth = 4, Successors = 4, ChunkLength = 5, MaxNewTokens = 50, EosTokenIds = [], Seed = 1,
+    };
+
+    /// <summary>Every search each case ran, in order: warm-up first, the measured iterations last.</summary>
+    private static readonly ConcurrentDictionary<(DType Large, CpuIsa Isa), ConcurrentQueue<SearchResult>> Searches = new();
+
+    private static int _skipsReported;
+
+    private CpuBackend _backend = null!;
+    private ChatModel _large = null!, _tuned = null!, _untuned = null!;
+    private SearchContext _context = null!;
+
+    /// <summary>The large model's weights (the small pair stays F32).</summary>
+    [Params(DType.F32, DType.BF16)]
+    public DType Large { get; set; }
+
+    [ParamsSource(nameof(Paths))]
+    public CpuIsa Isa { get; set; }
+
+    /// <summary>The CPU paths this machine runs; the others are reported as skipped.</summary>
+    public static IEnumerable<CpuIsa> Paths()
+    {
+        if (Interlocked.Exchange(ref _skipsReported, 1) == 0)
+            foreach (var isa in Enum.GetValues<CpuIsa>().Except(CpuIsas.Supported))
+                Console.WriteLine($"// PaperSearch: {CpuIsas.Name(isa)} path skipped: this CPU (or DOTNET_EnableAVX512F=0) lacks it");
+        return CpuIsas.Supported;
+    }
+
+    [GlobalSetup]
+    public void Setup()
+    {
+        _backend = new CpuBackend(Isa);
+        Console.WriteLine($"// PaperSearch: large {Large}, CpuBackend.Isa = {CpuIsas.Name(_backend.Isa)}");
+        var gpt2 = TextTokenizer.Load(SearchBenchmarks.Fixture("gpt2-tiny"));
+        int promptTokens = gpt2.Encode(Request.Prompt).Count;
+        ChatModel Model(ModelSpec spec, DType dtype, int seed, bool scorer, string name)
+        {
+            int blocks = checked((int)SearchCapacity.BlocksNeeded(Request, promptTokens, spec.MaxPositions, BlockSize, scorer));
+            var transformer = SyntheticModel.Create(spec, dtype, _backend, blocks, BlockSize, seed);
+            return new ChatModel(transformer, gpt2, ChatTemplate.None, name, transformer);
+        }
+        _large = Model(SyntheticModel.Gpt2Large(), Large, 1, scorer: false, $"gpt2-large {Large} (random)");
+        _tuned = Model(SyntheticModel.Gpt2Small(), DType.F32, 2, scorer: true, "gpt2 tuned (random)");
+        _untuned = Model(SyntheticModel.Gpt2Small(), DType.F32, 3, scorer: true, "gpt2 untuned (random)");
+        _context = new SearchContext(new LocalLargeModel(_large), _tuned, _untuned);
+    }
+
+    [Benchmark]
+    public SearchResult Search()
+    {
+        var result = ChunkBeamSearch.Instance.RunAsync(_context, Request).GetAwaiter().GetResult();
+        Searches.GetOrAdd((Large, Isa), _ => new()).Enqueue(result);
+        return result;
+    }
+
+    [GlobalCleanup]
+    public void Cleanup()
+    {
+        _large.Dispose();
+        _tuned.Dispose();
+        _untuned.Dispose();
+        _backend.Dispose();
+    }
+
+    /// <summary>A case's measured searches: the last <see cref="Iterations"/> it ran.</summary>
+    private static IReadOnlyList<SearchResult>? Measured(DType large, CpuIsa isa) =>
+        Searches.TryGetValue((large, isa), out var q) && !q.IsEmpty ? q.TakeLast(Iterations).ToList() : null;
+
+    private static (DType Large, CpuIsa Isa) CaseOf(BenchmarkCase benchmarkCase) =>
+        ((DType)benchmarkCase.Parameters[nameof(Large)], (CpuIsa)benchmarkCase.Parameters[nameof(Isa)]);
+
+    private static string Format(double value, string format = "F2") => value.ToString(format, CultureInfo.InvariantCulture);
+
+    /// <summary>One search per iteration, in process (the path is a parameter, not an environment).</summary>
+    private sealed class PaperSearchConfig : ManualConfig
+    {
+        public PaperSearchConfig()
+        {
+            AddJob(Job.Default.WithToolchain(InProcessEmitToolchain.Instance).WithStrategy(RunStrategy.Monitoring)
+                .WithWarmupCount(1).WithIterationCount(Iterations).WithInvocationCount(1).WithUnrollFactor(1));
+            AddColumn(
+                new StatColumn("WallSec", "wall seconds per search", s => s.WallMs / 1000),
+                new StatColumn("SamplingSec", "seconds per search in the large model (prompt + sampling steps)", s => s.SamplingMs / 1000),
+                new StatColumn("ScoringSec", "seconds per search in the small pair (scoring)", s => s.ScoringMs / 1000),
+                new StatColumn("LargeTokPerSec", "large-model tokens sampled per second of sampling time", s => s.LargeTokensSampled / (s.SamplingMs / 1000), "F0"),
+                new StatColumn("SmallTokens", "tokens fed through the tuned and untuned models per search", s => s.SmallTokensScored, "F0"),
+                new SpeedupColumn("WallSpeedup", "the avx2 path's wall seconds ÷ this path's, same large-model dtype", s => s.WallMs),
+                new SpeedupColumn("SamplingSpeedup", "the avx2 path's sampling seconds ÷ this path's, same large-model dtype", s => s.SamplingMs),
+                new SameTokensColumn());
+        }
+    }
+
+    /// <summary>The mean of a statistic over a case's measured searches.</summary>
+    private sealed class StatColumn(string name, string legend, Func<SearchStats, double> pick, string format = "F2") : CustomColumn(name, legend)
+    {
+        public override string GetValue(Summary summary, BenchmarkCase benchmarkCase)
+        {
+            var (large, isa) = CaseOf(benchmarkCase);
+            return Measured(large, isa) is { } searches ? Format(searches.Average(r => pick(r.Stats)), format) : "?";
+        }
+    }
+
+    /// <summary>The avx2 case's mean of a time over this case's, at the same large-model dtype.</summary>
+    private sealed class SpeedupColumn(string name, string legend, Func<SearchStats, double> pick) : CustomColumn(name, legend)
+    {
+        public override string GetValue(Summary summary, BenchmarkCase benchmarkCase)
+        {
+            var (large, isa) = CaseOf(benchmarkCase);
+            if (Measured(large, isa) is not { } these || Measured(large, CpuIsa.Avx2) is not { } avx2) return "?";
+            return Format(avx2.Average(r => pick(r.Stats)) / these.Average(r => pick(r.Stats)), "F3");
+        }
+    }
+
+    /// <summary>"yes" when every search of this case returned the avx2 case's response tokens.</summary>
+    private sealed class SameTokensColumn() : CustomColumn("SameTokens", "whether every search's response equals the avx2 path's, token for token")
+    {
+        public override string GetValue(Summary summary, BenchmarkCase benchmarkCase)
+        {
+            var (large, isa) = CaseOf(benchmarkCase);
+            if (!Searches.TryGetValue((large, isa), out var these) || !Searches.TryGetValue((large, CpuIsa.Avx2), out var avx2) || avx2.IsEmpty) return "?";
+            var reference = avx2.First().Tokens;
+            return these.All(r => r.Tokens.SequenceEqual(reference)) ? "yes" : "NO";
+        }
+    }
+}
