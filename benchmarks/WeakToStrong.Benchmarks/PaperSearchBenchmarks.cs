@@ -1,4 +1,5 @@
 using System.Collections.Concurrent;
+using System.Diagnostics;
 using System.Globalization;
 using BenchmarkDotNet.Attributes;
 using BenchmarkDotNet.Configs;
@@ -23,9 +24,10 @@ namespace WeakToStrong.Benchmarks;
 /// tuned/untuned pair (124M each, F32), (W, K, L) = (4, 4, 5), 50 new tokens. Each iteration is one search.
 /// Columns, per search (means over the measured iterations, warm-up left out): WallSec; SamplingSec (the large
 /// model: the prompt, then 50 decode steps of 16 candidates); ScoringSec (the small pair); the rest of the wall
-/// time is forking and selection. LargeTokPerSec = large tokens ÷ SamplingSec. WallSpeedup and SamplingSpeedup:
+/// time is forking and selection. CpuSec: process CPU seconds per search (all threads; steadier than wall time when
+/// a neighbour shares the cores). LargeTokPerSec = large tokens ÷ SamplingSec. WallSpeedup and SamplingSpeedup:
 /// the avx2 row's seconds ÷ this row's, same large-model dtype (1.000 on avx2 rows; 1.6 on an avx512 row meets
-/// the AVX-512 issue's search target). SameTokens: whether this path's response is the avx2 path's, token for
+/// the AVX-512 issue's search target); CpuSpeedup likewise for CPU seconds. SameTokens: whether this path's response is the avx2 path's, token for
 /// token (the paths must compute the same bits).
 /// </summary>
 /// <remarks>
@@ -39,7 +41,7 @@ namespace WeakToStrong.Benchmarks;
 [Config(typeof(PaperSearchConfig))]
 public class PaperSearchBenchmarks
 {
-    private const int Iterations = 2, BlockSize = 16;
+    private const int Iterations = 3, BlockSize = 16;
 
     /// <summary>CBS at the published sentiment settings (top-k 50, temperature 0.7), EOS disabled.</summary>
     private static readonly SearchRequest Request = new()
@@ -47,8 +49,8 @@ public class PaperSearchBenchmarks
         Prompt = SearchBenchmarks.Imdb, BeamWidth = 4, Successors = 4, ChunkLength = 5, MaxNewTokens = 50, EosTokenIds = [], Seed = 1,
     };
 
-    /// <summary>Every search each case ran, in order: warm-up first, the measured iterations last.</summary>
-    private static readonly ConcurrentDictionary<(DType Large, CpuIsa Isa), ConcurrentQueue<SearchResult>> Searches = new();
+    /// <summary>Every search each case ran, in order (warm-up first, the measured iterations last), with the process CPU seconds it took.</summary>
+    private static readonly ConcurrentDictionary<(DType Large, CpuIsa Isa), ConcurrentQueue<Measure>> Searches = new();
 
     private static int _skipsReported;
 
@@ -68,7 +70,7 @@ public class PaperSearchBenchmarks
     {
         if (Interlocked.Exchange(ref _skipsReported, 1) == 0)
             foreach (var isa in Enum.GetValues<CpuIsa>().Except(CpuIsas.Supported))
-                Console.WriteLine($"// PaperSearch: {CpuIsas.Name(isa)} path skipped: this CPU (or DOTNET_EnableAVX512F=0) lacks it");
+                Console.WriteLine($"// PaperSearch: {CpuIsas.Name(isa)} path skipped: this CPU lacks it, or the runtime was told not to use it (DOTNET_EnableAVX512=0)");
         return CpuIsas.Supported;
     }
 
@@ -94,8 +96,10 @@ public class PaperSearchBenchmarks
     [Benchmark]
     public SearchResult Search()
     {
+        var cpu = Process.GetCurrentProcess().TotalProcessorTime;
         var result = ChunkBeamSearch.Instance.RunAsync(_context, Request).GetAwaiter().GetResult();
-        Searches.GetOrAdd((Large, Isa), _ => new()).Enqueue(result);
+        double cpuSeconds = (Process.GetCurrentProcess().TotalProcessorTime - cpu).TotalSeconds;
+        Searches.GetOrAdd((Large, Isa), _ => new()).Enqueue(new Measure(result.Stats, result.Tokens, cpuSeconds));
         return result;
     }
 
@@ -108,8 +112,10 @@ public class PaperSearchBenchmarks
         _backend.Dispose();
     }
 
+    private sealed record Measure(SearchStats Stats, IReadOnlyList<int> Tokens, double CpuSeconds);
+
     /// <summary>A case's measured searches: the last <see cref="Iterations"/> it ran.</summary>
-    private static IReadOnlyList<SearchResult>? Measured(DType large, CpuIsa isa) =>
+    private static IReadOnlyList<Measure>? Measured(DType large, CpuIsa isa) =>
         Searches.TryGetValue((large, isa), out var q) && !q.IsEmpty ? q.TakeLast(Iterations).ToList() : null;
 
     private static (DType Large, CpuIsa Isa) CaseOf(BenchmarkCase benchmarkCase) =>
@@ -124,36 +130,39 @@ public class PaperSearchBenchmarks
         {
             AddJob(Job.Default.WithToolchain(InProcessEmitToolchain.Instance).WithStrategy(RunStrategy.Monitoring)
                 .WithWarmupCount(1).WithIterationCount(Iterations).WithInvocationCount(1).WithUnrollFactor(1));
+            HideColumns("Error");
             AddColumn(
-                new StatColumn("WallSec", "wall seconds per search", s => s.WallMs / 1000),
-                new StatColumn("SamplingSec", "seconds per search in the large model (prompt + sampling steps)", s => s.SamplingMs / 1000),
-                new StatColumn("ScoringSec", "seconds per search in the small pair (scoring)", s => s.ScoringMs / 1000),
-                new StatColumn("LargeTokPerSec", "large-model tokens sampled per second of sampling time", s => s.LargeTokensSampled / (s.SamplingMs / 1000), "F0"),
-                new StatColumn("SmallTokens", "tokens fed through the tuned and untuned models per search", s => s.SmallTokensScored, "F0"),
-                new SpeedupColumn("WallSpeedup", "the avx2 path's wall seconds ÷ this path's, same large-model dtype", s => s.WallMs),
-                new SpeedupColumn("SamplingSpeedup", "the avx2 path's sampling seconds ÷ this path's, same large-model dtype", s => s.SamplingMs),
+                new StatColumn("WallSec", "wall seconds per search", m => m.Stats.WallMs / 1000),
+                new StatColumn("SamplingSec", "seconds per search in the large model (prompt + sampling steps)", m => m.Stats.SamplingMs / 1000),
+                new StatColumn("ScoringSec", "seconds per search in the small pair (scoring)", m => m.Stats.ScoringMs / 1000),
+                new StatColumn("CpuSec", "process CPU seconds per search (all threads)", m => m.CpuSeconds),
+                new StatColumn("LargeTokPerSec", "large-model tokens sampled per second of sampling time", m => m.Stats.LargeTokensSampled / (m.Stats.SamplingMs / 1000), "F0"),
+                new StatColumn("SmallTokens", "tokens fed through the tuned and untuned models per search", m => m.Stats.SmallTokensScored, "F0"),
+                new SpeedupColumn("WallSpeedup", "the avx2 path's wall seconds ÷ this path's, same large-model dtype", m => m.Stats.WallMs),
+                new SpeedupColumn("SamplingSpeedup", "the avx2 path's sampling seconds ÷ this path's, same large-model dtype", m => m.Stats.SamplingMs),
+                new SpeedupColumn("CpuSpeedup", "the avx2 path's CPU seconds ÷ this path's, same large-model dtype", m => m.CpuSeconds),
                 new SameTokensColumn());
         }
     }
 
     /// <summary>The mean of a statistic over a case's measured searches.</summary>
-    private sealed class StatColumn(string name, string legend, Func<SearchStats, double> pick, string format = "F2") : CustomColumn(name, legend)
+    private sealed class StatColumn(string name, string legend, Func<Measure, double> pick, string format = "F2") : CustomColumn(name, legend)
     {
         public override string GetValue(Summary summary, BenchmarkCase benchmarkCase)
         {
             var (large, isa) = CaseOf(benchmarkCase);
-            return Measured(large, isa) is { } searches ? Format(searches.Average(r => pick(r.Stats)), format) : "?";
+            return Measured(large, isa) is { } searches ? Format(searches.Average(pick), format) : "?";
         }
     }
 
     /// <summary>The avx2 case's mean of a time over this case's, at the same large-model dtype.</summary>
-    private sealed class SpeedupColumn(string name, string legend, Func<SearchStats, double> pick) : CustomColumn(name, legend)
+    private sealed class SpeedupColumn(string name, string legend, Func<Measure, double> pick) : CustomColumn(name, legend)
     {
         public override string GetValue(Summary summary, BenchmarkCase benchmarkCase)
         {
             var (large, isa) = CaseOf(benchmarkCase);
             if (Measured(large, isa) is not { } these || Measured(large, CpuIsa.Avx2) is not { } avx2) return "?";
-            return Format(avx2.Average(r => pick(r.Stats)) / these.Average(r => pick(r.Stats)), "F3");
+            return Format(avx2.Average(pick) / these.Average(pick), "F3");
         }
     }
 
