@@ -76,7 +76,7 @@ public abstract class CpuOpsTests
     public static IEnumerable<object[]> LinearShapes()
     {
         foreach (var dtype in new[] { DType.F32, DType.BF16, DType.F16 })
-            foreach (var (t, k, n) in new[] { (1, 1, 1), (1, 7, 5), (2, 8, 4), (3, 33, 37), (5, 64, 9), (17, 100, 23), (1, 768, 50), (16, 768, 64), (13, 40, 300) })
+            foreach (var (t, k, n) in new[] { (1, 1, 1), (1, 7, 5), (2, 8, 4), (3, 33, 37), (5, 64, 9), (17, 100, 23), (1, 768, 50), (16, 768, 64), (13, 40, 300), (1, 96, 128), (2, 100, 130), (3, 50, 200), (33, 64, 40), (4, 16, 70) })
                 yield return [dtype, t, k, n];
     }
 
