@@ -7,11 +7,18 @@ namespace WeakToStrong.Tests.CpuOps;
 
 /// <summary>
 /// The fast CPU ops against naive float64 loops written from the definitions, on seeded random inputs at odd
-/// sizes (tails of the 8-wide vectors, partial 4-row tiles, odd token counts).
+/// sizes (tails of the 8- and 16-wide vectors, partial panels and tiles, odd token counts) — on every vector path
+/// (<see cref="CpuOpsOnAvx2"/>, <see cref="CpuOpsOnAvx512"/>); a path this CPU lacks is reported as skipped.
 /// </summary>
-public class CpuOpsTests
+public abstract class CpuOpsTests
 {
-    private readonly WeakToStrong.Backends.Cpu.CpuBackend _b = new();
+    private readonly CpuBackend _b;
+
+    protected CpuOpsTests(CpuIsa isa)
+    {
+        Skip.IfNot(CpuIsas.IsSupported(isa), $"this CPU has no {CpuIsas.Name(isa)}: that path is not tested on this machine");
+        _b = new CpuBackend(isa);
+    }
 
     /// <summary>The suite's one tolerance rule; F32 accumulation over k terms carries ~√k ulps of rounding.</summary>
     private static void Close(double expected, double actual, double atol, double rtol, string what) =>
@@ -69,11 +76,11 @@ public class CpuOpsTests
     public static IEnumerable<object[]> LinearShapes()
     {
         foreach (var dtype in new[] { DType.F32, DType.BF16, DType.F16 })
-            foreach (var (t, k, n) in new[] { (1, 1, 1), (1, 7, 5), (2, 8, 4), (3, 33, 37), (5, 64, 9), (17, 100, 23), (1, 768, 50), (16, 768, 64), (13, 40, 300) })
+            foreach (var (t, k, n) in new[] { (1, 1, 1), (1, 7, 5), (2, 8, 4), (3, 33, 37), (5, 64, 9), (17, 100, 23), (1, 768, 50), (16, 768, 64), (13, 40, 300), (1, 96, 128), (2, 100, 130), (3, 50, 200), (33, 64, 40), (4, 16, 70) })
                 yield return [dtype, t, k, n];
     }
 
-    [Theory]
+    [SkippableTheory]
     [MemberData(nameof(LinearShapes))]
     public void LinearMatchesANaiveDotProduct(DType dtype, int tokens, int k, int n)
     {
@@ -97,7 +104,7 @@ public class CpuOpsTests
 
     /// <summary>The loader's path (packing straight from file bytes, row-major or transposed) gives the weight
     /// PrepareLinear gives, bit for bit.</summary>
-    [Theory]
+    [SkippableTheory]
     [MemberData(nameof(LinearShapes))]
     public void LoadLinearFromBytesEqualsPrepareLinear(DType dtype, int tokens, int k, int n)
     {
@@ -137,7 +144,7 @@ public class CpuOpsTests
         }
     }
 
-    [Theory]
+    [SkippableTheory]
     [InlineData(DType.F32, 9)]
     [InlineData(DType.BF16, 9)]
     [InlineData(DType.F16, 9)]
@@ -164,7 +171,7 @@ public class CpuOpsTests
         w.Dispose();
     }
 
-    [Theory]
+    [SkippableTheory]
     [InlineData(DType.F32)]
     [InlineData(DType.BF16)]
     [InlineData(DType.F16)]
@@ -187,7 +194,7 @@ public class CpuOpsTests
         table.Dispose();
     }
 
-    [Fact]
+    [SkippableFact]
     public unsafe void F16PanelsWidenEveryHalfExactly()
     {
         var halves = new ushort[16];
@@ -212,7 +219,7 @@ public class CpuOpsTests
         }
     }
 
-    [Fact]
+    [SkippableFact]
     public void LinearRefusesAWeightThatWasNotPrepared()
     {
         var (w, _) = Weights(DType.F32, 4 * 8, 7);
@@ -225,7 +232,7 @@ public class CpuOpsTests
         w.Dispose();
     }
 
-    [Theory]
+    [SkippableTheory]
     [InlineData(NormKind.LayerNorm, 3, 37)]
     [InlineData(NormKind.RmsNorm, 5, 64)]
     public void AddNormMatchesTheDefinition(NormKind kind, int rows, int dim)
@@ -256,7 +263,7 @@ public class CpuOpsTests
         }
     }
 
-    [Fact]
+    [SkippableFact]
     public void PagedAttentionMatchesDenseCausalAttentionWithGqa()
     {
         const int heads = 4, kvHeads = 2, hd = 8, blockSize = 4, blocks = 16;
@@ -296,7 +303,7 @@ public class CpuOpsTests
             }
     }
 
-    [Fact]
+    [SkippableFact]
     public void LogProbOfTargetsMatchesFloat64LogSoftmax()
     {
         const int rows = 3, vocab = 50257;
@@ -314,7 +321,7 @@ public class CpuOpsTests
         }
     }
 
-    [Fact]
+    [SkippableFact]
     public void VectorExpIsWithinTwoUlpOfDoublePrecisionAndHandlesTheEdges()
     {
         var inputs = Enumerable.Range(0, 200_001).Select(i => -87f + 175f * i / 200_000f).ToArray();
@@ -332,7 +339,7 @@ public class CpuOpsTests
         Assert.True(float.IsNaN(e[7]));
     }
 
-    [Fact]
+    [SkippableFact]
     public void GeluTanhAndSiluGateMatchTheirFormulas()
     {
         var x = Random(20001, 12, 6f);
@@ -358,7 +365,7 @@ public class CpuOpsTests
             }
     }
 
-    [Fact]
+    [SkippableFact]
     public void RotaryEmbeddingRotatesHalvesByPositionTimesFrequency()
     {
         const int heads = 1, kvHeads = 1, hd = 4;
@@ -381,3 +388,7 @@ public class CpuOpsTests
         Assert.Equal(new float[] { 9, 9, 9, 9 }, Download(vc, 4));
     }
 }
+
+public sealed class CpuOpsOnAvx2() : CpuOpsTests(CpuIsa.Avx2);
+
+public sealed class CpuOpsOnAvx512() : CpuOpsTests(CpuIsa.Avx512);

@@ -51,7 +51,7 @@ public static class CpuIsas
             "avx512" => CpuIsa.Avx512,
             _ => throw new ArgumentException($"{Variable}={value} is not a CPU path (known: avx2, avx512)", Variable),
         };
-        if (!IsSupported(isa)) throw new ArgumentException($"{Variable}={value}: this CPU (or this process's DOTNET_EnableAVX512F setting) has no {Name(isa)}", Variable);
+        if (!IsSupported(isa)) throw new ArgumentException($"{Variable}={value}: this CPU has no {Name(isa)} (or it is turned off: DOTNET_EnableAVX512=0 or DOTNET_PreferredVectorBitWidth below 512)", Variable);
         return isa;
     }
 

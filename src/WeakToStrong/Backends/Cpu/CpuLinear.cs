@@ -20,7 +20,7 @@ namespace WeakToStrong.Backends.Cpu;
 /// sequence's results do not depend on what else is in the batch (bit for bit).
 /// </para>
 /// </summary>
-internal static unsafe class CpuLinear
+internal static unsafe partial class CpuLinear
 {
     /// <summary>Output rows per panel: two AVX2 vectors of F32.</summary>
     public const int PanelRows = 16;
@@ -210,30 +210,42 @@ internal static unsafe class CpuLinear
     {
         if (w.PackedRows != n || w.PackedColumns != k)
             throw new ArgumentException($"weight is not packed for a {n}×{k} linear (packed {w.PackedRows}×{w.PackedColumns}); pass it through PrepareLinear first", nameof(w));
+        bool wide = isa == CpuIsa.Avx512;
         int panels = (n + PanelRows - 1) / PanelRows;
         long panelBytes = (long)k * PanelRows * w.DType.Size();
-        int perTask;
-        if (tokens > TileTokens)
-        {
-            // A whole number of rounds over the threads (at least two, for balance), each task about TiledTaskBytes.
-            int threads = CpuParallel.Threads;
-            long rounds = Math.Max(2, panels * panelBytes / ((long)threads * TiledTaskBytes));
-            perTask = (int)Math.Max(1, (panels + threads * rounds - 1) / (threads * rounds));
-        }
-        else
-        {
-            perTask = (int)Math.Clamp(TaskBytes / panelBytes, 1, Math.Max(1, panels / (4 * CpuParallel.Threads)));
-            if (tokens <= 3) perTask = Math.Max(2, perTask & ~1); // whole pairs of panels (see PairKernel)
-        }
+        // Many tokens: the kernel is compute-bound and prefetches each task's next panel (the 256-bit path only when
+        // several tiles re-read a panel, the 512-bit one past the few-tokens kernel).
+        bool many = wide ? tokens > 3 : tokens > TileTokens;
+        int perTask = PanelsPerTask(tokens, many, wide ? FewTokensPanels : 2, panels, panelBytes);
         int tasks = (panels + perTask - 1) / perTask;
-        nint xp = (nint)x, bp = (nint)bias, yp = (nint)y, wp = (nint)w.Pointer;
+        float* xt = wide ? TransposeTiles(x, tokens, k) : x;
+        nint xp = (nint)xt, bp = (nint)bias, yp = (nint)y, wp = (nint)w.Pointer;
         var dtype = w.DType;
         CpuParallel.For(tasks, task =>
         {
             int p0 = task * perTask, p1 = Math.Min(panels, p0 + perTask);
-            Panels((float*)xp, (byte*)wp, dtype, (float*)yp, tokens, k, n, p0, p1);
+            if (wide) Panels512((float*)xp, (byte*)wp, dtype, (float*)yp, tokens, k, n, p0, p1);
+            else Panels((float*)xp, (byte*)wp, dtype, (float*)yp, tokens, k, n, p0, p1);
             AddBias((float*)bp, (float*)yp, tokens, n, p0 * PanelRows, Math.Min(n, p1 * PanelRows));
         }, serial: (long)tokens * k * n < 1 << 16);
+    }
+
+    /// <summary>
+    /// Panels per parallel task. For <paramref name="many"/> tokens, a whole number of rounds over the threads (at
+    /// least two, for balance), each task about <see cref="TiledTaskBytes"/>, so most panels have a next one to
+    /// prefetch. Otherwise each panel streams from memory once: tasks of about <see cref="TaskBytes"/>, at least
+    /// four per thread, in whole groups of <paramref name="group"/> panels for the few-tokens kernel.
+    /// </summary>
+    private static int PanelsPerTask(int tokens, bool many, int group, int panels, long panelBytes)
+    {
+        if (many)
+        {
+            int threads = CpuParallel.Threads;
+            long rounds = Math.Max(2, panels * panelBytes / ((long)threads * TiledTaskBytes));
+            return (int)Math.Max(1, (panels + threads * rounds - 1) / (threads * rounds));
+        }
+        int perTask = (int)Math.Clamp(TaskBytes / panelBytes, 1, Math.Max(1, panels / (4 * CpuParallel.Threads)));
+        return tokens <= 3 ? Math.Max(group, perTask / group * group) : perTask;
     }
 
     private static void Panels(float* x, byte* w, DType dtype, float* y, int tokens, int k, int n, int p0, int p1)
