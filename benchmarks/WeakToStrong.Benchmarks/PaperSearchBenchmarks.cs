@@ -11,6 +11,7 @@ using BenchmarkDotNet.Toolchains.InProcess.Emit;
 using WeakToStrong.Backends;
 using WeakToStrong.Backends.Cpu;
 using WeakToStrong.Chat;
+using WeakToStrong.Diagnostics;
 using WeakToStrong.Engine;
 using WeakToStrong.Search;
 using WeakToStrong.Search.LargeModels;
@@ -22,13 +23,20 @@ namespace WeakToStrong.Benchmarks;
 /// Chunk-level beam search at the published sentiment experiment's scale, on every CPU vector path this machine
 /// has, in one run: a gpt2-large-shaped large model (774M; F32 or BF16 weights) steered by a gpt2-shaped
 /// tuned/untuned pair (124M each, F32), (W, K, L) = (4, 4, 5), 50 new tokens. Each iteration is one search.
-/// Columns, per search (means over the measured iterations, warm-up left out): WallSec; SamplingSec (the large
-/// model: the prompt, then 50 decode steps of 16 candidates); ScoringSec (the small pair); the rest of the wall
-/// time is forking and selection. CpuSec: process CPU seconds per search (all threads; steadier than wall time when
-/// a neighbour shares the cores). LargeTokPerSec = large tokens ÷ SamplingSec. WallSpeedup and SamplingSpeedup:
-/// the avx2 row's seconds ÷ this row's, same large-model dtype (1.000 on avx2 rows; 1.6 on an avx512 row meets
-/// the AVX-512 issue's search target); CpuSpeedup likewise for CPU seconds. SameTokens: whether this path's response is the avx2 path's, token for
-/// token (the paths must compute the same bits).
+/// Columns, per search (means over the measured iterations, warm-up left out):
+/// <list type="bullet">
+/// <item>WallSec; SamplingSec (the large model: the prompt, then 50 decode steps of 16 candidates); ScoringSec (the
+/// small pair); the rest of the wall time is forking and selection. CpuSec: process CPU seconds (all threads;
+/// steadier than wall time when a neighbour shares the cores).</item>
+/// <item>LargeTokPerSec = large tokens ÷ SamplingSec. SamplingGflops = the large model's matrix-multiply FLOPs
+/// (2 × its matrix weights per token) ÷ SamplingSec: a lower bound on the rate of its decode steps (the time also
+/// holds attention, the prompt and the draws), to hold against the FMA ceiling <see cref="DecodeBenchmarks"/> and
+/// <c>w2s bench</c> probe.</item>
+/// <item>WallSpeedup, SamplingSpeedup, CpuSpeedup: the avx2 row's seconds ÷ this row's, same large-model dtype
+/// (1.000 on avx2 rows; WallSpeedup ≥ 1.6 on an avx512 row meets the AVX-512 issue's search target).</item>
+/// <item>SameTokens: whether every search of this row returned the avx2 row's response, token for token (the
+/// paths must compute the same bits).</item>
+/// </list>
 /// </summary>
 /// <remarks>
 /// Random weights and the real GPT-2 tokenizer (shared by all three models); EOS disabled, so every search samples
@@ -137,6 +145,8 @@ public class PaperSearchBenchmarks
                 new StatColumn("ScoringSec", "seconds per search in the small pair (scoring)", m => m.Stats.ScoringMs / 1000),
                 new StatColumn("CpuSec", "process CPU seconds per search (all threads)", m => m.CpuSeconds),
                 new StatColumn("LargeTokPerSec", "large-model tokens sampled per second of sampling time", m => m.Stats.LargeTokensSampled / (m.Stats.SamplingMs / 1000), "F0"),
+                new StatColumn("SamplingGflops", "large-model matrix-multiply GFLOP per second of sampling time (a lower bound)",
+                    m => 2.0 * EngineBenchmark.MatmulWeights(SyntheticModel.Gpt2Large()) * m.Stats.LargeTokensSampled / (m.Stats.SamplingMs * 1e6), "F0"),
                 new StatColumn("SmallTokens", "tokens fed through the tuned and untuned models per search", m => m.Stats.SmallTokensScored, "F0"),
                 new SpeedupColumn("WallSpeedup", "the avx2 path's wall seconds ÷ this path's, same large-model dtype", m => m.Stats.WallMs),
                 new SpeedupColumn("SamplingSpeedup", "the avx2 path's sampling seconds ÷ this path's, same large-model dtype", m => m.Stats.SamplingMs),
