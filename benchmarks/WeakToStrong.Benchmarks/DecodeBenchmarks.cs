@@ -12,7 +12,8 @@ namespace WeakToStrong.Benchmarks;
 /// GPT-2-124M-shaped model, random weights: one decode step and one 64-token prefill at batch 1 and 16, next to
 /// the baseline of streaming the same weight bytes from memory (the bound a batch-1 decode step is chasing), and
 /// the same number of F32 FMAs as the step's matrix multiplies run from registers (the bound a batch-16 step is
-/// chasing). Read the Ratio column: decode / read-the-weights; and DecodeStep / FmaOfOneStep by hand.
+/// chasing). Read the Ratio column: decode / read-the-weights; and DecodeStep / FmaOfOneStep by hand. Every CPU
+/// path this machine has runs (the Path column: avx2, avx512); the FMA bound is always probed at the widest.
 /// </summary>
 [MemoryDiagnoser(false)]
 [WarmupCount(3)]
@@ -28,6 +29,11 @@ public unsafe class DecodeBenchmarks
     private long _fmaIterations;
     private static readonly SamplingSettings Greedy = SamplingSettings.Greedy;
 
+    [ParamsSource(nameof(Paths))]
+    public string Path { get; set; } = "";
+
+    public static IEnumerable<string> Paths => CpuIsas.Supported.Select(CpuIsas.Name);
+
     [Params(DType.F32, DType.BF16)]
     public DType Weights { get; set; }
 
@@ -37,7 +43,7 @@ public unsafe class DecodeBenchmarks
     [GlobalSetup]
     public void Setup()
     {
-        _backend = new CpuBackend();
+        _backend = new CpuBackend(CpuIsas.Parse(Path));
         _model = SyntheticModel.Create(SyntheticModel.Gpt2Small(), Weights, _backend, kvBlocks: Batch * 8);
         var random = new Random(1);
         _sequences = Enumerable.Range(0, Batch)

@@ -1,6 +1,7 @@
 using System.CommandLine;
 using Spectre.Console;
 using WeakToStrong.Backends;
+using WeakToStrong.Backends.Cpu;
 using WeakToStrong.Cli.Json;
 using WeakToStrong.Diagnostics;
 using WeakToStrong.Engine;
@@ -65,14 +66,17 @@ internal static class BenchCommand
                 results.AddRange(EngineBenchmark.Run(transformer, r.GetValue(model)!, batchSizes, promptTokens, decodeSteps, new Progress<string>(Status)));
             }
 
+            string? cpuPath = backend is CpuBackend cpu ? CpuIsas.Name(cpu.Isa) : null;
             var decode1 = results.Where(x => x.Phase == "decode" && x.Batch == 1).ToDictionary(x => x.Dtype);
             var speedups = results.Where(x => x.Phase == "decode" && x.Batch > 1 && decode1.ContainsKey(x.Dtype))
                 .Select(x => new DecodeSpeedupJson(x.Dtype, x.Batch, x.TokensPerSecond / decode1[x.Dtype].TokensPerSecond)).ToList();
             if (asJson)
             {
-                Cli.WriteJson(new BenchJson(backend.Name, Environment.ProcessorCount, results, speedups), CliJson.Output.BenchJson);
+                Cli.WriteJson(new BenchJson(backend.Name, Environment.ProcessorCount, results, speedups, cpuPath, cpuPath is null ? null : CpuIsas.Name(CpuIsas.Widest)), CliJson.Output.BenchJson);
                 return 0;
             }
+            if (cpuPath is not null)
+                Console.WriteLine($"cpu path: {cpuPath} ({(Environment.GetEnvironmentVariable(CpuIsas.Variable) is { Length: > 0 } ? $"forced by {CpuIsas.Variable}" : "the widest here")}; this CPU runs {string.Join(", ", CpuIsas.Supported.Select(CpuIsas.Name))}); FMA peak probed at {CpuIsas.Name(CpuIsas.Widest)}");
             AnsiConsole.MarkupLine($"{Markup.Escape(r.GetValue(model)!)}, random weights; {Environment.ProcessorCount} cores. GB/s: weight bytes read per second; read: the memory ceiling (cpu: read bandwidth; cuda: a device copy, bytes read + written); GFLOP/s: matrix multiplies; peak: the F32 FMA ceiling (cpu) — both ceilings measured on all cores, best of 5 before and 5 after each decode run.");
             bool peaks = results.Any(x => x.ComputeGigaflops > 0);
             // Plain fixed-width rows: they stay aligned in a log or a pipe, where a terminal table would wrap.

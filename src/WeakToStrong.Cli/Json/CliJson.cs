@@ -56,7 +56,9 @@ internal sealed record LoadBenchJson(
     bool PeakResetBeforeLoad);
 
 /// <summary><c>w2s bench --json</c>.</summary>
-internal sealed record BenchJson(string Device, int Cores, List<BenchResult> Results, List<DecodeSpeedupJson> DecodeSpeedups);
+/// <param name="CpuPath">The CPU backend's vector path ("avx2" or "avx512"; null on another device).</param>
+/// <param name="PeakPath">The path the FMA ceiling was probed at: the widest this CPU has (null on another device).</param>
+internal sealed record BenchJson(string Device, int Cores, List<BenchResult> Results, List<DecodeSpeedupJson> DecodeSpeedups, string? CpuPath, string? PeakPath);
 
 /// <summary>Work done by a search.</summary>
 internal sealed record SearchStatsJson(long LargeTokensSampled, long SmallTokensScored, long ForwardCalls, double WallMs, double ScoringMs,

@@ -1,3 +1,4 @@
+using WeakToStrong.Backends.Cpu;
 using System.Text.Json;
 using WeakToStrong.Diagnostics;
 using WeakToStrong.Engine;
@@ -26,9 +27,11 @@ public class BenchmarkAccountingTests
     [Fact]
     public void ComputePeakCountsEveryCoresMultiplyAdds()
     {
-        // 12 chains of 8-wide FMAs (2 FLOP each) per iteration on every core.
-        Assert.Equal(12L * 8 * 2 * Environment.ProcessorCount * 1000, ComputePeak.FlopsPerPass(1000));
-        Assert.InRange(ComputePeak.MeasureFma(2_000_000, 2), 1e9, 1e13);
+        // 12 chains of 8-wide (256-bit) or 16-wide (512-bit) FMAs, 2 FLOP each, per iteration on every core.
+        Assert.Equal(12L * 8 * 2 * Environment.ProcessorCount * 1000, ComputePeak.FlopsPerPass(1000, CpuIsa.Avx2));
+        Assert.Equal(12L * 16 * 2 * Environment.ProcessorCount * 1000, ComputePeak.FlopsPerPass(1000, CpuIsa.Avx512));
+        Assert.Equal(ComputePeak.FlopsPerPass(1000, CpuIsas.Widest), ComputePeak.FlopsPerPass(1000));
+        foreach (var isa in CpuIsas.Supported) Assert.InRange(ComputePeak.MeasureFma(2_000_000, 2, isa), 1e9, 1e13);
     }
 
     [Fact]

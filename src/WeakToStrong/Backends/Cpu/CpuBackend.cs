@@ -7,8 +7,10 @@ using WeakToStrong.Engine;
 namespace WeakToStrong.Backends.Cpu;
 
 /// <summary>
-/// The CPU backend: SIMD (System.Numerics.Tensors and Vector256) and multi-threaded. It is the embedded default
-/// and the reference every other backend is tested against, so each op is written for clarity first.
+/// The CPU backend: SIMD (System.Numerics.Tensors, Vector256 and Vector512) and multi-threaded. It is the embedded
+/// default and the reference every other backend is tested against, so each op is written for clarity first. Its
+/// path (<see cref="Isa"/>) sets the vector width; sums run over 16 lanes in one fixed order on every path
+/// (<see cref="CpuMath.Reduce"/>), so every path gives the same bits.
 /// </summary>
 public sealed unsafe class CpuBackend : IBackend
 {
@@ -99,6 +101,7 @@ public sealed unsafe class CpuBackend : IBackend
     public void AddNorm(Tensor residual, Tensor? delta, Tensor weight, Tensor? bias, Tensor y, int rows, int dim, NormKind kind, float eps)
     {
         nint rp = (nint)P(residual), dp = (nint)POrNull(delta), wp = (nint)P(weight), bp = (nint)POrNull(bias), yp = (nint)P(y);
+        bool wide = Isa == CpuIsa.Avx512;
         CpuParallel.For(rows, r =>
         {
             var x = new Span<float>((float*)rp + (long)r * dim, dim);
@@ -107,11 +110,12 @@ public sealed unsafe class CpuBackend : IBackend
             var w = new ReadOnlySpan<float>((float*)wp, dim);
             if (kind == NormKind.LayerNorm)
             {
-                float mean = TensorPrimitives.Sum<float>(x) / dim;
+                float mean = CpuMath.Sum(x, wide) / dim;
+                // The variance in float64, one by one: the same on every path, and a few hundred operations per row.
                 double variance = 0;
                 foreach (float v in x) variance += (double)(v - mean) * (v - mean);
                 float inv = (float)(1.0 / Math.Sqrt(variance / dim + eps));
-                for (int i = 0; i < dim; i++) o[i] = (x[i] - mean) * inv * w[i];
+                ScaleRow(x, mean, inv, w, o, wide);
                 if (bp != 0) TensorPrimitives.Add(o, new ReadOnlySpan<float>((float*)bp, dim), o);
             }
             else
@@ -119,9 +123,21 @@ public sealed unsafe class CpuBackend : IBackend
                 double sumSquares = 0;
                 foreach (float v in x) sumSquares += (double)v * v;
                 float inv = (float)(1.0 / Math.Sqrt(sumSquares / dim + eps));
-                for (int i = 0; i < dim; i++) o[i] = x[i] * inv * w[i];
+                ScaleRow(x, 0f, inv, w, o, wide); // x − 0 is x, −0 included
             }
         }, serial: rows == 1 || (long)rows * dim < 1 << 12);
+    }
+
+    /// <summary>o[i] = (x[i] − mean) · inv · w[i], left to right, 16, 8 and then 1 element at a time.</summary>
+    private static void ScaleRow(ReadOnlySpan<float> x, float mean, float inv, ReadOnlySpan<float> w, Span<float> o, bool wide)
+    {
+        int i = 0, n = x.Length;
+        if (wide)
+            for (; i + 16 <= n; i += 16)
+                ((Vector512.Create(x.Slice(i, 16)) - Vector512.Create(mean)) * Vector512.Create(inv) * Vector512.Create(w.Slice(i, 16))).CopyTo(o.Slice(i, 16));
+        for (; i + 8 <= n; i += 8)
+            ((Vector256.Create(x.Slice(i, 8)) - Vector256.Create(mean)) * Vector256.Create(inv) * Vector256.Create(w.Slice(i, 8))).CopyTo(o.Slice(i, 8));
+        for (; i < n; i++) o[i] = (x[i] - mean) * inv * w[i];
     }
 
     /// <summary>Packs the weight into 16-row panels (<see cref="CpuLinear.Pack"/>), in its own dtype.</summary>
@@ -190,6 +206,7 @@ public sealed unsafe class CpuBackend : IBackend
         int width = (heads + 2 * kvHeads) * headDim, kvWidth = kvHeads * headDim, group = heads / kvHeads;
         nint qp = (nint)P(qkv), kp = (nint)P(keyCache), vp = (nint)P(valueCache), op = (nint)P(output);
         float scale = 1f / MathF.Sqrt(headDim);
+        bool wide = Isa == CpuIsa.Avx512;
         int[] tables = layout.BlockTables;
         int maxBlocks = layout.MaxBlocksPerSequence;
         long work = 0;
@@ -220,7 +237,7 @@ public sealed unsafe class CpuBackend : IBackend
                     for (; p + 4 <= end; p += 4, keys += 4 * kvWidth)
                     {
                         float* k0 = keys + kvOffset;
-                        var d = Dot4(qh, k0, qh, k0 + kvWidth, qh, k0 + 2 * kvWidth, qh, k0 + 3 * kvWidth, headDim) * scale;
+                        var d = Dot4(qh, k0, qh, k0 + kvWidth, qh, k0 + 2 * kvWidth, qh, k0 + 3 * kvWidth, headDim, wide) * scale;
                         d.CopyTo(scores.AsSpan(p, 4));
                     }
                 }
@@ -231,7 +248,7 @@ public sealed unsafe class CpuBackend : IBackend
                     {
                         int h = h0 + j;
                         var d = Dot4(q + h * headDim, keys + h / group * headDim, q + (h + 1) * headDim, keys + (h + 1) / group * headDim,
-                            q + (h + 2) * headDim, keys + (h + 2) / group * headDim, q + (h + 3) * headDim, keys + (h + 3) / group * headDim, headDim) * scale;
+                            q + (h + 2) * headDim, keys + (h + 2) / group * headDim, q + (h + 3) * headDim, keys + (h + 3) / group * headDim, headDim, wide) * scale;
                         scores[j * context + p] = d[0];
                         scores[(j + 1) * context + p] = d[1];
                         scores[(j + 2) * context + p] = d[2];
@@ -240,7 +257,7 @@ public sealed unsafe class CpuBackend : IBackend
                     for (; j < headsPerItem; j++)
                     {
                         int h = h0 + j;
-                        scores[j * context + p] = Dot(q + h * headDim, keys + h / group * headDim, headDim) * scale;
+                        scores[j * context + p] = Dot(q + h * headDim, keys + h / group * headDim, headDim, wide) * scale;
                     }
                 }
             }
@@ -248,8 +265,8 @@ public sealed unsafe class CpuBackend : IBackend
             for (int j = 0; j < headsPerItem; j++)
             {
                 var row = scores.AsSpan(j * context, context);
-                CpuMath.ExpShifted(row, TensorPrimitives.Max<float>(row), row);
-                inv[j] = 1f / TensorPrimitives.Sum<float>(row);
+                CpuMath.ExpShifted(row, TensorPrimitives.Max<float>(row), row, wide);
+                inv[j] = 1f / CpuMath.Sum(row, wide);
                 new Span<float>(o + (h0 + j) * headDim, headDim).Clear();
             }
             for (int b = 0, p = 0; p < context; b++)
@@ -259,38 +276,81 @@ public sealed unsafe class CpuBackend : IBackend
                     for (int j = 0; j < headsPerItem; j++)
                     {
                         int h = h0 + j;
-                        Axpy(scores[j * context + p] * inv[j], values + h / group * headDim, o + h * headDim, headDim);
+                        Axpy(scores[j * context + p] * inv[j], values + h / group * headDim, o + h * headDim, headDim, wide);
                     }
             }
         }, serial: work * headDim * heads < 1 << 15);
     }
 
-    /// <summary>Σ a[i]·b[i] with one vector accumulator (the order every attention row uses).</summary>
+    /// <summary>Σ a[i]·b[i]: 16 FMA chains (lane i mod 16; one 512-bit vector or two 256-bit halves), the low 8
+    /// continued over an 8-element tail, <see cref="CpuMath.Reduce"/>, then the last elements one by one.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static float Dot(float* a, float* b, int n)
+    private static float Dot(float* a, float* b, int n, bool wide)
     {
         int i = 0;
-        var acc = Vector256<float>.Zero;
-        for (; i + 8 <= n; i += 8) acc = Vector256.FusedMultiplyAdd(Vector256.Load(a + i), Vector256.Load(b + i), acc);
-        float sum = Vector256.Sum(acc);
+        Vector256<float> lo = default, hi = default;
+        if (wide)
+        {
+            var acc = Vector512<float>.Zero;
+            for (; i + 16 <= n; i += 16) acc = Vector512.FusedMultiplyAdd(Vector512.Load(a + i), Vector512.Load(b + i), acc);
+            (lo, hi) = (acc.GetLower(), acc.GetUpper());
+        }
+        else
+            for (; i + 16 <= n; i += 16)
+            {
+                lo = Vector256.FusedMultiplyAdd(Vector256.Load(a + i), Vector256.Load(b + i), lo);
+                hi = Vector256.FusedMultiplyAdd(Vector256.Load(a + i + 8), Vector256.Load(b + i + 8), hi);
+            }
+        if (i + 8 <= n)
+        {
+            lo = Vector256.FusedMultiplyAdd(Vector256.Load(a + i), Vector256.Load(b + i), lo);
+            i += 8;
+        }
+        float sum = CpuMath.Reduce(lo, hi);
         for (; i < n; i++) sum += a[i] * b[i];
         return sum;
     }
 
-    /// <summary>Four independent <see cref="Dot"/>s at once (the same arithmetic per pair, four FMA chains in flight).</summary>
+    /// <summary>Four independent <see cref="Dot"/>s at once (the same arithmetic per pair, more FMA chains in flight).</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static Vector128<float> Dot4(float* a0, float* b0, float* a1, float* b1, float* a2, float* b2, float* a3, float* b3, int n)
+    private static Vector128<float> Dot4(float* a0, float* b0, float* a1, float* b1, float* a2, float* b2, float* a3, float* b3, int n, bool wide)
     {
         int i = 0;
-        Vector256<float> c0 = default, c1 = default, c2 = default, c3 = default;
-        for (; i + 8 <= n; i += 8)
+        Vector256<float> l0 = default, h0 = default, l1 = default, h1 = default, l2 = default, h2 = default, l3 = default, h3 = default;
+        if (wide)
         {
-            c0 = Vector256.FusedMultiplyAdd(Vector256.Load(a0 + i), Vector256.Load(b0 + i), c0);
-            c1 = Vector256.FusedMultiplyAdd(Vector256.Load(a1 + i), Vector256.Load(b1 + i), c1);
-            c2 = Vector256.FusedMultiplyAdd(Vector256.Load(a2 + i), Vector256.Load(b2 + i), c2);
-            c3 = Vector256.FusedMultiplyAdd(Vector256.Load(a3 + i), Vector256.Load(b3 + i), c3);
+            Vector512<float> c0 = default, c1 = default, c2 = default, c3 = default;
+            for (; i + 16 <= n; i += 16)
+            {
+                c0 = Vector512.FusedMultiplyAdd(Vector512.Load(a0 + i), Vector512.Load(b0 + i), c0);
+                c1 = Vector512.FusedMultiplyAdd(Vector512.Load(a1 + i), Vector512.Load(b1 + i), c1);
+                c2 = Vector512.FusedMultiplyAdd(Vector512.Load(a2 + i), Vector512.Load(b2 + i), c2);
+                c3 = Vector512.FusedMultiplyAdd(Vector512.Load(a3 + i), Vector512.Load(b3 + i), c3);
+            }
+            (l0, h0, l1, h1) = (c0.GetLower(), c0.GetUpper(), c1.GetLower(), c1.GetUpper());
+            (l2, h2, l3, h3) = (c2.GetLower(), c2.GetUpper(), c3.GetLower(), c3.GetUpper());
         }
-        float s0 = Vector256.Sum(c0), s1 = Vector256.Sum(c1), s2 = Vector256.Sum(c2), s3 = Vector256.Sum(c3);
+        else
+            for (; i + 16 <= n; i += 16)
+            {
+                l0 = Vector256.FusedMultiplyAdd(Vector256.Load(a0 + i), Vector256.Load(b0 + i), l0);
+                h0 = Vector256.FusedMultiplyAdd(Vector256.Load(a0 + i + 8), Vector256.Load(b0 + i + 8), h0);
+                l1 = Vector256.FusedMultiplyAdd(Vector256.Load(a1 + i), Vector256.Load(b1 + i), l1);
+                h1 = Vector256.FusedMultiplyAdd(Vector256.Load(a1 + i + 8), Vector256.Load(b1 + i + 8), h1);
+                l2 = Vector256.FusedMultiplyAdd(Vector256.Load(a2 + i), Vector256.Load(b2 + i), l2);
+                h2 = Vector256.FusedMultiplyAdd(Vector256.Load(a2 + i + 8), Vector256.Load(b2 + i + 8), h2);
+                l3 = Vector256.FusedMultiplyAdd(Vector256.Load(a3 + i), Vector256.Load(b3 + i), l3);
+                h3 = Vector256.FusedMultiplyAdd(Vector256.Load(a3 + i + 8), Vector256.Load(b3 + i + 8), h3);
+            }
+        if (i + 8 <= n)
+        {
+            l0 = Vector256.FusedMultiplyAdd(Vector256.Load(a0 + i), Vector256.Load(b0 + i), l0);
+            l1 = Vector256.FusedMultiplyAdd(Vector256.Load(a1 + i), Vector256.Load(b1 + i), l1);
+            l2 = Vector256.FusedMultiplyAdd(Vector256.Load(a2 + i), Vector256.Load(b2 + i), l2);
+            l3 = Vector256.FusedMultiplyAdd(Vector256.Load(a3 + i), Vector256.Load(b3 + i), l3);
+            i += 8;
+        }
+        float s0 = CpuMath.Reduce(l0, h0), s1 = CpuMath.Reduce(l1, h1), s2 = CpuMath.Reduce(l2, h2), s3 = CpuMath.Reduce(l3, h3);
         for (; i < n; i++)
         {
             s0 += a0[i] * b0[i];
@@ -301,11 +361,13 @@ public sealed unsafe class CpuBackend : IBackend
         return Vector128.Create(s0, s1, s2, s3);
     }
 
-    /// <summary>y += alpha·x.</summary>
+    /// <summary>y += alpha·x (one FMA per element, whatever the width).</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static void Axpy(float alpha, float* x, float* y, int n)
+    private static void Axpy(float alpha, float* x, float* y, int n, bool wide)
     {
         int i = 0;
+        if (wide)
+            for (var a16 = Vector512.Create(alpha); i + 16 <= n; i += 16) Vector512.FusedMultiplyAdd(a16, Vector512.Load(x + i), Vector512.Load(y + i)).Store(y + i);
         var a = Vector256.Create(alpha);
         for (; i + 8 <= n; i += 8) Vector256.FusedMultiplyAdd(a, Vector256.Load(x + i), Vector256.Load(y + i)).Store(y + i);
         for (; i < n; i++) y[i] += alpha * x[i];
@@ -325,10 +387,13 @@ public sealed unsafe class CpuBackend : IBackend
     {
         const int chunk = 1 << 12;
         nint pp = (nint)P(x);
+        bool wide = Isa == CpuIsa.Avx512;
         CpuParallel.For((int)((count + chunk - 1) / chunk), c =>
         {
             float* v = (float*)pp + (long)c * chunk;
             int n = (int)Math.Min(chunk, count - (long)c * chunk), i = 0;
+            if (wide)
+                for (; i + 16 <= n; i += 16) CpuMath.GeluTanh(Vector512.Load(v + i)).Store(v + i);
             for (; i + 8 <= n; i += 8) CpuMath.GeluTanh(Vector256.Load(v + i)).Store(v + i);
             for (; i < n; i++) v[i] = CpuMath.GeluTanh(v[i]);
         }, serial: count < 1 << 14);
@@ -337,11 +402,14 @@ public sealed unsafe class CpuBackend : IBackend
     public void SiluGate(Tensor gateUp, Tensor y, int rows, int ff)
     {
         nint gp = (nint)P(gateUp), yp = (nint)P(y);
+        bool wide = Isa == CpuIsa.Avx512;
         CpuParallel.For(rows, r =>
         {
             float* g = (float*)gp + (long)r * 2 * ff;
             float* o = (float*)yp + (long)r * ff;
             int i = 0;
+            if (wide)
+                for (; i + 16 <= ff; i += 16) (CpuMath.Silu(Vector512.Load(g + i)) * Vector512.Load(g + ff + i)).Store(o + i);
             for (; i + 8 <= ff; i += 8) (CpuMath.Silu(Vector256.Load(g + i)) * Vector256.Load(g + ff + i)).Store(o + i);
             for (; i < ff; i++) o[i] = g[i] / (1f + MathF.Exp(-g[i])) * g[ff + i];
         }, serial: (long)rows * ff < 1 << 14);
@@ -362,24 +430,43 @@ public sealed unsafe class CpuBackend : IBackend
         nint l = (nint)P(logits);
         var ids = targets[..rows].ToArray();
         var values = new float[rows];
+        bool wide = Isa == CpuIsa.Avx512;
         CpuParallel.For(rows, r =>
         {
             var row = new ReadOnlySpan<float>((float*)l + (long)r * vocab, vocab);
-            values[r] = (float)(row[ids[r]] - LogSumExp(row));
+            values[r] = (float)(row[ids[r]] - LogSumExp(row, wide));
         }, serial: rows == 1);
         values.CopyTo(result);
     }
 
-    /// <summary>log Σ exp(x), in one streaming pass over the row.</summary>
-    internal static double LogSumExp(ReadOnlySpan<float> row)
+    /// <summary>log Σ exp(x), in one streaming pass over the row: e^(x − max) summed in 16 lanes as
+    /// <see cref="CpuMath.Sum"/> does, the last elements and the log in float64.</summary>
+    internal static double LogSumExp(ReadOnlySpan<float> row, bool wide)
     {
         float max = TensorPrimitives.Max(row);
         ref float first = ref MemoryMarshal.GetReference(row);
         var m = Vector256.Create(max);
-        var acc = Vector256<float>.Zero;
+        Vector256<float> lo = default, hi = default;
         int i = 0;
-        for (; i + 8 <= row.Length; i += 8) acc += CpuMath.Exp(Vector256.LoadUnsafe(ref first, (nuint)i) - m);
-        double sum = Vector256.Sum(acc);
+        if (wide)
+        {
+            var m16 = Vector512.Create(max);
+            var acc = Vector512<float>.Zero;
+            for (; i + 16 <= row.Length; i += 16) acc += CpuMath.Exp(Vector512.LoadUnsafe(ref first, (nuint)i) - m16);
+            (lo, hi) = (acc.GetLower(), acc.GetUpper());
+        }
+        else
+            for (; i + 16 <= row.Length; i += 16)
+            {
+                lo += CpuMath.Exp(Vector256.LoadUnsafe(ref first, (nuint)i) - m);
+                hi += CpuMath.Exp(Vector256.LoadUnsafe(ref first, (nuint)(i + 8)) - m);
+            }
+        if (i + 8 <= row.Length)
+        {
+            lo += CpuMath.Exp(Vector256.LoadUnsafe(ref first, (nuint)i) - m);
+            i += 8;
+        }
+        double sum = CpuMath.Reduce(lo, hi);
         for (; i < row.Length; i++) sum += Math.Exp(row[i] - max);
         return max + Math.Log(sum);
     }

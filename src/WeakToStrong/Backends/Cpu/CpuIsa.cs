@@ -51,7 +51,7 @@ public static class CpuIsas
             "avx512" => CpuIsa.Avx512,
             _ => throw new ArgumentException($"{Variable}={value} is not a CPU path (known: avx2, avx512)", Variable),
         };
-        if (!IsSupported(isa)) throw new ArgumentException($"{Variable}={value}: this CPU has no {Name(isa)} (or it is turned off: DOTNET_EnableAVX512=0 or DOTNET_PreferredVectorBitWidth below 512)", Variable);
+        if (!IsSupported(isa)) throw new ArgumentException($"{Variable}={value}: this process has no {Name(isa)} (the CPU lacks it, DOTNET_EnableAVX512=0 or DOTNET_PreferredVectorBitWidth below 512 turns it off, or a NativeAOT build for x86-64-v3)", Variable);
         return isa;
     }
 
