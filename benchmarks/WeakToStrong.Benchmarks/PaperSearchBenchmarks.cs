@@ -42,7 +42,8 @@ namespace WeakToStrong.Benchmarks;
 /// Random weights and the real GPT-2 tokenizer (shared by all three models); EOS disabled, so every search samples
 /// 16 × 50 large-model tokens and scores the same small-model tokens whatever the weights. Every model's KV pool
 /// holds exactly the blocks the search tree can need (<see cref="SearchCapacity.BlocksNeeded"/>). In process: the
-/// path is chosen by building the backend with <c>new CpuBackend(isa)</c> per case; a path this CPU lacks is left
+/// path is chosen by building the backend (all three models run on it) with <c>new CpuBackend(isa)</c> per case; a
+/// path this CPU lacks is left
 /// out of the cases, with a line saying so. Run:
 /// <c>dotnet run -c Release --project benchmarks/WeakToStrong.Benchmarks -- --filter '*PaperSearch*'</c>.
 /// </remarks>
