@@ -43,8 +43,7 @@ namespace WeakToStrong.Benchmarks;
 /// 16 × 50 large-model tokens and scores the same small-model tokens whatever the weights. Every model's KV pool
 /// holds exactly the blocks the search tree can need (<see cref="SearchCapacity.BlocksNeeded"/>). In process: the
 /// path is chosen by building the backend (all three models run on it) with <c>new CpuBackend(isa)</c> per case; a
-/// path this CPU lacks is left
-/// out of the cases, with a line saying so. Run:
+/// path this CPU lacks is left out of the cases, with a line saying so. Run:
 /// <c>dotnet run -c Release --project benchmarks/WeakToStrong.Benchmarks -- --filter '*PaperSearch*'</c>.
 /// </remarks>
 [Config(typeof(PaperSearchConfig))]
