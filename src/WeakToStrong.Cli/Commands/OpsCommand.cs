@@ -47,7 +47,7 @@ internal static class OpsCommand
 
             using var subject = BackendFactory.Create(deviceName);
             using var cpu = subject is CudaBackend ? new CpuBackend() : null;
-            string described = subject is CudaBackend cuda ? cuda.Device : $"cpu, {Environment.ProcessorCount} cores";
+            string described = subject is CudaBackend cuda ? cuda.Device : $"cpu, {Environment.ProcessorCount} cores, {CpuIsas.Name(((CpuBackend)subject).Isa)} path";
             return m == "test" ? Test(cases, subject, cpu, described, asJson) : Perf(cases, subject, described, asJson);
         }));
         return command;

@@ -56,4 +56,20 @@ public class CpuIsaTests
             Assert.Equal(CpuIsas.Name(CpuIsas.Widest), doc.RootElement.GetProperty("peak_path").GetString());
         }
     }
+
+    /// <summary>`w2s ops --device cpu` checks the ops on the path it names, for each path here.</summary>
+    [Fact]
+    public void OpsChecksEachPathAgainstFloat64()
+    {
+        foreach (var isa in CpuIsas.Supported)
+        {
+            var start = CliRunner.StartInfo("ops", "--device", "cpu", "--op", "attention", "--shapes", "small");
+            start.Environment["W2S_CPU_ISA"] = CpuIsas.Name(isa);
+            var r = CliRunner.Run(start);
+            Assert.True(r.ExitCode == 0, r.Stdout + r.Stderr);
+            Assert.StartsWith($"cpu (cpu, {Environment.ProcessorCount} cores, {CpuIsas.Name(isa)} path) against float64 definitions", r.Stdout);
+            Assert.Contains("attention", r.Stdout);
+            Assert.Matches(@"\n[1-9]\d* passed, 0 failed, 0 skipped\n?$", r.Stdout);
+        }
+    }
 }
