@@ -38,7 +38,7 @@ internal static unsafe partial class CpuLinear
         if (tokens == 1) return x;
         long length = (long)tokens * k;
         var scratch = _tiles;
-        if (scratch is null || scratch.Length < length) _tiles = scratch = GC.AllocateUninitializedArray<float>((int)length, pinned: true);
+        if (scratch is null || scratch.Length < length) _tiles = scratch = GC.AllocateUninitializedArray<float>(checked((int)length), pinned: true);
         float* xt = (float*)Unsafe.AsPointer(ref MemoryMarshal.GetArrayDataReference(scratch));
         int tiles = (tokens + WideTileTokens - 1) / WideTileTokens;
         for (int tile = 0; tile < tiles; tile++)
@@ -90,17 +90,15 @@ internal static unsafe partial class CpuLinear
                 p += FewTokensPanels - 1;
                 continue;
             }
-            // Several tiles re-read the panel: an F16 one is widened once into an F32 copy (exact) rather than per tile.
-            if (typeof(TW) == typeof(F16Wide) && tiles > 1)
-            {
-                TilesOfPanel<F32Wide>((byte*)WidenF16Panel(panel, k), xt, y, tokens, tiles, k, n, p, rows, partial, default);
-                continue;
-            }
             // The next panel of this task is pulled into L2 meanwhile, spread over the tiles (even one tile of 16
             // tokens is compute-bound enough that the hardware prefetcher alone leaves it waiting on memory).
             bool ahead = tokens > 3 && p + 1 < p1;
             var prefetch = ahead ? new Prefetch(w + (p + 1) * panelBytes, TW.BytesPerStep / tiles) : default;
-            TilesOfPanel<TW>(panel, xt, y, tokens, tiles, k, n, p, rows, partial, prefetch);
+            // Several tiles re-read the panel: an F16 one is widened once into an F32 copy (exact) rather than per tile.
+            if (typeof(TW) == typeof(F16Wide) && tiles > 1)
+                TilesOfPanel<F32Wide>((byte*)WidenF16Panel(panel, k), xt, y, tokens, tiles, k, n, p, rows, partial, prefetch);
+            else
+                TilesOfPanel<TW>(panel, xt, y, tokens, tiles, k, n, p, rows, partial, prefetch);
         }
     }
 
