@@ -282,6 +282,7 @@ internal static class SearchJson
         s.LargeTokensSampled, s.SmallTokensScored, s.ForwardCalls, Math.Round(s.WallMs, 3), Math.Round(s.ScoringMs, 3),
         s.TunedTokensScored, s.UntunedTokensScored, s.Chunks)
     {
+        SamplingMs = Math.Round(s.SamplingMs, 3),
         KvMemoryBytes = search?.KvBudget?.Bytes,
         KvMemory = search?.KvBudget is { } budget ? new ByteSize(budget.Bytes).ToString() : null,
         KvMemorySource = search is null ? null : search.KvBudget is null ? "--kv-blocks" : search.KvBudget.Source == KvBudgetSource.Default ? "default" : "--kv-memory",

@@ -64,6 +64,9 @@ internal sealed record BenchJson(string Device, int Cores, List<BenchResult> Res
 internal sealed record SearchStatsJson(long LargeTokensSampled, long SmallTokensScored, long ForwardCalls, double WallMs, double ScoringMs,
     long TunedTokensScored, long UntunedTokensScored, int Chunks)
 {
+    /// <summary>Part of the wall time spent in the large model (prompt and sampling steps), disjoint from scoring.</summary>
+    public double SamplingMs { get; init; }
+
     /// <summary>The KV pools the search chose (absent where no search is at hand).</summary>
     [JsonPropertyOrder(-1), JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)]
     public long? KvMemoryBytes { get; init; }

@@ -140,6 +140,7 @@ public sealed class WeakToStrongChatClient : IChatClient
         [WeakToStrongChatKeys.Chunks] = result.Stats.Chunks,
         [WeakToStrongChatKeys.WallMs] = result.Stats.WallMs,
         [WeakToStrongChatKeys.ScoringMs] = result.Stats.ScoringMs,
+        [WeakToStrongChatKeys.SamplingMs] = result.Stats.SamplingMs,
     };
 }
 

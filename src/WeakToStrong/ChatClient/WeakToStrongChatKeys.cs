@@ -63,4 +63,7 @@ public static class WeakToStrongChatKeys
 
     /// <summary>Out: the part of <see cref="WallMs"/> spent scoring (double).</summary>
     public const string ScoringMs = "w2s.scoring_ms";
+
+    /// <summary>Out: the part of <see cref="WallMs"/> spent in the large model, prompt and sampling steps (double).</summary>
+    public const string SamplingMs = "w2s.sampling_ms";
 }

@@ -38,6 +38,8 @@ public class SearchCliTests(SearchModelsFixture models) : IClassFixture<SearchMo
         var stats = root.GetProperty("stats");
         foreach (string key in new[] { "large_tokens_sampled", "small_tokens_scored", "forward_calls", "wall_ms" })
             Assert.True(stats.TryGetProperty(key, out _), key);
+        double sampling = stats.GetProperty("sampling_ms").GetDouble(), scoring = stats.GetProperty("scoring_ms").GetDouble();
+        Assert.True(sampling > 0 && scoring > 0 && sampling + scoring <= stats.GetProperty("wall_ms").GetDouble() + 0.002, $"sampling {sampling} + scoring {scoring} ms vs wall");
         Assert.False(root.TryGetProperty("trace", out _));
         Assert.NotEmpty(root.GetProperty("text").GetString()!);
     }
