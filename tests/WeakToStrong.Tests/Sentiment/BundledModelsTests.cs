@@ -29,11 +29,12 @@ public class BundledModelsTests
         var encoded = model.Tokenizer.Encode(HeldOut, addBos: true);
         Assert.Equal(ids, encoded.Take(ids.Length));
 
-        // PyTorch ran the BF16-rounded weights in F32, as our runtime does; only summation order differs.
+        // PyTorch ran the BF16-rounded weights in F32, as our runtime does; only summation order differs (≈ 3e-6
+        // measured), so the bound is the golden fixtures' float32 bar, not a loose one.
         float[] actual = model.Score([ids[0]], ids[1..]);
         Assert.Equal(expected.Length, actual.Length);
         for (int i = 0; i < expected.Length; i++)
-            Assert.True(Math.Abs(expected[i] - actual[i]) < 1e-3, $"{name} token {i}: PyTorch {expected[i]}, ours {actual[i]}");
+            new Tolerance(2e-4, 0).AssertClose(expected[i], actual[i], $"{name} token {i} (PyTorch vs ours)");
     }
 
     [Fact]
