@@ -31,21 +31,6 @@ internal static partial class MemoryAdvice
             throw new InvalidOperationException($"madvise(MADV_POPULATE_WRITE, {end - start} bytes) failed: errno {Marshal.GetLastPInvokeError()}");
     }
 
-    private const int MadvHugePage = 14;
-    private const long Huge = 2 << 20;
-
-    /// <summary>
-    /// Asks for transparent huge pages (2 MiB) on the 2 MiB-aligned part of a range (MADV_HUGEPAGE; effective where
-    /// the kernel's THP mode is "madvise" or "always"). Best effort: returns whether the kernel took the advice (false
-    /// off Linux, for a range holding no aligned 2 MiB, or on a kernel without THP) and changes nothing otherwise.
-    /// </summary>
-    public static bool HugePages(nint address, long length)
-    {
-        if (!OperatingSystem.IsLinux() || length < Huge) return false;
-        long start = (address + Huge - 1) / Huge * Huge, end = (address + length) / Huge * Huge;
-        return end > start && madvise((nint)start, (nuint)(end - start), MadvHugePage) == 0;
-    }
-
     /// <summary><c>int madvise(void *addr, size_t length, int advice)</c>; 0 on success, else −1 and errno.</summary>
     [LibraryImport("libc", SetLastError = true)]
     private static partial int madvise(nint address, nuint length, int advice);

@@ -109,9 +109,6 @@ internal static unsafe partial class CpuLinear
         if (dtype is not (DType.F32 or DType.BF16 or DType.F16)) throw new ArgumentException($"weight dtype {dtype} is not F32, BF16 or F16", nameof(dtype));
         panels = (n + PanelRows - 1) / PanelRows;
         var packed = new CpuTensor(dtype, panels * PanelRows * k) { PackedRows = n, PackedColumns = k };
-        // Every decode step streams all panels: 2 MiB pages take the TLB out of that stream (≈ 5 % more decode
-        // tokens/s here, batch 1 and 16, `w2s bench`).
-        Native.MemoryAdvice.HugePages((nint)packed.Pointer, packed.ByteLength);
         Native.MemoryAdvice.Populate((nint)packed.Pointer, packed.ByteLength);
         return packed;
     }
