@@ -11,18 +11,19 @@ namespace WeakToStrong.Backends.Cpu;
 /// <para>
 /// W is kept in panels (<see cref="Pack"/>): 16 output rows at a time, column-interleaved — panel p holds, for
 /// k = 0…K−1, the 16 weights W[16p + j, k] side by side. One pass over a panel is an outer product: per k, the 16
-/// weights (two vectors) are multiplied by a broadcast x[t, k] for up to 6 tokens at once, 12 accumulators that stay
-/// in registers. At batch 1 the panel streams from memory once; at batch 16 it is read once from memory and twice
-/// more from cache, and the FMA units (not memory) are the limit.
+/// weights (two 256-bit vectors) are multiplied by a broadcast x[t, k] for up to 6 tokens at once, 12 accumulators
+/// that stay in registers. At batch 1 the panel streams from memory once; at batch 16 it is read once from memory
+/// and twice more from cache, and the FMA units (not memory) are the limit. The 512-bit path
+/// (CpuLinear.Avx512.cs) runs the same panels with one register per k and up to 16 tokens per pass.
 /// </para>
 /// <para>
-/// Every y[t, n] is one FMA chain over k = 0, 1, …, K−1 starting from zero, whatever the tile or batch shape, so a
-/// sequence's results do not depend on what else is in the batch (bit for bit).
+/// Every y[t, n] is one FMA chain over k = 0, 1, …, K−1 starting from zero, whatever the tile, batch shape or vector
+/// width, so a sequence's results do not depend on what else is in the batch or on the path (bit for bit).
 /// </para>
 /// </summary>
 internal static unsafe partial class CpuLinear
 {
-    /// <summary>Output rows per panel: two AVX2 vectors of F32.</summary>
+    /// <summary>Output rows per panel: two 256-bit or one 512-bit vector of F32.</summary>
     public const int PanelRows = 16;
 
     /// <summary>Tokens per register tile: 6 × 2 accumulators + 2 weight vectors + 1 broadcast = 15 of 16 registers.</summary>
