@@ -70,9 +70,11 @@ internal static class BenchCommand
             var decode1 = results.Where(x => x.Phase == "decode" && x.Batch == 1).ToDictionary(x => x.Dtype);
             var speedups = results.Where(x => x.Phase == "decode" && x.Batch > 1 && decode1.ContainsKey(x.Dtype))
                 .Select(x => new DecodeSpeedupJson(x.Dtype, x.Batch, x.TokensPerSecond / decode1[x.Dtype].TokensPerSecond)).ToList();
+            var ceilings = cpuPath is null ? null
+                : CpuIsas.Supported.Select(isa => new PathCeilingJson(CpuIsas.Name(isa), Math.Round(ComputePeak.MeasureFma(isa: isa) / 1e9, 1))).ToList();
             if (asJson)
             {
-                Cli.WriteJson(new BenchJson(backend.Name, Environment.ProcessorCount, results, speedups, cpuPath, cpuPath is null ? null : CpuIsas.Name(CpuIsas.Widest)), CliJson.Output.BenchJson);
+                Cli.WriteJson(new BenchJson(backend.Name, Environment.ProcessorCount, results, speedups, cpuPath, cpuPath is null ? null : CpuIsas.Name(CpuIsas.Widest), ceilings), CliJson.Output.BenchJson);
                 return 0;
             }
             if (cpuPath is not null)
@@ -92,6 +94,8 @@ internal static class BenchCommand
                 Console.WriteLine(row);
             }
             foreach (var s in speedups) AnsiConsole.MarkupLine($"{s.Dtype} decode batch {s.Batch}: [bold]{s.SpeedupVsBatch1:F1}×[/] the batch-1 tokens/s");
+            if (ceilings is not null)
+                Console.WriteLine("F32 FMA ceiling by path (all cores): " + string.Join(", ", ceilings.Select(c => $"{c.Path} {c.Gigaflops:F0} GFLOP/s")));
             return 0;
         }));
         return command;

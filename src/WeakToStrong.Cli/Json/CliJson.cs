@@ -58,7 +58,13 @@ internal sealed record LoadBenchJson(
 /// <summary><c>w2s bench --json</c>.</summary>
 /// <param name="CpuPath">The CPU backend's vector path ("avx2" or "avx512"; null on another device).</param>
 /// <param name="PeakPath">The path the FMA ceiling was probed at: the widest this CPU has (null on another device).</param>
-internal sealed record BenchJson(string Device, int Cores, List<BenchResult> Results, List<DecodeSpeedupJson> DecodeSpeedups, string? CpuPath, string? PeakPath);
+/// <param name="FmaCeilings">The F32 FMA ceiling of all cores at each path this CPU runs, probed after the runs: equal
+/// where 512-bit FMAs are split into two 256-bit halves (AMD Zen 4), about double at avx512 where they are not.</param>
+internal sealed record BenchJson(string Device, int Cores, List<BenchResult> Results, List<DecodeSpeedupJson> DecodeSpeedups, string? CpuPath, string? PeakPath,
+    List<PathCeilingJson>? FmaCeilings);
+
+/// <summary>One vector path's F32 FMA ceiling (all cores, best of 5).</summary>
+internal sealed record PathCeilingJson(string Path, double Gigaflops);
 
 /// <summary>Work done by a search.</summary>
 internal sealed record SearchStatsJson(long LargeTokensSampled, long SmallTokensScored, long ForwardCalls, double WallMs, double ScoringMs,

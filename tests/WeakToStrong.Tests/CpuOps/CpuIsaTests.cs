@@ -54,6 +54,9 @@ public class CpuIsaTests
             using var doc = JsonDocument.Parse(r.Stdout);
             Assert.Equal(CpuIsas.Name(isa), doc.RootElement.GetProperty("cpu_path").GetString());
             Assert.Equal(CpuIsas.Name(CpuIsas.Widest), doc.RootElement.GetProperty("peak_path").GetString());
+            var ceilings = doc.RootElement.GetProperty("fma_ceilings").EnumerateArray().ToList();
+            Assert.Equal(CpuIsas.Supported.Select(CpuIsas.Name), ceilings.Select(c => c.GetProperty("path").GetString()));
+            Assert.All(ceilings, c => Assert.InRange(c.GetProperty("gigaflops").GetDouble(), 1, 1e5));
         }
     }
 
