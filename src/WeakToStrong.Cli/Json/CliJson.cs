@@ -58,7 +58,8 @@ internal sealed record LoadBenchJson(
 /// <summary><c>w2s bench --json</c>.</summary>
 /// <param name="CpuPath">The CPU backend's vector path ("avx2" or "avx512"; null on another device).</param>
 /// <param name="PeakPath">The path the FMA ceiling was probed at: the widest this CPU has (null on another device).</param>
-/// <param name="FmaCeilings">The F32 FMA ceiling of all cores at each path this CPU runs, probed after the runs: equal
+/// <param name="FmaCeilings">The F32 FMA ceiling of all cores at each path this CPU runs (the widest: the best probe around
+/// the runs; the others probed after them): equal
 /// where 512-bit FMAs are split into two 256-bit halves (AMD Zen 4), about double at avx512 where they are not.</param>
 internal sealed record BenchJson(string Device, int Cores, List<BenchResult> Results, List<DecodeSpeedupJson> DecodeSpeedups, string? CpuPath, string? PeakPath,
     List<PathCeilingJson>? FmaCeilings);

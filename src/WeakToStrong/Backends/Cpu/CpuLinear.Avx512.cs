@@ -1,5 +1,4 @@
 using System.Runtime.CompilerServices;
-using System.Runtime.InteropServices;
 using System.Runtime.Intrinsics;
 using System.Runtime.Intrinsics.X86;
 
@@ -36,10 +35,7 @@ internal static unsafe partial class CpuLinear
     private static float* TransposeTiles(float* x, int tokens, int k)
     {
         if (tokens == 1) return x;
-        long length = (long)tokens * k;
-        var scratch = _tiles;
-        if (scratch is null || scratch.Length < length) _tiles = scratch = GC.AllocateUninitializedArray<float>(checked((int)length), pinned: true);
-        float* xt = (float*)Unsafe.AsPointer(ref MemoryMarshal.GetArrayDataReference(scratch));
+        float* xt = Scratch(ref _tiles, (long)tokens * k);
         int tiles = (tokens + WideTileTokens - 1) / WideTileTokens;
         for (int tile = 0; tile < tiles; tile++)
         {

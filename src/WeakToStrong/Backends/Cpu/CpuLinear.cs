@@ -303,12 +303,17 @@ internal static unsafe partial class CpuLinear
 
     [ThreadStatic] private static float[]? _widened;
 
+    /// <summary>At least <paramref name="length"/> pinned floats in a thread's scratch <paramref name="slot"/>, grown as needed.</summary>
+    private static float* Scratch(ref float[]? slot, long length)
+    {
+        if (slot is null || slot.Length < length) slot = GC.AllocateUninitializedArray<float>(checked((int)length), pinned: true);
+        return (float*)Unsafe.AsPointer(ref MemoryMarshal.GetArrayDataReference(slot));
+    }
+
     /// <summary>An F16 panel as F32, in this thread's scratch (valid until the next call on this thread).</summary>
     private static float* WidenF16Panel(byte* panel, int k)
     {
-        var scratch = _widened;
-        if (scratch is null || scratch.Length < k * PanelRows) _widened = scratch = GC.AllocateUninitializedArray<float>(k * PanelRows, pinned: true);
-        float* destination = (float*)Unsafe.AsPointer(ref MemoryMarshal.GetArrayDataReference(scratch));
+        float* destination = Scratch(ref _widened, (long)k * PanelRows);
         for (int i = 0; i < k; i++, panel += F16Weights.BytesPerStep)
         {
             var (lo, hi) = F16Weights.Load(panel);
