@@ -4,7 +4,7 @@ namespace WeakToStrong.Tests.Cli;
 
 internal sealed record CliResult(int ExitCode, string Stdout, string Stderr);
 
-/// <summary>A run with its wall time and the child's peak resident memory (VmHWM, polled while it ran).</summary>
+/// <summary>A run with its wall time and the child's peak resident memory.</summary>
 internal sealed record MeasuredCliResult(CliResult Result, TimeSpan Wall, long PeakRssBytes);
 
 /// <summary>
@@ -26,12 +26,40 @@ internal static class CliRunner
 
     public static CliResult Run(params string[] args) => Run(StartInfo(args));
 
+    /// <summary>GNU time (Debian package <c>time</c>; CI installs it): reports a child's peak resident set.</summary>
+    private const string GnuTime = "/usr/bin/time";
+
     /// <summary>
-    /// Runs w2s and polls its /proc/PID/status VmHWM (the kernel's high-water mark of resident memory) every
-    /// millisecond until it exits: the last value read is the peak up to at most a millisecond before exit, so an
-    /// allocation that is still resident when the process ends cannot be missed. Linux only.
+    /// Runs w2s and measures its peak resident memory. With GNU time, the kernel's figure for the w2s process
+    /// itself (ru_maxrss of a child that time forked: exact however briefly w2s ran). Waiting on w2s from this
+    /// process cannot give that figure: a child spawned from the test host records the host's resident set as its
+    /// own peak at exec. Without GNU time, /proc/PID/status VmHWM is polled while w2s runs, which a run of a few
+    /// milliseconds (a NativeAOT refusal) can end before the first read. Linux only.
     /// </summary>
     public static MeasuredCliResult RunMeasured(params string[] args)
+    {
+        if (!File.Exists(GnuTime)) return RunPolled(args);
+        var start = StartInfo(args);
+        string report = Path.GetTempFileName();
+        try
+        {
+            var timed = new ProcessStartInfo(GnuTime) { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
+            foreach (string a in (string[])["-f", "%M", "-o", report, start.FileName, .. start.ArgumentList]) timed.ArgumentList.Add(a);
+            foreach (var (name, value) in start.Environment) timed.Environment[name] = value;
+            var clock = Stopwatch.StartNew();
+            var result = Run(timed);
+            var wall = clock.Elapsed;
+            // time writes "Command exited with non-zero status N" first when w2s fails; the figure (KiB) is last.
+            string kib = File.ReadAllLines(report).Last(line => line.Length > 0);
+            return new MeasuredCliResult(result, wall, long.Parse(kib, System.Globalization.CultureInfo.InvariantCulture) * 1024);
+        }
+        finally
+        {
+            File.Delete(report);
+        }
+    }
+
+    private static MeasuredCliResult RunPolled(string[] args)
     {
         var start = StartInfo(args);
         var clock = Stopwatch.StartNew();

@@ -72,6 +72,24 @@ public class CliTests
         Assert.Single(r.Stderr.Trim().Split('\n'));
     }
 
+    /// <summary>
+    /// The peak resident set that the CLI limit tests assert on is w2s's own, even for a run that ends in
+    /// milliseconds: never missing (a run that ended before a poll read it) and never the test host's (a child
+    /// spawned from the host inherits the host's high-water mark as its own until it execs).
+    /// </summary>
+    [Fact]
+    public void TheMeasuredPeakOfAShortRunIsW2sOwn()
+    {
+        for (int run = 0; run < 5; run++)
+        {
+            var (r, _, peak) = CliRunner.RunMeasured("generate", "--model", TestPaths.Fixture("gpt2-tiny"), "--prompt-tokens", "1", "--top-p", "0");
+            Assert.Equal(2, r.ExitCode);
+            long host = System.Diagnostics.Process.GetCurrentProcess().PeakWorkingSet64;
+            Assert.True(peak > 1 << 20, $"run {run}: peak {peak} bytes");
+            Assert.True(peak < host, $"run {run}: w2s's peak {peak} bytes is not below the test host's {host}: the host's was measured");
+        }
+    }
+
     [Fact]
     public void CorruptCheckpointIsNamedNotAStackTrace()
     {
