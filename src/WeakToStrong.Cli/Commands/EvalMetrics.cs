@@ -28,7 +28,7 @@ internal static class EvalMetrics
     public static double? LargeLogProbPerToken(WeakToStrongSearch search, SearchRequest request, SearchResult result)
     {
         if (search.Context.Large is not LocalLargeModel local || local.Model.Model is not { } model || result.Tokens.Count == 0) return null;
-        var prompt = local.Model.EncodePrompt(request.Prompt, request.Chat, request.SystemPrompt).Tokens;
+        var prompt = local.Model.EncodePrompt(request.Prompt, request.Chat, request.SystemPrompt, request.History).Tokens;
         var logprobs = model.Score(prompt, result.Tokens);
         double sum = 0;
         foreach (float lp in logprobs) sum += lp;

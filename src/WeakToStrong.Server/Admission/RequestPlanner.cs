@@ -27,7 +27,7 @@ internal static class RequestPlanner
         {
             var model = locals[m];
             bool isLarge = large is LocalLargeModel l && ReferenceEquals(l.Model, model);
-            int p = model.EncodePrompt(s.Prompt, s.Chat, s.SystemPrompt).Tokens.Count;
+            int p = model.EncodePrompt(s.Prompt, s.Chat, s.SystemPrompt, s.History).Tokens.Count;
             int context = model.Spec.MaxPositions;
             if (isLarge || (promptTokens < 0 && m == locals.Count - 2)) promptTokens = p;
             bool sameVocabulary = !isLarge && large.Tokenizer is { } t && t.HasSameVocabulary(model.Tokenizer);

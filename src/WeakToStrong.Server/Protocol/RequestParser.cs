@@ -1,4 +1,5 @@
 using System.Text.Json;
+using WeakToStrong.Chat;
 using WeakToStrong.Search;
 
 namespace WeakToStrong.Server.Protocol;
@@ -97,7 +98,8 @@ internal static class RequestParser
 
         string prompt;
         string? system = null;
-        if (chat) (prompt, system) = Messages(root);
+        IReadOnlyList<ChatTurn> history = [];
+        if (chat) (prompt, system, history) = Messages(root);
         else prompt = Prompt(root);
 
         int? maxTokens = chat ? Int(root, "max_completion_tokens") ?? Int(root, "max_tokens") : Int(root, "max_tokens");
@@ -133,6 +135,7 @@ internal static class RequestParser
             Prompt = prompt,
             Chat = chat,
             SystemPrompt = system,
+            History = history,
             Temperature = temperature,
             TopP = topP,
             TopK = topK,
@@ -189,6 +192,8 @@ internal static class RequestParser
     {
         [nameof(SearchRequest.Prompt)] = "prompt",
         [nameof(SearchRequest.SystemPrompt)] = "messages",
+        [nameof(SearchRequest.History)] = "messages",
+        ["history"] = "messages", // ChatTemplate.Render's parameter: a conversation the model's template refuses
         [nameof(SearchRequest.Method)] = "method",
         [nameof(SearchRequest.BeamWidth)] = "beam_width",
         [nameof(SearchRequest.Successors)] = "successors",
@@ -290,35 +295,49 @@ internal static class RequestParser
         throw TypeError("prompt", "a string", p);
     }
 
-    /// <summary>An optional system (or developer) message, then one user message: the search takes one prompt.</summary>
-    private static (string Prompt, string? System) Messages(JsonElement root)
+    /// <summary>
+    /// Optional system (or developer) messages first, then the conversation: user and assistant messages ending with
+    /// the user message the search answers. Each model renders the whole conversation in its chat template.
+    /// </summary>
+    private static (string Prompt, string? System, IReadOnlyList<ChatTurn> History) Messages(JsonElement root)
     {
         if (!root.TryGetProperty("messages", out var messages) || messages.ValueKind == JsonValueKind.Null)
             throw ApiException.BadRequest("you must provide a messages parameter", "messages", "missing_required_parameter");
         if (messages.ValueKind != JsonValueKind.Array) throw TypeError("messages", "an array", messages);
-        string? system = null, user = null;
+        var system = new List<string>();
+        var turns = new List<ChatTurn>();
         int i = 0;
         foreach (var m in messages.EnumerateArray())
         {
             string at = $"messages[{i++}]";
             if (m.ValueKind != JsonValueKind.Object) throw TypeError(at, "an object", m);
             string role = String(m, "role", at + ".role") ?? throw ApiException.BadRequest($"'{at}.role' is required.", at + ".role", "missing_required_parameter");
-            string content = Content(m, at);
+            if (role is "assistant" && m.TryGetProperty("tool_calls", out var calls) && calls.ValueKind != JsonValueKind.Null
+                && (calls.ValueKind != JsonValueKind.Array || calls.GetArrayLength() > 0))
+                throw ApiException.BadRequest($"'{at}.tool_calls': this server does not call tools.", at + ".tool_calls", "unsupported_parameter");
             switch (role)
             {
-                case "system" or "developer" when system is null && user is null:
-                    system = content;
+                case "system" or "developer" when turns.Count == 0:
+                    system.Add(Content(m, at));
                     break;
-                case "user" when user is null:
-                    user = content;
+                case "system" or "developer":
+                    throw ApiException.BadRequest($"'{at}': system and developer messages must come before the conversation's user and assistant messages.", at + ".role", "invalid_value");
+                case "user":
+                    turns.Add(ChatTurn.User(Content(m, at)));
                     break;
-                case "system" or "developer" or "user" or "assistant" or "tool" or "function":
-                    throw ApiException.BadRequest($"'{at}': this server takes one optional system message and then one user message (multi-turn conversations are not supported).", "messages", "unsupported_parameter");
+                case "assistant":
+                    turns.Add(ChatTurn.Assistant(Content(m, at)));
+                    break;
+                case "tool" or "function":
+                    throw ApiException.BadRequest($"'{at}': {role} messages are not supported (this server does not call tools).", at + ".role", "unsupported_parameter");
                 default:
-                    throw ApiException.BadRequest($"'{at}.role' must be system, developer or user (got '{role}').", at + ".role", "invalid_value");
+                    throw ApiException.BadRequest($"'{at}.role' must be system, developer, user or assistant (got '{role}').", at + ".role", "invalid_value");
             }
         }
-        return (user ?? throw ApiException.BadRequest("'messages' must contain a user message.", "messages", "invalid_value"), system);
+        if (turns.Count == 0) throw ApiException.BadRequest("'messages' must contain a user message.", "messages", "invalid_value");
+        if (turns[^1].Role != ChatTurnRole.User)
+            throw ApiException.BadRequest($"the last message must be a user message (messages[{i - 1}] is an assistant message): the search writes the next assistant reply.", $"messages[{i - 1}]", "invalid_value");
+        return (turns[^1].Text, system.Count == 0 ? null : string.Join("\n\n", system), turns[..^1]);
     }
 
     private static string Content(JsonElement message, string at)

@@ -51,9 +51,25 @@ public readonly record struct PromptSegment(PromptSegmentKind Kind, string Value
     public static PromptSegment Eos { get; } = new(PromptSegmentKind.Eos);
 }
 
+/// <summary>Who wrote an earlier turn of a conversation.</summary>
+public enum ChatTurnRole
+{
+    User,
+    Assistant,
+}
+
+/// <summary>One earlier turn of a conversation: a user message or the assistant's reply to it.</summary>
+public sealed record ChatTurn(ChatTurnRole Role, string Text)
+{
+    public static ChatTurn User(string text) => new(ChatTurnRole.User, text);
+
+    public static ChatTurn Assistant(string text) => new(ChatTurnRole.Assistant, text);
+}
+
 /// <summary>
-/// A chat prompt format for a single user turn followed by the start of the assistant's turn, written out as the
-/// Hugging Face Jinja templates of the model families render it (<c>add_generation_prompt=True</c>).
+/// A chat prompt format: an optional system message, the earlier turns of a conversation, the latest user message and
+/// the start of the assistant's reply, written out as the Hugging Face Jinja templates of the model families render
+/// it (<c>add_generation_prompt=True</c>).
 /// </summary>
 public sealed class ChatTemplate
 {
@@ -157,54 +173,69 @@ public sealed class ChatTemplate
     }
 
     /// <summary>
-    /// The prompt for one user message, ending where the assistant's reply begins. The text segments are exactly
-    /// what the family's Hugging Face template prints (Llama-2 and Llama-3 strip the message, as theirs do).
+    /// The prompt for a user message, after <paramref name="history"/> (earlier turns, oldest first) when given,
+    /// ending where the assistant's reply begins. The text segments are exactly what the family's Hugging Face
+    /// template prints (Llama-2 and Llama-3 strip each message, as theirs do). <see cref="None"/> (base models) joins
+    /// the system message and every turn with blank lines.
     /// </summary>
-    public IReadOnlyList<PromptSegment> Render(string user, string? system = null)
+    /// <exception cref="ArgumentException"><paramref name="history"/> holds a null turn, or, for Llama-2-chat (whose
+    /// template refuses other orders), its turns do not alternate user, assistant, … starting with a user turn.</exception>
+    public IReadOnlyList<PromptSegment> Render(string user, string? system = null, IReadOnlyList<ChatTurn>? history = null)
     {
         ArgumentNullException.ThrowIfNull(user);
+        var turns = new List<ChatTurn>(history?.Count + 1 ?? 1);
+        foreach (var turn in history ?? [])
+        {
+            if (turn?.Text is null) throw new ArgumentException($"turn {turns.Count} of the conversation is null or has no text", nameof(history));
+            turns.Add(turn);
+        }
+        turns.Add(ChatTurn.User(user));
         var s = new List<PromptSegment>();
         switch (Kind)
         {
             case ChatTemplateKind.None:
-                s.Add(PromptSegment.Text(system is null ? user : system + "\n\n" + user));
+                s.Add(PromptSegment.Text(string.Join("\n\n", (system is null ? [] : new[] { system }).Concat(turns.Select(t => t.Text)))));
                 break;
             case ChatTemplateKind.Llama3Instruct:
                 s.Add(PromptSegment.Bos);
                 if (system is not null) Header(s, "system", system.Trim());
-                Header(s, "user", user.Trim());
+                foreach (var turn in turns) Header(s, Role(turn), turn.Text.Trim());
                 s.Add(PromptSegment.Special("<|start_header_id|>"));
                 s.Add(PromptSegment.Text("assistant"));
                 s.Add(PromptSegment.Special("<|end_header_id|>"));
                 s.Add(PromptSegment.Text("\n\n"));
                 break;
             case ChatTemplateKind.Llama2Chat:
-                s.Add(PromptSegment.Bos);
-                string content = system is null ? user.Trim() : $"<<SYS>>\n{system}\n<</SYS>>\n\n{user.Trim()}";
-                s.Add(PromptSegment.Text($"[INST] {content} [/INST]"));
+                for (int i = 0; i < turns.Count; i++)
+                {
+                    if (turns[i].Role != (i % 2 == 0 ? ChatTurnRole.User : ChatTurnRole.Assistant))
+                        throw new ArgumentException($"the Llama-2-chat template needs turns that alternate user, assistant, … starting with a user turn; turn {i} is {Role(turns[i])}", nameof(history));
+                    if (turns[i].Role == ChatTurnRole.Assistant)
+                    {
+                        s.Add(PromptSegment.Text($" {turns[i].Text.Trim()} "));
+                        s.Add(PromptSegment.Eos);
+                        continue;
+                    }
+                    string content = i == 0 && system is not null ? $"<<SYS>>\n{system}\n<</SYS>>\n\n{turns[i].Text}" : turns[i].Text;
+                    s.Add(PromptSegment.Bos);
+                    s.Add(PromptSegment.Text($"[INST] {content.Trim()} [/INST]"));
+                }
                 break;
             case ChatTemplateKind.Zephyr:
-                if (system is not null)
-                {
-                    s.Add(PromptSegment.Text("<|system|>\n" + system));
-                    s.Add(PromptSegment.Eos);
-                    s.Add(PromptSegment.Text("\n<|user|>\n" + user));
-                }
-                else
-                {
-                    s.Add(PromptSegment.Text("<|user|>\n" + user));
-                }
-                s.Add(PromptSegment.Eos);
-                s.Add(PromptSegment.Text("\n<|assistant|>\n"));
+                if (system is not null) Tagged(s, "system", system);
+                foreach (var turn in turns) Tagged(s, Role(turn), turn.Text);
+                s.Add(PromptSegment.Text("<|assistant|>\n"));
                 break;
             case ChatTemplateKind.ChatMl:
                 if (system is not null) Turn(s, "system", system);
-                Turn(s, "user", user);
+                foreach (var turn in turns) Turn(s, Role(turn), turn.Text);
                 s.Add(PromptSegment.Special("<|im_start|>"));
                 s.Add(PromptSegment.Text("assistant\n"));
                 break;
         }
-        return s;
+        return Merged(s);
+
+        static string Role(ChatTurn turn) => turn.Role == ChatTurnRole.User ? "user" : "assistant";
 
         static void Header(List<PromptSegment> s, string role, string text)
         {
@@ -215,6 +246,14 @@ public sealed class ChatTemplate
             s.Add(PromptSegment.Special("<|eot_id|>"));
         }
 
+        // Zephyr: "<|role|>\n" + content + EOS, then the newline that follows each message in its template.
+        static void Tagged(List<PromptSegment> s, string role, string text)
+        {
+            s.Add(PromptSegment.Text($"<|{role}|>\n{text}"));
+            s.Add(PromptSegment.Eos);
+            s.Add(PromptSegment.Text("\n"));
+        }
+
         static void Turn(List<PromptSegment> s, string role, string text)
         {
             s.Add(PromptSegment.Special("<|im_start|>"));
@@ -222,6 +261,20 @@ public sealed class ChatTemplate
             s.Add(PromptSegment.Special("<|im_end|>"));
             s.Add(PromptSegment.Text("\n"));
         }
+    }
+
+    /// <summary>Adjacent text segments joined: text is tokenized a segment at a time, so a split would change merges.</summary>
+    private static List<PromptSegment> Merged(List<PromptSegment> segments)
+    {
+        var merged = new List<PromptSegment>(segments.Count);
+        foreach (var segment in segments)
+        {
+            if (segment.Kind == PromptSegmentKind.Text && merged.Count > 0 && merged[^1].Kind == PromptSegmentKind.Text)
+                merged[^1] = PromptSegment.Text(merged[^1].Value + segment.Value);
+            else
+                merged.Add(segment);
+        }
+        return merged;
     }
 
     public override string ToString() => Kind.ToString();

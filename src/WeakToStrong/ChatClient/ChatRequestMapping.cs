@@ -1,6 +1,7 @@
 using System.Globalization;
 using System.Text.Json;
 using Microsoft.Extensions.AI;
+using WeakToStrong.Chat;
 using WeakToStrong.Search;
 
 namespace WeakToStrong.ChatClient;
@@ -18,9 +19,9 @@ internal static class ChatRequestMapping
     public static SearchRequest Map(IEnumerable<ChatMessage> messages, ChatOptions? options, SearchRequest defaults)
     {
         ArgumentNullException.ThrowIfNull(messages);
-        var (user, system) = Conversation(messages, options?.Instructions);
+        var (user, system, history) = Conversation(messages, options?.Instructions);
         // Without a seed every request draws its own, as OpenAI's API and w2s serve do; the response reports it.
-        var request = defaults with { Prompt = user, SystemPrompt = system ?? defaults.SystemPrompt, Seed = (ulong)Random.Shared.NextInt64() };
+        var request = defaults with { Prompt = user, SystemPrompt = system ?? defaults.SystemPrompt, History = history, Seed = (ulong)Random.Shared.NextInt64() };
         if (options is not null) request = Apply(request, options);
         try
         {
@@ -33,34 +34,30 @@ internal static class ChatRequestMapping
         }
     }
 
-    private static (string User, string? System) Conversation(IEnumerable<ChatMessage> messages, string? instructions)
+    /// <summary>
+    /// System messages (and the options' instructions) become the system prompt; user and assistant messages are
+    /// the conversation, whose last message must be the user message the search answers.
+    /// </summary>
+    private static (string User, string? System, IReadOnlyList<ChatTurn> History) Conversation(IEnumerable<ChatMessage> messages, string? instructions)
     {
         var system = new List<string>();
         if (!string.IsNullOrEmpty(instructions)) system.Add(instructions);
-        string? user = null;
+        var turns = new List<ChatTurn>();
         foreach (var message in messages)
         {
             ArgumentNullException.ThrowIfNull(message, nameof(messages));
             foreach (var content in message.Contents)
                 if (content is not TextContent)
                     throw new NotSupportedException($"messages: {content.GetType().Name} is not supported; the search takes text only");
-            if (message.Role == ChatRole.System)
-            {
-                system.Add(message.Text);
-            }
-            else if (message.Role == ChatRole.User)
-            {
-                if (user is not null)
-                    throw new NotSupportedException("messages: more than one user message; the search takes one user turn (and system messages), as `w2s search --chat` does");
-                user = message.Text;
-            }
-            else
-            {
-                throw new NotSupportedException($"messages: a {message.Role} message; the search takes one user turn (and system messages), not a conversation with earlier replies");
-            }
+            if (message.Role == ChatRole.System) system.Add(message.Text);
+            else if (message.Role == ChatRole.User) turns.Add(ChatTurn.User(message.Text));
+            else if (message.Role == ChatRole.Assistant) turns.Add(ChatTurn.Assistant(message.Text));
+            else throw new NotSupportedException($"messages: a {message.Role} message; the search takes system, user and assistant messages (no tools)");
         }
-        if (user is null) throw new ArgumentException("messages: there is no user message", nameof(messages));
-        return (user, system.Count == 0 ? null : string.Join("\n\n", system));
+        if (turns.Count == 0) throw new ArgumentException("messages: there is no user message", nameof(messages));
+        if (turns[^1].Role != ChatTurnRole.User)
+            throw new ArgumentException("messages: the last message must be a user message; the search writes the next assistant reply", nameof(messages));
+        return (turns[^1].Text, system.Count == 0 ? null : string.Join("\n\n", system), turns[..^1]);
     }
 
     private static SearchRequest Apply(SearchRequest request, ChatOptions options)

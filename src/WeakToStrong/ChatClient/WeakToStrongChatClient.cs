@@ -116,7 +116,7 @@ public sealed class WeakToStrongChatClient : IChatClient
     private UsageDetails Usage(SearchRequest request, SearchResult result)
     {
         if (_search.Context.Large is not LocalLargeModel local) return new UsageDetails();
-        long input = local.Model.EncodePrompt(request.Prompt, request.Chat, request.SystemPrompt).Tokens.Count;
+        long input = local.Model.EncodePrompt(request.Prompt, request.Chat, request.SystemPrompt, request.History).Tokens.Count;
         long output = result.Tokens.Count;
         return new UsageDetails { InputTokenCount = input, OutputTokenCount = output, TotalTokenCount = input + output };
     }

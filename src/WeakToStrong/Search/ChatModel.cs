@@ -103,11 +103,14 @@ public sealed class ChatModel : IDisposable
         return Spec.EosTokenIds.Count > 0 ? Spec.EosTokenIds[0] : null;
     }
 
-    /// <summary>This model's view of a raw prompt: its template (when <paramref name="chat"/>), rendered and split for tokenizing.</summary>
-    public PromptEncoding EncodePrompt(string prompt, bool chat, string? system = null)
+    /// <summary>
+    /// This model's view of a raw prompt: its template (when <paramref name="chat"/>) around the system message, the
+    /// earlier turns and the prompt, rendered and split for tokenizing.
+    /// </summary>
+    public PromptEncoding EncodePrompt(string prompt, bool chat, string? system = null, IReadOnlyList<ChatTurn>? history = null)
     {
         ArgumentNullException.ThrowIfNull(prompt);
-        var segments = (chat ? Template : ChatTemplate.None).Render(prompt, system);
+        var segments = (chat ? Template : ChatTemplate.None).Render(prompt, system, history);
         var prefix = new List<int>();
         if (Tokenizer.AddBosToken && !segments.Any(s => s.Kind == PromptSegmentKind.Bos) && Tokenizer.BosTokenId is { } bos)
             prefix.Add(bos);

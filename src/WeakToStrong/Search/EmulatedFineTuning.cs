@@ -50,7 +50,7 @@ public sealed class EmulatedFineTuning : ISearchMethod
         var clock = Stopwatch.StartNew();
         var counters = new SearchCounters();
         TimeSpan scoring = TimeSpan.Zero, largeTime = TimeSpan.Zero;
-        var promptTokens = large.EncodePrompt(request.Prompt, request.Chat, request.SystemPrompt).Tokens;
+        var promptTokens = large.EncodePrompt(request.Prompt, request.Chat, request.SystemPrompt, request.History).Tokens;
         int window = large.Spec.MaxPositions;
         if (promptTokens.Count >= window)
             throw new ArgumentException($"{large.Name}: the prompt is {promptTokens.Count} tokens and leaves no room in the model's context of {window}", nameof(request));

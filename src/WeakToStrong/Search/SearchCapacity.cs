@@ -117,7 +117,7 @@ public static class SearchCapacity
         var cache = model.Transformer.Cache;
         int context = model.Spec.MaxPositions;
         CheckContext(request, model.Name, context);
-        int prompt = model.EncodePrompt(request.Prompt, request.Chat, request.SystemPrompt).Tokens.Count;
+        int prompt = model.EncodePrompt(request.Prompt, request.Chat, request.SystemPrompt, request.History).Tokens.Count;
         long need = BlocksNeeded(request, prompt, context, cache.BlockSize, scorer);
         if (need > cache.TotalBlocks)
             throw Refusal(request, r => BlocksNeeded(r, prompt, context, cache.BlockSize, scorer), model.Name, $"a {prompt}-token prompt", need, cache.BlockSize, cache.TotalBlocks, cache.PoolBytes);

@@ -1,3 +1,4 @@
+using WeakToStrong.Chat;
 using WeakToStrong.Engine;
 
 namespace WeakToStrong.Search;
@@ -87,6 +88,12 @@ public sealed record SearchRequest
     /// <summary>An optional system message for the chat templates.</summary>
     public string? SystemPrompt { get; init; }
 
+    /// <summary>
+    /// The turns of the conversation before <see cref="Prompt"/> (the latest user message), oldest first; each model
+    /// renders them in its chat template (needs <see cref="Chat"/>). Empty: a single-turn prompt.
+    /// </summary>
+    public IReadOnlyList<ChatTurn> History { get; init; } = [];
+
     /// <summary>Drop identical candidates before each selection (off by default: the reference keeps them).</summary>
     public bool Dedupe { get; init; }
 
@@ -111,6 +118,11 @@ public sealed record SearchRequest
     {
         ArgumentNullException.ThrowIfNull(Prompt, nameof(Prompt));
         ArgumentNullException.ThrowIfNull(StopStrings, nameof(StopStrings));
+        ArgumentNullException.ThrowIfNull(History, nameof(History));
+        if (History.Count > 0 && !Chat) throw new ArgumentException("earlier turns of a conversation need the chat templates (Chat)", nameof(History));
+        for (int i = 0; i < History.Count; i++)
+            if (History[i]?.Text is null || !Enum.IsDefined(History[i].Role))
+                throw new ArgumentException($"turn {i} of the conversation is null, has no text or an unknown role", nameof(History));
         if (!Enum.IsDefined(Method)) throw new ArgumentOutOfRangeException(nameof(Method), Method, "unknown search method");
         if (BeamWidth < 1) throw new ArgumentOutOfRangeException(nameof(BeamWidth), BeamWidth, "the beam width must be ≥ 1");
         if (Successors < 1) throw new ArgumentOutOfRangeException(nameof(Successors), Successors, "the successors per state must be ≥ 1");

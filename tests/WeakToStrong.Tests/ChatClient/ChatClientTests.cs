@@ -342,9 +342,34 @@ public class ChatClientTests(SearchModelsFixture models) : IClassFixture<SearchM
 
         options.TopP = 1.5f;
         Assert.Equal("ChatOptions.TopP", (await Assert.ThrowsAsync<ArgumentException>(() => client.GetResponseAsync(Messages, options))).ParamName);
-        var conversation = Messages.Append(new ChatMessage(ChatRole.Assistant, "Sure.")).Append(new ChatMessage(ChatRole.User, "Go on."));
-        await Assert.ThrowsAsync<NotSupportedException>(() => client.GetResponseAsync(conversation, Options()));
+        await Assert.ThrowsAsync<NotSupportedException>(() => client.GetResponseAsync(Messages.Append(new ChatMessage(ChatRole.Tool, "42")), Options()));
         await Assert.ThrowsAsync<ArgumentException>(() => client.GetResponseAsync([new ChatMessage(ChatRole.System, System)], Options()));
+        var endsWithReply = await Assert.ThrowsAsync<ArgumentException>(() => client.GetResponseAsync(Messages.Append(new ChatMessage(ChatRole.Assistant, "Sure.")), Options()));
+        Assert.Equal("messages", endsWithReply.ParamName);
+        Assert.Contains("the last message must be a user message", endsWithReply.Message);
+    }
+
+    /// <summary>
+    /// Earlier turns reach the large model and both small models. These are base models (no chat template), which
+    /// render a conversation as its messages joined by blank lines: the conversation must search exactly as that one
+    /// prompt does, and each model's prompt must be that text's tokens.
+    /// </summary>
+    [Fact]
+    public async Task AConversationWithEarlierTurnsReachesEveryModel()
+    {
+        using var search = Search();
+        using var client = search.AsChatClient(NoEos);
+        ChatMessage[] conversation = [new(ChatRole.System, System), new(ChatRole.User, User), new(ChatRole.Assistant, "It was long."), new(ChatRole.User, "And the ending?")];
+        const string joined = User + "\n\nIt was long.\n\nAnd the ending?";
+        var turns = await client.GetResponseAsync(conversation, Options());
+        var single = Raw(await client.GetResponseAsync([new(ChatRole.System, System), new(ChatRole.User, joined)], Options()));
+
+        Assert.Equal(single.Tokens, Raw(turns).Tokens);
+        Assert.Equal(single.Score, Raw(turns).Score);
+        Assert.Equal(models.Large.EncodePrompt(System + "\n\n" + joined, chat: false).Tokens.Count, turns.Usage!.InputTokenCount);
+        Assert.Equal(models.Tuned.EncodePrompt(System + "\n\n" + joined, chat: false).Tokens, Raw(turns).Tuned.PromptTokens);
+        Assert.Equal(models.Untuned.EncodePrompt(System + "\n\n" + joined, chat: false).Tokens, Raw(turns).Untuned.PromptTokens);
+        AssertAllKvReleased();
     }
 
     // ---- cancellation ---------------------------------------------------------------------------------------

@@ -6,8 +6,8 @@ namespace WeakToStrong.Tests.Search;
 public class ChatTemplateTests(SearchModelsFixture models) : IClassFixture<SearchModelsFixture>
 {
     /// <summary>The template as text, with BOS/EOS written as the strings their tokenizers use.</summary>
-    private static string Text(ChatTemplate template, string user, string? system, string bos, string eos) => string.Concat(
-        template.Render(user, system).Select(s => s.Kind switch
+    private static string Text(ChatTemplate template, string user, string? system, string bos, string eos, IReadOnlyList<ChatTurn>? history = null) => string.Concat(
+        template.Render(user, system, history).Select(s => s.Kind switch
         {
             PromptSegmentKind.Bos => bos,
             PromptSegmentKind.Eos => eos,
@@ -27,6 +27,69 @@ public class ChatTemplateTests(SearchModelsFixture models) : IClassFixture<Searc
         Assert.Equal("<|system|>\n</s>\n<|user|>\nHi</s>\n<|assistant|>\n", Text(ChatTemplate.Zephyr, "Hi", "", "<s>", "</s>"));
         Assert.Equal("<|im_start|>user\nHi<|im_end|>\n<|im_start|>assistant\n", Text(ChatTemplate.ChatMl, "Hi", null, "", ""));
         Assert.Equal("Hi", Text(ChatTemplate.None, "Hi", null, "<s>", "</s>"));
+    }
+
+    /// <summary>
+    /// Conversations with earlier turns, as the Hugging Face templates print them (add_generation_prompt=True):
+    /// Meta-Llama-3-8B-Instruct (every message trimmed, one BOS), Llama-2-7b-chat-hf (BOS "[INST] … [/INST]" per user
+    /// turn, " reply " EOS per assistant turn, the system block inside the first user turn and only the whole first
+    /// turn's ends stripped), zephyr-7b-beta ("&lt;|role|&gt;\n" content EOS "\n" per message), Qwen2 ChatML.
+    /// </summary>
+    [Fact]
+    public void RendersConversationsWithEarlierTurnsAsTheHuggingFaceTemplatesDo()
+    {
+        ChatTurn[] history = [ChatTurn.User(" Hi"), ChatTurn.Assistant("Hello! ")];
+        Assert.Equal("<|begin_of_text|><|start_header_id|>system<|end_header_id|>\n\nS<|eot_id|><|start_header_id|>user<|end_header_id|>\n\nHi<|eot_id|>"
+            + "<|start_header_id|>assistant<|end_header_id|>\n\nHello!<|eot_id|><|start_header_id|>user<|end_header_id|>\n\nMore<|eot_id|>"
+            + "<|start_header_id|>assistant<|end_header_id|>\n\n",
+            Text(ChatTemplate.Llama3Instruct, " More ", "S", "<|begin_of_text|>", "", history));
+        Assert.Equal("<s>[INST] <<SYS>>\nBe brief.\n<</SYS>>\n\n Hi [/INST] Hello! </s><s>[INST] More [/INST]",
+            Text(ChatTemplate.Llama2Chat, "More ", "Be brief.", "<s>", "</s>", history));
+        Assert.Equal("<s>[INST] Hi [/INST] Hello! </s><s>[INST] More [/INST]", Text(ChatTemplate.Llama2Chat, "More ", null, "<s>", "</s>", history));
+        Assert.Equal("<|system|>\nS</s>\n<|user|>\n Hi</s>\n<|assistant|>\nHello! </s>\n<|user|>\nMore</s>\n<|assistant|>\n",
+            Text(ChatTemplate.Zephyr, "More", "S", "<s>", "</s>", history));
+        Assert.Equal("<|im_start|>system\nS<|im_end|>\n<|im_start|>user\n Hi<|im_end|>\n<|im_start|>assistant\nHello! <|im_end|>\n<|im_start|>user\nMore<|im_end|>\n<|im_start|>assistant\n",
+            Text(ChatTemplate.ChatMl, "More", "S", "", "", history));
+        Assert.Equal("S\n\n Hi\n\nHello! \n\nMore", Text(ChatTemplate.None, "More", "S", "<s>", "</s>", history));
+        // Consecutive user turns render where the template allows them; Llama-2-chat's raises, and so does ours.
+        Assert.Equal("<|im_start|>user\nA<|im_end|>\n<|im_start|>user\nB<|im_end|>\n<|im_start|>assistant\n", Text(ChatTemplate.ChatMl, "B", null, "", "", [ChatTurn.User("A")]));
+        var e = Assert.Throws<ArgumentException>(() => ChatTemplate.Llama2Chat.Render("B", null, [ChatTurn.User("A")]));
+        Assert.Equal("history", e.ParamName);
+        Assert.Contains("alternate user, assistant", e.Message);
+        Assert.Throws<ArgumentException>(() => ChatTemplate.Llama2Chat.Render("B", null, [ChatTurn.Assistant("A")]));
+        Assert.Throws<ArgumentException>(() => ChatTemplate.ChatMl.Render("B", null, [null!]));
+    }
+
+    [Fact]
+    public void EarlierTurnsNeedChatFormattingAndRealTurns()
+    {
+        var e = Assert.Throws<ArgumentException>(() => new SearchRequest { Prompt = "More", History = [ChatTurn.User("Hi"), ChatTurn.Assistant("Hello")] }.Validate());
+        Assert.Equal(nameof(SearchRequest.History), e.ParamName);
+        Assert.Contains("chat templates", e.Message);
+        e = Assert.Throws<ArgumentException>(() => new SearchRequest { Prompt = "More", Chat = true, History = [ChatTurn.User("Hi"), null!] }.Validate());
+        Assert.Equal(nameof(SearchRequest.History), e.ParamName);
+        Assert.Contains("turn 1", e.Message);
+        Assert.Throws<ArgumentException>(() => new SearchRequest { Prompt = "More", Chat = true, History = [new ChatTurn((ChatTurnRole)7, "x")] }.Validate());
+        Assert.Equal(2, new SearchRequest { Prompt = "More", Chat = true, History = [ChatTurn.User("Hi"), ChatTurn.Assistant("Hello")] }.Validate().History.Count);
+    }
+
+    /// <summary>Special tokens between turns become their ids; the text after the last one is the prompt's tail.</summary>
+    [Fact]
+    public void EarlierTurnsAreEncodedWithTheirSpecialTokens()
+    {
+        var tokenizer = models.Llama.Tokenizer;
+        var zephyr = new ChatModel(models.Llama.Model!, ChatTemplate.Zephyr);
+        var expected = new List<int> { 1 };
+        expected.AddRange(tokenizer.Encode("<|user|>\nHi"));
+        expected.Add(2);
+        expected.AddRange(tokenizer.Encode("\n<|assistant|>\nHello"));
+        expected.Add(2);
+        expected.AddRange(tokenizer.Encode("\n<|user|>\nMore"));
+        expected.Add(2);
+        expected.AddRange(tokenizer.Encode("\n<|assistant|>\n"));
+        var encoding = zephyr.EncodePrompt("More", chat: true, history: [ChatTurn.User("Hi"), ChatTurn.Assistant("Hello")]);
+        Assert.Equal(expected, encoding.Tokens);
+        Assert.Equal("\n<|assistant|>\n", encoding.Tail);
     }
 
     [Theory]

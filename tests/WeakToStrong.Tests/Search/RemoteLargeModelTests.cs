@@ -169,5 +169,12 @@ public class RemoteLargeModelTests(SearchModelsFixture models) : IClassFixture<S
         }, new HttpClient(server));
         await Run(large, new SearchRequest { Prompt = "Hi", Method = SearchMethodKind.Sample, MaxNewTokens = 2, Chat = true });
         Assert.Equal("<|user|>\nHi</s>\n<|assistant|>\n", (string)server.Requests[0]["prompt"]!);
+
+        // Earlier turns of a conversation are rendered into the remote's prompt too.
+        await Run(large, new SearchRequest
+        {
+            Prompt = "More", SystemPrompt = "S", History = [ChatTurn.User("Hi"), ChatTurn.Assistant("Hello")], Method = SearchMethodKind.Sample, MaxNewTokens = 2, Chat = true,
+        });
+        Assert.Equal("<|system|>\nS</s>\n<|user|>\nHi</s>\n<|assistant|>\nHello</s>\n<|user|>\nMore</s>\n<|assistant|>\n", (string)server.Requests[^1]["prompt"]!);
     }
 }

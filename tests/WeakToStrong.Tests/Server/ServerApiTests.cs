@@ -2,6 +2,7 @@ using System.ClientModel;
 using System.Text.Json;
 using OpenAI;
 using OpenAI.Chat;
+using WeakToStrong.Chat;
 using WeakToStrong.Search;
 
 namespace WeakToStrong.Tests.Server;
@@ -192,6 +193,34 @@ public sealed class ServerApiTests(ServerFixture server) : IClassFixture<ServerF
         Assert.Equal(completion.FinishReason, finish);
         Assert.NotNull(usage); // the SDK asks for stream_options.include_usage
         Assert.Equal(completion.Usage.TotalTokenCount, usage!.TotalTokenCount);
+    }
+
+    /// <summary>
+    /// A conversation with earlier turns through the official SDK runs the library's search with those turns. These
+    /// test models have no chat template, so the conversation renders as its messages joined by blank lines: it must
+    /// answer, and count its prompt, exactly as that one user message does.
+    /// </summary>
+    [Fact]
+    public async Task ChatWithEarlierTurnsThroughTheOfficialSdk()
+    {
+        var chat = Client.GetChatClient(ServerFixture.Model);
+        var options = new ChatCompletionOptions { MaxOutputTokenCount = 9, Seed = 23, Temperature = 0.7f };
+        var conversation = new List<OpenAI.Chat.ChatMessage>
+        {
+            new SystemChatMessage("Be kind."), new UserChatMessage(Prompt), new AssistantChatMessage("It rained."), new UserChatMessage("And then?"),
+        };
+        ChatCompletion completion = (await chat.CompleteChatAsync(conversation, options)).Value;
+
+        var expected = await server.Search.RunAsync(new SearchRequest
+        {
+            Prompt = "And then?", SystemPrompt = "Be kind.", History = [ChatTurn.User(Prompt), ChatTurn.Assistant("It rained.")], Chat = true, Seed = 23, MaxNewTokens = 9,
+        });
+        Assert.Equal(expected.Text, completion.Content[0].Text);
+        var joined = (await chat.CompleteChatAsync([new SystemChatMessage("Be kind."), new UserChatMessage(Prompt + "\n\nIt rained.\n\nAnd then?")], options)).Value;
+        Assert.Equal(joined.Content[0].Text, completion.Content[0].Text);
+        Assert.Equal(joined.Usage.InputTokenCount, completion.Usage.InputTokenCount);
+        var single = (await chat.CompleteChatAsync([new SystemChatMessage("Be kind."), new UserChatMessage(Prompt)], options)).Value;
+        Assert.True(completion.Usage.InputTokenCount > single.Usage.InputTokenCount, "the earlier turns should count as prompt tokens");
     }
 #pragma warning restore OPENAI001
 

@@ -1,3 +1,4 @@
+using WeakToStrong.Chat;
 using WeakToStrong.Engine;
 using WeakToStrong.Tokenization;
 
@@ -10,16 +11,18 @@ namespace WeakToStrong.Search.LargeModels;
 /// <param name="EosTokenIds">Tokens that end a response; null uses the model's own.</param>
 /// <param name="Chat">Wrap the prompt in the model's chat template.</param>
 /// <param name="SystemPrompt">Optional system message for the template.</param>
+/// <param name="History">Earlier turns of the conversation, oldest first (<see cref="SearchRequest.History"/>).</param>
 public sealed record GenerationSettings(
     SamplingSettings Sampling,
     int MaxNewTokens,
     IReadOnlyList<string> StopStrings,
     IReadOnlyList<int>? EosTokenIds = null,
     bool Chat = false,
-    string? SystemPrompt = null)
+    string? SystemPrompt = null,
+    IReadOnlyList<ChatTurn>? History = null)
 {
     public static GenerationSettings From(SearchRequest request) => new(
-        request.Sampling, request.MaxNewTokens, request.StopStrings, request.EosTokenIds, request.Chat, request.SystemPrompt);
+        request.Sampling, request.MaxNewTokens, request.StopStrings, request.EosTokenIds, request.Chat, request.SystemPrompt, request.History);
 }
 
 /// <summary>

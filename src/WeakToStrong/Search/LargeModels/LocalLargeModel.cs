@@ -34,7 +34,7 @@ public sealed class LocalLargeModel : ILargeModel
         ArgumentNullException.ThrowIfNull(settings);
         ArgumentNullException.ThrowIfNull(counters);
         cancellationToken.ThrowIfCancellationRequested();
-        var tokens = Model.EncodePrompt(prompt, settings.Chat, settings.SystemPrompt).Tokens;
+        var tokens = Model.EncodePrompt(prompt, settings.Chat, settings.SystemPrompt, settings.History).Tokens;
         int context = Model.Spec.MaxPositions;
         if (tokens.Count >= context)
             throw new ArgumentException($"{Name}: the prompt is {tokens.Count} tokens and leaves no room in the model's context of {context}", nameof(prompt));

@@ -88,7 +88,7 @@ public sealed class OpenAiCompletionsModel : ILargeModel
     {
         ArgumentNullException.ThrowIfNull(prompt);
         ArgumentNullException.ThrowIfNull(settings);
-        string text = settings.Chat ? Render(_options.Template.Render(prompt, settings.SystemPrompt)) : prompt;
+        string text = settings.Chat ? Render(_options.Template.Render(prompt, settings.SystemPrompt, settings.History)) : prompt;
         var shared = new RemotePrompt(text, settings);
         return Task.FromResult<LargeCandidate>(new Candidate(shared, 0, "", 0, settings.MaxNewTokens == 0 ? FinishReason.Length : FinishReason.None));
     }

@@ -26,7 +26,7 @@ internal sealed class SmallModelScorer : IDisposable
     public SmallModelScorer(ChatModel model, ILargeModel large, SearchRequest request, Action<SearchCounters, long> count)
     {
         _model = model;
-        _prompt = model.EncodePrompt(request.Prompt, request.Chat, request.SystemPrompt);
+        _prompt = model.EncodePrompt(request.Prompt, request.Chat, request.SystemPrompt, request.History);
         _sameVocabulary = large.Tokenizer is { } t && t.HasSameVocabulary(model.Tokenizer);
         _endToken = model.EndOfResponseToken(request.Chat);
         _endTokens = [.. model.StopTokenIds(request.Chat)];
