@@ -71,12 +71,14 @@ public sealed record ChatTurn(ChatTurnRole Role, string Text)
 /// the start of the assistant's reply, written out as the Hugging Face Jinja templates of the model families render
 /// it (<c>add_generation_prompt=True</c>).
 /// </summary>
-public sealed class ChatTemplate
+public sealed partial class ChatTemplate
 {
-    private ChatTemplate(ChatTemplateKind kind, string? endOfTurn)
+    private ChatTemplate(ChatTemplateKind kind, string? endOfTurn, string? defaultSystem = null, string? systemPreamble = null)
     {
         Kind = kind;
         EndOfTurnToken = endOfTurn;
+        DefaultSystem = defaultSystem;
+        SystemPreamble = systemPreamble;
     }
 
     public static ChatTemplate None { get; } = new(ChatTemplateKind.None, null);
@@ -96,6 +98,18 @@ public sealed class ChatTemplate
     /// ChatML's <c>&lt;|im_end|&gt;</c>); null when the turn ends with EOS.
     /// </summary>
     public string? EndOfTurnToken { get; }
+
+    /// <summary>
+    /// The system message a ChatML template writes when the conversation has none (Qwen2's "You are a helpful
+    /// assistant."), read from the model's Jinja template; null when it writes none.
+    /// </summary>
+    public string? DefaultSystem { get; }
+
+    /// <summary>
+    /// Text a Llama-3 template puts at the start of the system message, which it then always writes (Llama-3.1 and
+    /// later: "Cutting Knowledge Date: December 2023\nToday Date: 26 Jul 2024\n\n"); null for Llama-3.0's template.
+    /// </summary>
+    public string? SystemPreamble { get; }
 
     /// <summary>Names accepted by <see cref="Parse"/>, e.g. on the command line.</summary>
     public static IReadOnlyList<string> Names { get; } = ["none", "llama3", "llama2", "zephyr", "chatml"];
@@ -133,12 +147,39 @@ public sealed class ChatTemplate
     public static ChatTemplate? Recognise(string jinja)
     {
         ArgumentNullException.ThrowIfNull(jinja);
-        if (jinja.Contains("<|start_header_id|>", StringComparison.Ordinal)) return Llama3Instruct;
-        if (jinja.Contains("<|im_start|>", StringComparison.Ordinal)) return ChatMl;
+        if (jinja.Contains("<|start_header_id|>", StringComparison.Ordinal))
+            return Llama31Preamble(jinja) is { } preamble ? new ChatTemplate(ChatTemplateKind.Llama3Instruct, "<|eot_id|>", systemPreamble: preamble) : Llama3Instruct;
+        if (jinja.Contains("<|im_start|>", StringComparison.Ordinal))
+            return QwenDefaultSystem().Match(jinja) is { Success: true } m ? new ChatTemplate(ChatTemplateKind.ChatMl, "<|im_end|>", defaultSystem: m.Groups[1].Value) : ChatMl;
         if (jinja.Contains("<|user|>", StringComparison.Ordinal) && jinja.Contains("<|assistant|>", StringComparison.Ordinal)) return Zephyr;
         if (jinja.Contains("[INST]", StringComparison.Ordinal)) return Llama2Chat;
         return null;
     }
+
+    /// <summary>
+    /// Llama-3.1's system preamble: "Cutting Knowledge Date: …\nToday Date: …\n\n", the date being the template's
+    /// date_string default, or today's where the template takes it from strftime_now (Llama-3.2; Hugging Face
+    /// transformers defines strftime_now, so apply_chat_template prints the day it runs).
+    /// </summary>
+    private static string? Llama31Preamble(string jinja)
+    {
+        var knowledge = KnowledgeDate().Match(jinja);
+        if (!knowledge.Success) return null;
+        string today = jinja.Contains("strftime_now", StringComparison.Ordinal) || DefaultDate().Match(jinja) is not { Success: true } date
+            ? DateTime.Now.ToString("dd MMM yyyy", System.Globalization.CultureInfo.InvariantCulture)
+            : date.Groups[1].Value;
+        return $"Cutting Knowledge Date: {knowledge.Groups[1].Value}\nToday Date: {today}\n\n";
+    }
+
+    [System.Text.RegularExpressions.GeneratedRegex(@"Cutting Knowledge Date: ([^""'\\\n]+)")]
+    private static partial System.Text.RegularExpressions.Regex KnowledgeDate();
+
+    [System.Text.RegularExpressions.GeneratedRegex(@"set date_string = [""']([^""']+)[""']")]
+    private static partial System.Text.RegularExpressions.Regex DefaultDate();
+
+    /// <summary>A literal system turn in a ChatML template (its "\n" as a Jinja escape or a newline): the default system message.</summary>
+    [System.Text.RegularExpressions.GeneratedRegex(@"<\|im_start\|>system(?:\\n|\n)([^'""{}<]+?)<\|im_end\|>")]
+    private static partial System.Text.RegularExpressions.Regex QwenDefaultSystem();
 
     /// <summary>
     /// The template of a model folder: tokenizer_config.json's <c>chat_template</c> when recognised, <see cref="None"/>
@@ -198,7 +239,8 @@ public sealed class ChatTemplate
                 break;
             case ChatTemplateKind.Llama3Instruct:
                 s.Add(PromptSegment.Bos);
-                if (system is not null) Header(s, "system", system.Trim());
+                if (SystemPreamble is not null) Header(s, "system", SystemPreamble + (system?.Trim() ?? ""));
+                else if (system is not null) Header(s, "system", system.Trim());
                 foreach (var turn in turns) Header(s, Role(turn), turn.Text.Trim());
                 s.Add(PromptSegment.Special("<|start_header_id|>"));
                 s.Add(PromptSegment.Text("assistant"));
@@ -227,7 +269,7 @@ public sealed class ChatTemplate
                 s.Add(PromptSegment.Text("<|assistant|>\n"));
                 break;
             case ChatTemplateKind.ChatMl:
-                if (system is not null) Turn(s, "system", system);
+                if ((system ?? DefaultSystem) is { } systemMessage) Turn(s, "system", systemMessage);
                 foreach (var turn in turns) Turn(s, Role(turn), turn.Text);
                 s.Add(PromptSegment.Special("<|im_start|>"));
                 s.Add(PromptSegment.Text("assistant\n"));

@@ -107,6 +107,44 @@ public class ChatTemplateTests(SearchModelsFixture models) : IClassFixture<Searc
         Assert.Equal(expected, ChatTemplate.FromModelDirectory(folder.Path).Kind);
     }
 
+    /// <summary>
+    /// Qwen2-Instruct's template writes a default system turn when the conversation has none, and Llama-3.1's always
+    /// writes a system turn that starts with its knowledge and today's dates. The Jinja below is the part of each
+    /// model's tokenizer_config.json chat_template that does it (Qwen/Qwen2-0.5B-Instruct,
+    /// meta-llama/Llama-3.1-8B-Instruct, meta-llama/Llama-3.2-1B-Instruct); the expected text is what
+    /// apply_chat_template prints with add_generation_prompt=True.
+    /// </summary>
+    [Fact]
+    public void DefaultSystemTurnsOfQwenAndLlama31AreWritten()
+    {
+        const string qwen2 = "{% for message in messages %}{% if loop.first and messages[0]['role'] != 'system' %}{{ '<|im_start|>system\\nYou are a helpful assistant.<|im_end|>\\n' }}{% endif %}{{'<|im_start|>' + message['role'] + '\\n' + message['content'] + '<|im_end|>' + '\\n'}}{% endfor %}{% if add_generation_prompt %}{{ '<|im_start|>assistant\\n' }}{% endif %}";
+        var qwen = ChatTemplate.Recognise(qwen2)!;
+        Assert.Equal(ChatTemplateKind.ChatMl, qwen.Kind);
+        Assert.Equal("You are a helpful assistant.", qwen.DefaultSystem);
+        Assert.Equal("<|im_start|>system\nYou are a helpful assistant.<|im_end|>\n<|im_start|>user\nHi<|im_end|>\n<|im_start|>assistant\n", Text(qwen, "Hi", null, "", ""));
+        Assert.Equal("<|im_start|>system\nS<|im_end|>\n<|im_start|>user\nHi<|im_end|>\n<|im_start|>assistant\n", Text(qwen, "Hi", "S", "", ""));
+        // A template whose system turn is the message's own content has no default.
+        Assert.Null(ChatTemplate.Recognise("{% for message in messages %}{{'<|im_start|>system\\n' + message['content'] + '<|im_end|>'}}{% endfor %}")!.DefaultSystem);
+
+        const string llama31 = "{{- bos_token }}\n{%- if not date_string is defined %}\n    {%- set date_string = \"26 Jul 2024\" %}\n{%- endif %}\n"
+            + "{%- if messages[0]['role'] == 'system' %}\n    {%- set system_message = messages[0]['content']|trim %}\n    {%- set messages = messages[1:] %}\n{%- else %}\n    {%- set system_message = \"\" %}\n{%- endif %}\n"
+            + "{{- \"<|start_header_id|>system<|end_header_id|>\\n\\n\" }}\n{{- \"Cutting Knowledge Date: December 2023\\n\" }}\n{{- \"Today Date: \" + date_string + \"\\n\\n\" }}\n{{- system_message }}\n{{- \"<|eot_id|>\" }}";
+        var llama = ChatTemplate.Recognise(llama31)!;
+        Assert.Equal(ChatTemplateKind.Llama3Instruct, llama.Kind);
+        Assert.Equal("<|begin_of_text|><|start_header_id|>system<|end_header_id|>\n\nCutting Knowledge Date: December 2023\nToday Date: 26 Jul 2024\n\n<|eot_id|>"
+            + "<|start_header_id|>user<|end_header_id|>\n\nHi<|eot_id|><|start_header_id|>assistant<|end_header_id|>\n\n",
+            Text(llama, "Hi", null, "<|begin_of_text|>", ""));
+        Assert.Equal("<|begin_of_text|><|start_header_id|>system<|end_header_id|>\n\nCutting Knowledge Date: December 2023\nToday Date: 26 Jul 2024\n\nBe brief.<|eot_id|>"
+            + "<|start_header_id|>user<|end_header_id|>\n\nHi<|eot_id|><|start_header_id|>assistant<|end_header_id|>\n\n",
+            Text(llama, "Hi", " Be brief. ", "<|begin_of_text|>", ""));
+        // Llama-3.2 takes today's date from strftime_now, which transformers defines.
+        var llama32 = ChatTemplate.Recognise(llama31.Replace("{%- set date_string = \"26 Jul 2024\" %}", "{%- if strftime_now is defined %}{%- set date_string = strftime_now(\"%d %b %Y\") %}{%- else %}{%- set date_string = \"26 Jul 2024\" %}{%- endif %}"))!;
+        string today = DateTime.Now.ToString("dd MMM yyyy", System.Globalization.CultureInfo.InvariantCulture);
+        Assert.Equal($"Cutting Knowledge Date: December 2023\nToday Date: {today}\n\n", llama32.SystemPreamble);
+        // Llama-3.0's template has no preamble and writes no system turn of its own.
+        Assert.Null(ChatTemplate.Recognise("{% set content = '<|start_header_id|>' + message['role'] + '<|end_header_id|>\\n\\n'+ message['content'] | trim + '<|eot_id|>' %}")!.SystemPreamble);
+    }
+
     [Fact]
     public void BaseModelsHaveNoTemplateAndAnUnknownTemplateMustBeNamed()
     {
