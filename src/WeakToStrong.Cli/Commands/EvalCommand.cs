@@ -17,7 +17,7 @@ internal static class EvalCommand
     public static Command Create()
     {
         var options = new SearchOptions();
-        var prompts = new Option<string>("--prompts") { Description = "JSONL file, one {\"id\": …, \"prompt\": …} per line (\"instruction\" also works, as in AlpacaEval)", Required = true };
+        var prompts = new Option<string>("--prompts") { Description = "JSONL file, one {\"id\": …, \"prompt\": …} per line (\"instruction\" also works, as in AlpacaEval; or \"messages\": a conversation in OpenAI's format ending with a user message, run with the chat templates)", Required = true };
         var output = new Option<string>("--out") { Description = "JSONL file results are appended to; ids already in it are skipped", Required = true };
         var seeds = new Option<string>("--seeds") { Description = "comma-separated seeds; each prompt runs once per seed (default: --seed)" };
         var rewardOption = new Option<string>("--reward") { Description = "gold reward of each response: afinn (AFINN-165 word valences, bundled) or lexicon:PATH (word<TAB>valence lines); also adds the large model's log-likelihood per token" };
@@ -39,11 +39,12 @@ internal static class EvalCommand
             {
                 string? folder = Path.GetDirectoryName(Path.GetFullPath(outPath));
                 if (folder is not null) Directory.CreateDirectory(folder);
-                using var search = options.Load(r, options.Request(r, jobs[0].item.Text, jobs[0].seed));
+                SearchRequest RequestFor(Prompt item, ulong seed) => item.Conversation is { } c ? options.Request(r, c, seed) : options.Request(r, item.Text, seed);
+                using var search = options.Load(r, RequestFor(jobs[0].item, jobs[0].seed));
                 using var writer = new StreamWriter(outPath, append: true);
                 void RunOne((Prompt Item, ulong Seed) job)
                 {
-                    var request = options.Request(r, job.Item.Text, job.Seed);
+                    var request = RequestFor(job.Item, job.Seed);
                     var result = SearchOptions.Explained(() => search.RunAsync(request, cancellationToken).GetAwaiter().GetResult());
                     double? gold = reward?.Score(result.Text);
                     double? fluency = reward is null ? null : EvalMetrics.LargeLogProbPerToken(search, request, result);
@@ -113,7 +114,8 @@ internal static class EvalCommand
 
     private static string F(double x, string format) => x.ToString(format, CultureInfo.InvariantCulture);
 
-    private sealed record Prompt(string Id, string Text);
+    /// <summary>A prompt line: its text (a conversation's last user message), and the conversation when it is one.</summary>
+    private sealed record Prompt(string Id, string Text, Conversation? Conversation = null);
 
     private sealed record Record(string Id, ulong Seed, string Method, double Score, long LargeTokensSampled, long SmallTokensScored, double WallMs,
         double? Reward, double? LargeLogProbPerToken);
@@ -142,6 +144,13 @@ internal static class EvalCommand
             string id = root.TryGetProperty("id", out var idElement)
                 ? idElement.ValueKind == JsonValueKind.String ? idElement.GetString()! : idElement.GetRawText()
                 : line.ToString(CultureInfo.InvariantCulture);
+            if (root.TryGetProperty("messages", out var messages))
+            {
+                var conversation = Conversation.Parse(messages, $"{path}:{line}");
+                if (!ids.Add(id)) throw new UsageException($"{path}:{line}: id {id} appears twice");
+                prompts.Add(new Prompt(id, conversation.Prompt, conversation));
+                continue;
+            }
             string? prompt = null;
             foreach (string name in new[] { "prompt", "instruction", "text" })
                 if (root.TryGetProperty(name, out var p) && p.ValueKind == JsonValueKind.String)
@@ -149,7 +158,7 @@ internal static class EvalCommand
                     prompt = p.GetString();
                     break;
                 }
-            if (prompt is null) throw new UsageException($"{path}:{line}: no \"prompt\" (or \"instruction\") string");
+            if (prompt is null) throw new UsageException($"{path}:{line}: no \"prompt\" (or \"instruction\") string and no \"messages\"");
             if (!ids.Add(id)) throw new UsageException($"{path}:{line}: id {id} appears twice");
             prompts.Add(new Prompt(id, prompt));
         }

@@ -1,5 +1,6 @@
 using System.CommandLine;
 using System.Globalization;
+using System.Text.Json;
 using WeakToStrong.Chat;
 using WeakToStrong.Cli.Json;
 using WeakToStrong.Engine;
@@ -18,13 +19,19 @@ internal static class SearchCommand
     public static Command Create()
     {
         var options = new SearchOptions();
-        var prompt = new Option<string>("--prompt") { Description = "the raw user prompt", Required = true };
+        var prompt = new Option<string>("--prompt") { Description = "the raw user prompt (or --messages)" };
+        var messages = new Option<string>("--messages")
+        {
+            Description = "instead of --prompt: a JSON file (- for stdin) holding a conversation in OpenAI's messages format, [{\"role\": \"system\"|\"user\"|\"assistant\", \"content\": …}, …], ending with a user message; implies --chat",
+        };
         var trace = new Option<bool>("--trace") { Description = "add each chunk's candidates, scores and selection" };
-        var command = new Command("search", "Steer a large model with a small tuned/untuned pair (CBS, Best-of-N, EFT, sampling)") { prompt, trace };
+        var command = new Command("search", "Steer a large model with a small tuned/untuned pair (CBS, Best-of-N, EFT, sampling)") { prompt, messages, trace };
         options.AddTo(command);
         command.SetAction((r, cancellationToken) => Task.FromResult(Cli.Run(() =>
         {
-            var request = options.Request(r, r.GetValue(prompt)!, seed: null) with { Trace = r.GetValue(trace) };
+            string? text = r.GetValue(prompt), file = r.GetValue(messages);
+            if ((text is null) == (file is null)) throw new UsageException("give exactly one of --prompt and --messages");
+            var request = (file is null ? options.Request(r, text!, seed: null) : options.Request(r, ReadMessages(file), seed: null)) with { Trace = r.GetValue(trace) };
             using var search = options.Load(r, request);
             var result = SearchOptions.Explained(() => search.RunAsync(request, cancellationToken).GetAwaiter().GetResult());
             if (r.GetValue(options.Json))
@@ -44,6 +51,22 @@ internal static class SearchCommand
             return 0;
         })));
         return command;
+    }
+
+    /// <summary>The conversation in a --messages file (or stdin for "-").</summary>
+    private static Conversation ReadMessages(string path)
+    {
+        if (path != "-" && !File.Exists(path)) throw new UsageException($"--messages: {path} does not exist");
+        string json = path == "-" ? Console.In.ReadToEnd() : File.ReadAllText(path);
+        try
+        {
+            using var document = JsonDocument.Parse(json);
+            return Conversation.Parse(document.RootElement, $"--messages {path}");
+        }
+        catch (JsonException e)
+        {
+            throw new UsageException($"--messages {path}: not JSON ({e.Message})");
+        }
     }
 
     private static string Quote(string text) => "\"" + text.ReplaceLineEndings("\\n") + "\"";
@@ -131,6 +154,25 @@ internal sealed class SearchOptions
             Dedupe = r.GetValue(Dedupe),
             CacheMode = r.GetValue(NoCache) ? ScoringCacheMode.None : ScoringCacheMode.Incremental,
         };
+        return Validated(request);
+    }
+
+    /// <summary>
+    /// The request for a conversation: its last user message is the prompt, its earlier turns the history, its system
+    /// messages the system prompt (or --system); chat formatting is implied.
+    /// </summary>
+    public SearchRequest Request(ParseResult r, Conversation conversation, ulong? seed)
+    {
+        if (conversation.System is not null && r.GetValue(System) is not null)
+            throw new UsageException("--system: the conversation has its own system message; give one or the other");
+        return Validated(Request(r, conversation.Prompt, seed) with
+        {
+            Chat = true, SystemPrompt = conversation.System ?? r.GetValue(System), History = conversation.History,
+        });
+    }
+
+    private static SearchRequest Validated(SearchRequest request)
+    {
         try
         {
             return request.Validate();
@@ -237,6 +279,7 @@ internal sealed class SearchOptions
     private static string? KnownOption(string? parameter) => parameter switch
     {
         nameof(SearchRequest.BeamWidth) => "--beam-width",
+        nameof(SearchRequest.History) or "history" => "--messages",
         nameof(SearchRequest.Successors) => "--successors",
         nameof(SearchRequest.ChunkLength) => "--chunk-length",
         nameof(SearchRequest.N) => "--n",

@@ -127,4 +127,64 @@ public class SearchCliTests(SearchModelsFixture models) : IClassFixture<SearchMo
         Assert.Contains("bon(2)", table.Stdout);
         Assert.Contains(6.ToString(CultureInfo.InvariantCulture), table.Stdout);
     }
+
+    private const string Conversation = """[{"role": "system", "content": "Be kind."}, {"role": "user", "content": "Tell me a story."}, {"role": "assistant", "content": [{"type": "text", "text": "Once"}]}, {"role": "user", "content": "Go on."}]""";
+
+    private string[] SearchArgs(params string[] extra) => ["search", "--large", models.LargeDirectory, "--tuned", models.TunedDirectory, "--untuned", models.UntunedDirectory,
+        "--beam-width", "2", "--successors", "2", "--chunk-length", "3", "--max-new-tokens", "9", "--seed", "4", "--json", .. extra];
+
+    /// <summary>
+    /// A conversation given with --messages reaches every model. These models have no chat template, so they read it
+    /// as the system message and the turns joined by blank lines: the search must be exactly that one prompt's, with
+    /// the same tokens scored by each small model.
+    /// </summary>
+    [Fact]
+    public void AMessagesFileSearchesTheConversation()
+    {
+        string file = Path.Combine(models.Folder, "conversation.json");
+        File.WriteAllText(file, Conversation);
+        var conversation = CliRunner.Run(SearchArgs("--messages", file));
+        var joined = CliRunner.Run(SearchArgs("--chat", "--system", "Be kind.", "--prompt", "Tell me a story.\n\nOnce\n\nGo on."));
+        Assert.True(conversation.ExitCode == 0, conversation.Stderr);
+        Assert.True(joined.ExitCode == 0, joined.Stderr);
+        using var a = JsonDocument.Parse(conversation.Stdout);
+        using var b = JsonDocument.Parse(joined.Stdout);
+        Assert.Equal(b.RootElement.GetProperty("text").GetString(), a.RootElement.GetProperty("text").GetString());
+        Assert.Equal(b.RootElement.GetProperty("score").GetDouble(), a.RootElement.GetProperty("score").GetDouble());
+        foreach (string model in new[] { "tuned", "untuned" })
+            Assert.Equal(Ids(b.RootElement.GetProperty(model).GetProperty("prompt_tokens")), Ids(a.RootElement.GetProperty(model).GetProperty("prompt_tokens")));
+
+        // An eval prompt file takes the same conversation as a "messages" line.
+        string prompts = Path.Combine(models.Folder, "conversations.jsonl"), output = Path.Combine(models.Folder, "conversations-out.jsonl");
+        File.WriteAllLines(prompts, [$$"""{"id": "c", "messages": {{Conversation}}}"""]);
+        File.Delete(output);
+        var eval = CliRunner.Run("eval", "--large", models.LargeDirectory, "--tuned", models.TunedDirectory, "--untuned", models.UntunedDirectory, "--prompts", prompts, "--out", output,
+            "--beam-width", "2", "--successors", "2", "--chunk-length", "3", "--max-new-tokens", "9", "--seeds", "4", "--json");
+        Assert.True(eval.ExitCode == 0, eval.Stderr);
+        using var line = JsonDocument.Parse(Assert.Single(File.ReadAllLines(output)));
+        Assert.Equal("Go on.", line.RootElement.GetProperty("prompt").GetString());
+        Assert.Equal(a.RootElement.GetProperty("text").GetString(), line.RootElement.GetProperty("text").GetString());
+    }
+
+    [Theory]
+    [InlineData(null, "--prompt x --messages FILE", "error: give exactly one of --prompt and --messages")]
+    [InlineData(null, "", "error: give exactly one of --prompt and --messages")]
+    [InlineData(null, "--messages /nonexistent/conversation.json", "error: --messages: /nonexistent/conversation.json does not exist")]
+    [InlineData("[{\"role\": \"user\"", "--messages FILE", "not JSON")]
+    [InlineData("{\"role\": \"user\", \"content\": \"hi\"}", "--messages FILE", "\"messages\" must be an array")]
+    [InlineData("[{\"role\": \"user\", \"content\": \"hi\"}, {\"role\": \"assistant\", \"content\": \"yes\"}]", "--messages FILE", "messages[1] is an assistant message; the last message must be the user message")]
+    [InlineData("[{\"role\": \"tool\", \"content\": \"42\"}]", "--messages FILE", "messages[0]: role 'tool' is not supported")]
+    [InlineData("[{\"role\": \"user\", \"content\": [{\"type\": \"image_url\"}]}]", "--messages FILE", "messages[0]: only text parts")]
+    [InlineData("[{\"role\": \"user\", \"content\": \"a\"}, {\"role\": \"system\", \"content\": \"b\"}, {\"role\": \"user\", \"content\": \"c\"}]", "--messages FILE", "messages[1]: system messages must come before")]
+    [InlineData(Conversation, "--messages FILE --system S", "error: --system: the conversation has its own system message")]
+    public void BadMessagesAreOneLineNamingTheMessage(string? content, string arguments, string expected)
+    {
+        string file = Path.Combine(models.Folder, $"bad-{Guid.NewGuid():N}.json");
+        if (content is not null) File.WriteAllText(file, content);
+        var r = CliRunner.Run(SearchArgs([.. arguments.Split(' ', StringSplitOptions.RemoveEmptyEntries).Select(a => a == "FILE" ? file : a)]));
+        Assert.Equal(2, r.ExitCode);
+        Assert.Contains(expected, Assert.Single(r.Stderr.Split('\n', StringSplitOptions.RemoveEmptyEntries)));
+        Assert.DoesNotContain("   at ", r.Stderr);
+        Assert.Equal("", r.Stdout);
+    }
 }
