@@ -96,6 +96,19 @@ public sealed class W2sServer : IAsyncDisposable
             metrics.Request("models", 200);
             return WriteJsonAsync(http, new ModelList("list", [new ModelCard(options.Limits.ModelName, "model", started, "weak-to-strong")]), ServerJsonContext.Output.ModelList);
         }));
+        // OpenAI's "retrieve model"; a served name may hold slashes (org/name), hence the catch-all.
+        app.MapGet("/v1/models/{**model}", new RequestDelegate(http =>
+        {
+            string? id = http.Request.RouteValues["model"] as string;
+            if (id != options.Limits.ModelName)
+            {
+                metrics.Request("models", 404);
+                return CompletionHandler.WriteErrorAsync(http,
+                    new ApiException(404, $"The model '{id}' does not exist; this server serves '{options.Limits.ModelName}'.", "model", "model_not_found"));
+            }
+            metrics.Request("models", 200);
+            return WriteJsonAsync(http, new ModelCard(options.Limits.ModelName, "model", started, "weak-to-strong"), ServerJsonContext.Output.ModelCard);
+        }));
         app.MapGet("/health", new RequestDelegate(http =>
         {
             var kv = Enumerable.Range(0, admission.Models).Select(m =>

@@ -70,6 +70,7 @@ public sealed record Health(string Status, int Running, int Queued, IReadOnlyLis
 [JsonSerializable(typeof(ChatChunk))]
 [JsonSerializable(typeof(CompletionChunk))]
 [JsonSerializable(typeof(ModelList))]
+[JsonSerializable(typeof(ModelCard))]
 [JsonSerializable(typeof(Health))]
 internal sealed partial class ServerJsonContext : JsonSerializerContext
 {

@@ -46,6 +46,12 @@ public sealed class ServerApiTests(ServerFixture server) : IClassFixture<ServerF
     {
         var models = (await Client.GetOpenAIModelClient().GetModelsAsync()).Value;
         Assert.Equal([ServerFixture.Model], models.Select(m => m.Id));
+        var model = (await Client.GetOpenAIModelClient().GetModelAsync(ServerFixture.Model)).Value;
+        Assert.Equal(ServerFixture.Model, model.Id);
+        Assert.Equal("weak-to-strong", model.OwnedBy);
+        var missing = await Assert.ThrowsAsync<ClientResultException>(() => Client.GetOpenAIModelClient().GetModelAsync("org/other-model"));
+        Assert.Equal(404, missing.Status);
+        Assert.Contains("model_not_found", missing.GetRawResponse()!.Content.ToString());
     }
 
     [Theory]
