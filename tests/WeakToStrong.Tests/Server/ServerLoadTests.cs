@@ -2,6 +2,7 @@ using System.Net;
 using System.Text;
 using System.Text.Json;
 using WeakToStrong.Engine.Scheduling;
+using WeakToStrong.Search;
 
 namespace WeakToStrong.Tests.Server;
 
@@ -71,9 +72,26 @@ public sealed class ServerLoadTests(ServerFixture server) : IClassFixture<Server
     [Fact]
     public async Task ClientsThatDisconnectStopTheirSearchesAndFreeTheirKv()
     {
+        const int streams = 6, maxTokens = 180;
         var large = server.Search.LocalModels[0].Transformer;
         long before = large.TokensProcessed;
-        const int streams = 6, maxTokens = 180;
+
+        // A non-streamed request whose client gives up before the answer: cancelled from the engine loop right
+        // after the request's first forward (nothing else runs on this server yet), so it cannot have been answered.
+        // Cancelling once other clients were done instead raced it: under load it sometimes finished first.
+        using var cancel = new CancellationTokenSource();
+        void GiveUp(BatchedForward _) => cancel.Cancel();
+        server.Search.Loop!.ForwardCompleted += GiveUp;
+        try
+        {
+            var gaveUp = Api.PostAsync(server.Http, "v1/completions", $$"""{"model":"{{M}}","prompt":"Impatient","max_tokens":{{maxTokens}},"seed":1,"method":"sample"}""", cancel.Token);
+            await Assert.ThrowsAnyAsync<OperationCanceledException>(() => gaveUp);
+        }
+        finally
+        {
+            server.Search.Loop.ForwardCompleted -= GiveUp;
+        }
+
         var aborted = Enumerable.Range(0, streams).Select(async i =>
         {
             string method = i % 2 == 0 ? "sample" : "eft";
@@ -90,12 +108,7 @@ public sealed class ServerLoadTests(ServerFixture server) : IClassFixture<Server
                     break;
             response.Dispose();
         }).ToList();
-        // A non-streamed request whose client gives up before the answer.
-        using var cancel = new CancellationTokenSource();
-        var gaveUp = Api.PostAsync(server.Http, "v1/completions", $$"""{"model":"{{M}}","prompt":"Impatient","max_tokens":{{maxTokens}},"method":"sample"}""", cancel.Token);
         await Task.WhenAll(aborted);
-        cancel.Cancel();
-        await Assert.ThrowsAnyAsync<OperationCanceledException>(() => gaveUp);
 
         await AssertIdle();
         // Had they run to the end, the large model would have fed every token of every candidate.
