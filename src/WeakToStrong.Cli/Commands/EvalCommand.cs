@@ -2,6 +2,7 @@ using System.CommandLine;
 using System.Globalization;
 using System.Text.Json;
 using Spectre.Console;
+using WeakToStrong.Chat;
 using WeakToStrong.Cli.Json;
 using WeakToStrong.Search;
 
@@ -115,7 +116,7 @@ internal static class EvalCommand
     private static string F(double x, string format) => x.ToString(format, CultureInfo.InvariantCulture);
 
     /// <summary>A prompt line: its text (a conversation's last user message), and the conversation when it is one.</summary>
-    private sealed record Prompt(string Id, string Text, Conversation? Conversation = null);
+    private sealed record Prompt(string Id, string Text, ChatConversation? Conversation = null);
 
     private sealed record Record(string Id, ulong Seed, string Method, double Score, long LargeTokensSampled, long SmallTokensScored, double WallMs,
         double? Reward, double? LargeLogProbPerToken);
@@ -146,7 +147,7 @@ internal static class EvalCommand
                 : line.ToString(CultureInfo.InvariantCulture);
             if (root.TryGetProperty("messages", out var messages))
             {
-                var conversation = Conversation.Parse(messages, $"{path}:{line}");
+                var conversation = MessagesJson.Parse(messages, $"{path}:{line}");
                 if (!ids.Add(id)) throw new UsageException($"{path}:{line}: id {id} appears twice");
                 prompts.Add(new Prompt(id, conversation.Prompt, conversation));
                 continue;

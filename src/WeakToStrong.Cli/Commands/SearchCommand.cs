@@ -54,14 +54,14 @@ internal static class SearchCommand
     }
 
     /// <summary>The conversation in a --messages file (or stdin for "-").</summary>
-    private static Conversation ReadMessages(string path)
+    private static ChatConversation ReadMessages(string path)
     {
         if (path != "-" && !File.Exists(path)) throw new UsageException($"--messages: {path} does not exist");
         string json = path == "-" ? Console.In.ReadToEnd() : File.ReadAllText(path);
         try
         {
             using var document = JsonDocument.Parse(json);
-            return Conversation.Parse(document.RootElement, $"--messages {path}");
+            return MessagesJson.Parse(document.RootElement, $"--messages {path}");
         }
         catch (JsonException e)
         {
@@ -161,7 +161,7 @@ internal sealed class SearchOptions
     /// The request for a conversation: its last user message is the prompt, its earlier turns the history, its system
     /// messages the system prompt (or --system); chat formatting is implied.
     /// </summary>
-    public SearchRequest Request(ParseResult r, Conversation conversation, ulong? seed)
+    public SearchRequest Request(ParseResult r, ChatConversation conversation, ulong? seed)
     {
         if (conversation.System is not null && r.GetValue(System) is not null)
             throw new UsageException("--system: the conversation has its own system message; give one or the other");
@@ -279,7 +279,7 @@ internal sealed class SearchOptions
     private static string? KnownOption(string? parameter) => parameter switch
     {
         nameof(SearchRequest.BeamWidth) => "--beam-width",
-        nameof(SearchRequest.History) or "history" => "--messages",
+        nameof(SearchRequest.History) => "--messages",
         nameof(SearchRequest.Successors) => "--successors",
         nameof(SearchRequest.ChunkLength) => "--chunk-length",
         nameof(SearchRequest.N) => "--n",

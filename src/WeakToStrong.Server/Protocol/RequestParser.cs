@@ -96,11 +96,7 @@ internal static class RequestParser
         string model = String(root, "model") ?? throw ApiException.BadRequest("you must provide a model parameter", "model", "missing_required_parameter");
         if (model != limits.ModelName) throw new ApiException(404, $"The model '{model}' does not exist; this server serves '{limits.ModelName}'.", "model", "model_not_found");
 
-        string prompt;
-        string? system = null;
-        IReadOnlyList<ChatTurn> history = [];
-        if (chat) (prompt, system, history) = Messages(root);
-        else prompt = Prompt(root);
+        var conversation = chat ? Messages(root) : new ChatConversation(Prompt(root), null, []);
 
         int? maxTokens = chat ? Int(root, "max_completion_tokens") ?? Int(root, "max_tokens") : Int(root, "max_tokens");
         string maxName = chat && root.TryGetProperty("max_completion_tokens", out _) ? "max_completion_tokens" : "max_tokens";
@@ -132,10 +128,10 @@ internal static class RequestParser
 
         var search = Search(root, limits, defaults) with
         {
-            Prompt = prompt,
+            Prompt = conversation.Prompt,
             Chat = chat,
-            SystemPrompt = system,
-            History = history,
+            SystemPrompt = conversation.System,
+            History = conversation.History,
             Temperature = temperature,
             TopP = topP,
             TopK = topK,
@@ -193,7 +189,6 @@ internal static class RequestParser
         [nameof(SearchRequest.Prompt)] = "prompt",
         [nameof(SearchRequest.SystemPrompt)] = "messages",
         [nameof(SearchRequest.History)] = "messages",
-        ["history"] = "messages", // ChatTemplate.Render's parameter: a conversation the model's template refuses
         [nameof(SearchRequest.Method)] = "method",
         [nameof(SearchRequest.BeamWidth)] = "beam_width",
         [nameof(SearchRequest.Successors)] = "successors",
@@ -299,7 +294,7 @@ internal static class RequestParser
     /// Optional system (or developer) messages first, then the conversation: user and assistant messages ending with
     /// the user message the search answers. Each model renders the whole conversation in its chat template.
     /// </summary>
-    private static (string Prompt, string? System, IReadOnlyList<ChatTurn> History) Messages(JsonElement root)
+    private static ChatConversation Messages(JsonElement root)
     {
         if (!root.TryGetProperty("messages", out var messages) || messages.ValueKind == JsonValueKind.Null)
             throw ApiException.BadRequest("you must provide a messages parameter", "messages", "missing_required_parameter");
@@ -334,10 +329,9 @@ internal static class RequestParser
                     throw ApiException.BadRequest($"'{at}.role' must be system, developer, user or assistant (got '{role}').", at + ".role", "invalid_value");
             }
         }
-        if (turns.Count == 0) throw ApiException.BadRequest("'messages' must contain a user message.", "messages", "invalid_value");
-        if (turns[^1].Role != ChatTurnRole.User)
-            throw ApiException.BadRequest($"the last message must be a user message (messages[{i - 1}] is an assistant message): the search writes the next assistant reply.", $"messages[{i - 1}]", "invalid_value");
-        return (turns[^1].Text, system.Count == 0 ? null : string.Join("\n\n", system), turns[..^1]);
+        return ChatConversation.TryCreate(system, turns) ?? throw (turns.Count == 0
+            ? ApiException.BadRequest("'messages' must contain a user message.", "messages", "invalid_value")
+            : ApiException.BadRequest($"the last message must be a user message (messages[{i - 1}] is an assistant message): the search writes the next assistant reply.", $"messages[{i - 1}]", "invalid_value"));
     }
 
     private static string Content(JsonElement message, string at)

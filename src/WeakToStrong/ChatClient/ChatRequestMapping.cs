@@ -19,9 +19,9 @@ internal static class ChatRequestMapping
     public static SearchRequest Map(IEnumerable<ChatMessage> messages, ChatOptions? options, SearchRequest defaults)
     {
         ArgumentNullException.ThrowIfNull(messages);
-        var (user, system, history) = Conversation(messages, options?.Instructions);
+        var conversation = Conversation(messages, options?.Instructions);
         // Without a seed every request draws its own, as OpenAI's API and w2s serve do; the response reports it.
-        var request = defaults with { Prompt = user, SystemPrompt = system ?? defaults.SystemPrompt, History = history, Seed = (ulong)Random.Shared.NextInt64() };
+        var request = defaults with { Prompt = conversation.Prompt, SystemPrompt = conversation.System ?? defaults.SystemPrompt, History = conversation.History, Seed = (ulong)Random.Shared.NextInt64() };
         if (options is not null) request = Apply(request, options);
         try
         {
@@ -38,7 +38,7 @@ internal static class ChatRequestMapping
     /// System messages (and the options' instructions) become the system prompt; user and assistant messages are
     /// the conversation, whose last message must be the user message the search answers.
     /// </summary>
-    private static (string User, string? System, IReadOnlyList<ChatTurn> History) Conversation(IEnumerable<ChatMessage> messages, string? instructions)
+    private static ChatConversation Conversation(IEnumerable<ChatMessage> messages, string? instructions)
     {
         var system = new List<string>();
         if (!string.IsNullOrEmpty(instructions)) system.Add(instructions);
@@ -54,10 +54,9 @@ internal static class ChatRequestMapping
             else if (message.Role == ChatRole.Assistant) turns.Add(ChatTurn.Assistant(message.Text));
             else throw new NotSupportedException($"messages: a {message.Role} message; the search takes system, user and assistant messages (no tools)");
         }
-        if (turns.Count == 0) throw new ArgumentException("messages: there is no user message", nameof(messages));
-        if (turns[^1].Role != ChatTurnRole.User)
-            throw new ArgumentException("messages: the last message must be a user message; the search writes the next assistant reply", nameof(messages));
-        return (turns[^1].Text, system.Count == 0 ? null : string.Join("\n\n", system), turns[..^1]);
+        return ChatConversation.TryCreate(system, turns) ?? throw new ArgumentException(turns.Count == 0
+            ? "messages: there is no user message"
+            : "messages: the last message must be a user message; the search writes the next assistant reply", nameof(messages));
     }
 
     private static SearchRequest Apply(SearchRequest request, ChatOptions options)

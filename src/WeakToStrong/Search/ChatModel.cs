@@ -110,7 +110,16 @@ public sealed class ChatModel : IDisposable
     public PromptEncoding EncodePrompt(string prompt, bool chat, string? system = null, IReadOnlyList<ChatTurn>? history = null)
     {
         ArgumentNullException.ThrowIfNull(prompt);
-        var segments = (chat ? Template : ChatTemplate.None).Render(prompt, system, history);
+        IReadOnlyList<PromptSegment> segments;
+        try
+        {
+            segments = (chat ? Template : ChatTemplate.None).Render(prompt, system, history);
+        }
+        catch (ArgumentException e) when (e.ParamName == nameof(history))
+        {
+            // A conversation this model's template refuses: blame the request's history, by its name there.
+            throw new ArgumentException($"{Name}: {e.Message.Split(" (Parameter")[0]}", nameof(SearchRequest.History), e);
+        }
         var prefix = new List<int>();
         if (Tokenizer.AddBosToken && !segments.Any(s => s.Kind == PromptSegmentKind.Bos) && Tokenizer.BosTokenId is { } bos)
             prefix.Add(bos);

@@ -90,6 +90,12 @@ public class ChatTemplateTests(SearchModelsFixture models) : IClassFixture<Searc
         var encoding = zephyr.EncodePrompt("More", chat: true, history: [ChatTurn.User("Hi"), ChatTurn.Assistant("Hello")]);
         Assert.Equal(expected, encoding.Tokens);
         Assert.Equal("\n<|assistant|>\n", encoding.Tail);
+
+        // A conversation the model's template refuses is blamed on the request's History, whoever asked.
+        var llama2 = new ChatModel(models.Llama.Model!, ChatTemplate.Llama2Chat);
+        var e = Assert.Throws<ArgumentException>(() => llama2.EncodePrompt("More", chat: true, history: [ChatTurn.User("Hi")]));
+        Assert.Equal(nameof(SearchRequest.History), e.ParamName);
+        Assert.Contains("alternate user, assistant", e.Message);
     }
 
     [Theory]

@@ -5,15 +5,15 @@ using WeakToStrong.Chat;
 namespace WeakToStrong.Cli.Commands;
 
 /// <summary>
-/// A chat conversation in OpenAI's messages format, as <c>w2s search --messages</c> and <c>w2s eval</c> prompt files
-/// take it: system (or developer) messages first, then user and assistant messages, the last one the user message the
-/// search answers.
+/// Reads a chat conversation in OpenAI's messages format, as <c>w2s search --messages</c> and <c>w2s eval</c> prompt
+/// files take it: system (or developer) messages first, then user and assistant messages, the last one the user
+/// message the search answers.
 /// </summary>
-internal sealed record Conversation(string Prompt, string? System, IReadOnlyList<ChatTurn> History)
+internal static class MessagesJson
 {
     /// <summary>Reads a messages array; errors name <paramref name="where"/> (the option or file:line) and the message.</summary>
     /// <exception cref="UsageException">The array is malformed or is not a conversation the search can answer.</exception>
-    public static Conversation Parse(JsonElement messages, string where)
+    public static ChatConversation Parse(JsonElement messages, string where)
     {
         if (messages.ValueKind != JsonValueKind.Array) throw new UsageException($"{where}: \"messages\" must be an array of {{\"role\", \"content\"}} objects");
         var system = new List<string>();
@@ -44,10 +44,9 @@ internal sealed record Conversation(string Prompt, string? System, IReadOnlyList
                     throw new UsageException($"{at}: role '{role}' is not supported (system, developer, user, assistant)");
             }
         }
-        if (turns.Count == 0) throw new UsageException($"{where}: the messages hold no user message");
-        if (turns[^1].Role != ChatTurnRole.User)
-            throw new UsageException($"{where}: messages[{i - 1}] is an assistant message; the last message must be the user message the search answers");
-        return new Conversation(turns[^1].Text, system.Count == 0 ? null : string.Join("\n\n", system), turns[..^1]);
+        return ChatConversation.TryCreate(system, turns) ?? throw new UsageException(turns.Count == 0
+            ? $"{where}: the messages hold no user message"
+            : $"{where}: messages[{i - 1}] is an assistant message; the last message must be the user message the search answers");
     }
 
     /// <summary>A string, or an array of {"type": "text", "text": …} parts.</summary>
