@@ -1,3 +1,4 @@
+using System.Runtime.CompilerServices;
 using System.Runtime.InteropServices;
 
 namespace WeakToStrong.Backends.Cpu;
@@ -28,6 +29,19 @@ public sealed unsafe class CpuTensor : Tensor
 
     /// <summary>Input columns of a packed linear weight.</summary>
     internal int PackedColumns { get; init; }
+
+    /// <summary>The CPU tensor behind <paramref name="t"/>; a tensor of another backend is refused.</summary>
+    internal static CpuTensor AsCpu(Tensor t) => t as CpuTensor ?? throw new ArgumentException($"tensor belongs to another backend ({t.GetType().Name})");
+
+    /// <summary>An F32 tensor's data; any other dtype is refused (reading F16/BF16 bytes as floats gives garbage).</summary>
+    internal static float* P(Tensor t, [CallerArgumentExpression(nameof(t))] string name = "")
+    {
+        var c = AsCpu(t);
+        if (c.DType != DType.F32) throw new ArgumentException($"{name} must be F32, is {c.DType}", name);
+        return c.F32;
+    }
+
+    internal static float* POrNull(Tensor? t, [CallerArgumentExpression(nameof(t))] string name = "") => t is null ? null : P(t, name);
 
     /// <summary>The elements as floats (F32 tensors; at most 2^31 − 1 elements per span).</summary>
     public Span<float> AsFloats(long offset, int count)
