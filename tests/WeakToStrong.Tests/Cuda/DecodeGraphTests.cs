@@ -42,9 +42,9 @@ public class DecodeGraphTests
             Tokens = new int[owners.Length], Positions = positions, TokenSequence = owners, SlotMapping = new int[owners.Length],
             BlockTables = new int[(owners.Max() + 1) * 2], MaxBlocksPerSequence = 2,
         };
-        Assert.True(CudaBackend.IsDecodeStep(L([0, 1, 2], [5, 9, 1]), 8));
-        Assert.False(CudaBackend.IsDecodeStep(L([0, 0], [5, 6]), 8));          // a chunk of one sequence
-        Assert.False(CudaBackend.IsDecodeStep(L([0, 1, 2], [5, 9, 1]), 2));    // above the GEMV row limit
+        Assert.True(CudaGraphCache.IsDecodeStep(L([0, 1, 2], [5, 9, 1]), 8));
+        Assert.False(CudaGraphCache.IsDecodeStep(L([0, 0], [5, 6]), 8));          // a chunk of one sequence
+        Assert.False(CudaGraphCache.IsDecodeStep(L([0, 1, 2], [5, 9, 1]), 2));    // above the GEMV row limit
     }
 
     [GpuFact]

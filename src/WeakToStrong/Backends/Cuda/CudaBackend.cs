@@ -17,6 +17,7 @@ namespace WeakToStrong.Backends.Cuda;
 /// graph and replayed by every later step whose launches are identical — block tables are padded to a power-of-two
 /// width and attention is split for that padded context, so steps stay identical until the context crosses a power
 /// of two. Per-step data (tokens, positions, slots, tables) lives in device buffers uploaded before the replay.
+/// Recording, capture and replay are <see cref="CudaGraphCache"/>'s; this class decides what is recorded.
 /// </para>
 /// </summary>
 public sealed unsafe class CudaBackend : IBackend
@@ -32,31 +33,13 @@ public sealed unsafe class CudaBackend : IBackend
     private long _tokensAt, _positionsAt, _sequencesAt, _slotsAt, _tablesAt; // element offsets into _batch
     private (int Heads, int KvHeads, int Tiles, int MaxContext)? _tileShape;
     private int _tableWidth;
-    private List<Recorded>? _recording;
-    private readonly Dictionary<int, List<(Recorded[] Launches, IDisposable Graph)>> _graphs = [];
-    private int _graphCount;
-
-    /// <summary>A launch recorded for a decode graph: its kernel, geometry and parameter slots.</summary>
-    private sealed record Recorded(string Kernel, Dim3 Grid, Dim3 Block, int Shared, ulong[] Args)
-    {
-        public bool SameAs(Recorded o) => Kernel == o.Kernel && Grid == o.Grid && Block == o.Block && Shared == o.Shared && Args.AsSpan().SequenceEqual(o.Args);
-
-        public int Hash()
-        {
-            var h = new HashCode();
-            h.Add(Kernel);
-            h.Add(Grid);
-            h.Add(Shared);
-            foreach (ulong a in Args) h.Add(a);
-            return h.ToHashCode();
-        }
-    }
+    private readonly CudaGraphCache _graphs;
 
     /// <summary>Decode graphs captured so far (each costs a capture; every other step with the same launches is a replay).</summary>
-    public int GraphsCaptured { get; private set; }
+    public int GraphsCaptured => _graphs.GraphsCaptured;
 
     /// <summary>Decode steps run as a graph replay.</summary>
-    public int GraphReplays { get; private set; }
+    public int GraphReplays => _graphs.GraphReplays;
 
     /// <summary>Opens the device named by <paramref name="options"/>; throws <see cref="CudaUnavailableException"/> with the reason when CUDA cannot run here.</summary>
     public CudaBackend(CudaBackendOptions? options = null) : this(new DriverRuntime(options ?? new CudaBackendOptions()), options)
@@ -72,6 +55,7 @@ public sealed unsafe class CudaBackend : IBackend
         _partials = new DeviceBuffer(runtime);
         _small = new DeviceBuffer(runtime);
         _scratch = new DeviceBuffer(runtime);
+        _graphs = new CudaGraphCache(runtime);
     }
 
     public string Name => "cuda";
@@ -128,51 +112,10 @@ public sealed unsafe class CudaBackend : IBackend
         if (t.Length < elements) throw new ArgumentException($"{name} has {t.Length} elements, needs {elements}", name);
     }
 
-    private void Launch(string kernel, Dim3 grid, Dim3 block, KernelArgs args, int sharedBytes = 0)
-    {
-        if (_recording is not null) _recording.Add(new Recorded(kernel, grid, block, sharedBytes, args.Snapshot()));
-        else _runtime.Launch(kernel, grid, block, sharedBytes, args.Pointers, args.Count);
-    }
+    private void Launch(string kernel, Dim3 grid, Dim3 block, KernelArgs args, int sharedBytes = 0) => _graphs.Launch(kernel, grid, block, args, sharedBytes);
 
-    /// <summary>Ends a decode recording: replays its graph, capturing it first if no identical one exists.</summary>
-    private void Flush()
-    {
-        if (_recording is null) return;
-        var launches = _recording.ToArray();
-        _recording = null;
-        if (launches.Length == 0) return;
-        int key = launches.Length;
-        foreach (var l in launches) key = HashCode.Combine(key, l.Hash());
-        if (!_graphs.TryGetValue(key, out var candidates)) _graphs[key] = candidates = [];
-        IDisposable? graph = null;
-        foreach (var (known, g) in candidates)
-            if (known.Length == launches.Length && known.Zip(launches).All(p => p.First.SameAs(p.Second))) graph = g;
-        if (graph is null)
-        {
-            if (_graphCount >= MaxGraphs) DropGraphs();
-            graph = _runtime.Capture(() =>
-            {
-                foreach (var l in launches) _runtime.Launch(l.Kernel, l.Grid, l.Block, l.Shared, _args.Load(l.Args).Pointers, l.Args.Length);
-            });
-            candidates.Add((launches, graph));
-            _graphCount++;
-            GraphsCaptured++;
-        }
-        _runtime.Replay(graph);
-        GraphReplays++;
-    }
-
-    /// <summary>Graphs kept at once; past it they are all dropped (contexts only grow, so old ones are rarely reused).</summary>
-    private const int MaxGraphs = 64;
-
-    private void DropGraphs()
-    {
-        _runtime.Synchronize();
-        foreach (var list in _graphs.Values)
-            foreach (var (_, g) in list) g.Dispose();
-        _graphs.Clear();
-        _graphCount = 0;
-    }
+    /// <summary>Ends a decode recording (replaying its graph); a no-op when none is open.</summary>
+    private void Flush() => _graphs.Flush();
 
     public void Upload(Tensor destination, ReadOnlySpan<byte> source, long elementOffset = 0)
     {
@@ -197,7 +140,7 @@ public sealed unsafe class CudaBackend : IBackend
         ArgumentNullException.ThrowIfNull(layout);
         Flush();
         int n = layout.TokenCount;
-        bool graph = _options.DecodeGraphs && _runtime.CanCapture && IsDecodeStep(layout, _options.SmallBatchRows);
+        bool graph = _options.DecodeGraphs && _runtime.CanCapture && CudaGraphCache.IsDecodeStep(layout, _options.SmallBatchRows);
         int width = layout.MaxBlocksPerSequence;
         if (graph) width = (int)Math.Min(System.Numerics.BitOperations.RoundUpToPowerOf2((uint)Math.Max(width, 1)), int.MaxValue);
         var packed = new int[4 * n + layout.SequenceCount * width];
@@ -216,13 +159,8 @@ public sealed unsafe class CudaBackend : IBackend
         _layout = layout;
         _tileShape = null;
         _tableWidth = width;
-        if (graph) _recording = [];
+        if (graph) _graphs.BeginRecording();
     }
-
-    /// <summary>One new token for each of at most <paramref name="maxRows"/> distinct sequences.</summary>
-    internal static bool IsDecodeStep(BatchLayout layout, int maxRows) =>
-        layout.TokenCount > 0 && layout.TokenCount <= maxRows && layout.TokenCount == layout.SequenceCount
-        && layout.TokenSequence.Distinct().Count() == layout.TokenCount;
 
     private ulong BatchInts(long offset) => _batch.Address + (ulong)(offset * sizeof(int));
 
@@ -421,7 +359,7 @@ public sealed unsafe class CudaBackend : IBackend
             _tileShape = shape = (heads, kvHeads, tiles.Length / 4, maxContext);
         }
         // A recorded decode step sizes the split for the padded table so that later steps launch the same grid.
-        int context = _recording is not null ? _tableWidth * blockSize : shape.MaxContext;
+        int context = _graphs.IsRecording ? _tableWidth * blockSize : shape.MaxContext;
         var (splits, splitLength) = LaunchGeometry.AttentionSplits(shape.Tiles, context, _runtime.Multiprocessors);
         if (shape.Tiles > int.MaxValue / Math.Max(splits, 1)) throw new NotSupportedException("attention batch too large");
         if (splits > 1) _partials.Ensure((long)shape.Tiles * splits * LaunchGeometry.AttentionMaxRows * (headDim + 2) * sizeof(float));
@@ -557,7 +495,7 @@ public sealed unsafe class CudaBackend : IBackend
     public void Dispose()
     {
         Flush();
-        DropGraphs();
+        _graphs.Dispose();
         foreach (var b in new[] { _batch, _tiles, _partials, _small, _scratch }) b.Dispose();
         foreach (var pair in _ropeTables) pair.Value.Dispose();
         _args.Dispose();

@@ -5,7 +5,7 @@ namespace WeakToStrong.Backends.Cuda;
 /// <summary>
 /// A reusable kernel-parameter block in cuLaunchKernel's convention: an array of pointers, each to one
 /// parameter's value. Values live in 8-byte native slots, so the block can be handed to the driver (or the
-/// emulator) without pinning. Not thread-safe: one per backend.
+/// emulator) without pinning. Not thread-safe: one per owner (the backend, its graph cache).
 /// </summary>
 internal sealed unsafe class KernelArgs : IDisposable
 {
