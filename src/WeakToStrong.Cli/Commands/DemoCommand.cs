@@ -4,8 +4,8 @@ using System.Globalization;
 using System.Text.Json;
 using Spectre.Console;
 using WeakToStrong.Cli.Json;
+using WeakToStrong.Cli.Rewards;
 using WeakToStrong.Engine;
-using WeakToStrong.Rewards;
 using WeakToStrong.Search;
 
 namespace WeakToStrong.Cli.Commands;

@@ -1,4 +1,4 @@
-using WeakToStrong.Rewards;
+using WeakToStrong.Cli.Rewards;
 using WeakToStrong.Search;
 using WeakToStrong.Search.LargeModels;
 

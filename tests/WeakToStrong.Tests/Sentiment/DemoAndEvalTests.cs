@@ -1,5 +1,5 @@
 using System.Text.Json;
-using WeakToStrong.Rewards;
+using WeakToStrong.Cli.Rewards;
 using WeakToStrong.Tests.Cli;
 
 namespace WeakToStrong.Tests.Sentiment;

@@ -1,4 +1,4 @@
-using WeakToStrong.Rewards;
+using WeakToStrong.Cli.Rewards;
 
 namespace WeakToStrong.Tests.Sentiment;
 

@@ -1,7 +1,7 @@
 using System.Globalization;
 using System.Text;
 
-namespace WeakToStrong.Rewards;
+namespace WeakToStrong.Cli.Rewards;
 
 /// <summary>
 /// A gold reward for sentiment: the sum of the valences a lexicon gives the words of a text. A word is a
