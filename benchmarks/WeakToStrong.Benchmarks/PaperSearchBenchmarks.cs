@@ -11,6 +11,7 @@ using BenchmarkDotNet.Toolchains.InProcess.Emit;
 using WeakToStrong.Backends;
 using WeakToStrong.Backends.Cpu;
 using WeakToStrong.Chat;
+using WeakToStrong.Checkpoints;
 using WeakToStrong.Diagnostics;
 using WeakToStrong.Engine;
 using WeakToStrong.Search;

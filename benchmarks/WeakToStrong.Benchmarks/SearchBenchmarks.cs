@@ -12,6 +12,7 @@ using BenchmarkDotNet.Toolchains.InProcess.Emit;
 using WeakToStrong.Backends;
 using WeakToStrong.Backends.Cpu;
 using WeakToStrong.Chat;
+using WeakToStrong.Checkpoints;
 using WeakToStrong.Engine;
 using WeakToStrong.Search;
 using WeakToStrong.Search.LargeModels;

@@ -9,6 +9,7 @@ using System.Text.Json;
 using WeakToStrong.Backends;
 using WeakToStrong.Backends.Cpu;
 using WeakToStrong.Chat;
+using WeakToStrong.Checkpoints;
 using WeakToStrong.Engine;
 using WeakToStrong.Search;
 using WeakToStrong.Search.LargeModels;

@@ -1,5 +1,6 @@
 using System.Diagnostics;
 using WeakToStrong.Backends;
+using WeakToStrong.Checkpoints;
 using WeakToStrong.Engine;
 using WeakToStrong.Engine.KvCache;
 

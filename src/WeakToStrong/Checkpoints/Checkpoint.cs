@@ -1,5 +1,4 @@
 using System.Text.Json;
-using WeakToStrong.Engine;
 
 namespace WeakToStrong.Checkpoints;
 

@@ -1,7 +1,6 @@
 using System.Text.Json;
 using System.Text.Unicode;
 using WeakToStrong.Backends;
-using WeakToStrong.Engine;
 
 namespace WeakToStrong.Checkpoints;
 

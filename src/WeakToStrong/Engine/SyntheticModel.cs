@@ -1,5 +1,6 @@
 using System.Runtime.InteropServices;
 using WeakToStrong.Backends;
+using WeakToStrong.Checkpoints;
 using WeakToStrong.Engine.KvCache;
 
 namespace WeakToStrong.Engine;

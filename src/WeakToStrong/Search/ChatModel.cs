@@ -1,5 +1,6 @@
 using WeakToStrong.Backends;
 using WeakToStrong.Chat;
+using WeakToStrong.Checkpoints;
 using WeakToStrong.Engine;
 using WeakToStrong.Tokenization;
 

@@ -1,4 +1,5 @@
 using System.Globalization;
+using WeakToStrong.Checkpoints;
 using WeakToStrong.Engine;
 using WeakToStrong.Engine.KvCache;
 using WeakToStrong.Search.LargeModels;

@@ -1,3 +1,4 @@
+using WeakToStrong.Checkpoints;
 using WeakToStrong.Engine;
 using WeakToStrong.Engine.KvCache;
 

@@ -1,3 +1,5 @@
+using WeakToStrong.Checkpoints;
+
 namespace WeakToStrong.Engine.KvCache;
 
 /// <summary>Where a <see cref="KvBudget"/> came from.</summary>

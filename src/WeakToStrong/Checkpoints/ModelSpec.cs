@@ -1,6 +1,6 @@
 using WeakToStrong.Backends;
 
-namespace WeakToStrong.Engine;
+namespace WeakToStrong.Checkpoints;
 
 /// <summary>Feed-forward block shape.</summary>
 public enum MlpKind
@@ -22,9 +22,10 @@ public enum PositionKind
     Rotary,
 }
 
+// Here, not in Engine: the checkpoint layer builds the spec and the engine only reads it, so Checkpoints needs nothing from Engine.
 /// <summary>
-/// Everything the single forward needs to know about a model family, normalised from <c>config.json</c>.
-/// There is one forward; families differ only in these values and in their tensor names.
+/// Everything the single forward needs to know about a model family, normalised from <c>config.json</c> by
+/// <see cref="ModelConfig"/>. There is one forward; families differ only in these values and in their tensor names.
 /// </summary>
 public sealed record ModelSpec
 {
