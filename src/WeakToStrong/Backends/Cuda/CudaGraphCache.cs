@@ -5,7 +5,8 @@ namespace WeakToStrong.Backends.Cuda;
 /// step is recorded (<see cref="BeginRecording"/>), <see cref="Launch"/> keeps each launch — kernel, geometry and
 /// parameter slots — instead of issuing it; <see cref="Flush"/> ends the recording and replays the graph of an
 /// identical earlier recording, capturing one first if there is none. Outside a recording a launch is issued at once.
-/// The backend decides what is recorded and keeps the launches of a step identical across steps (see its remarks).
+/// The backend decides what is recorded, and keeps a decode step's launches identical from step to step (block tables
+/// padded to a power of two, attention split for the padded context) so that replays are found.
 /// </summary>
 internal sealed unsafe class CudaGraphCache(IDeviceRuntime runtime) : IDisposable
 {
