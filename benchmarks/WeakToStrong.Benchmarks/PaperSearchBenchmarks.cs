@@ -13,6 +13,7 @@ using WeakToStrong.Backends.Cpu;
 using WeakToStrong.Chat;
 using WeakToStrong.Diagnostics;
 using WeakToStrong.Engine;
+using WeakToStrong.Engine.Scheduling;
 using WeakToStrong.Search;
 using WeakToStrong.Search.LargeModels;
 using WeakToStrong.Tokenization;

@@ -1,5 +1,6 @@
 using WeakToStrong.Engine;
 using WeakToStrong.Engine.KvCache;
+using WeakToStrong.Engine.Scheduling;
 
 namespace WeakToStrong.Tests.Engine;
 
