@@ -7,7 +7,7 @@ namespace WeakToStrong.Engine.Scheduling;
 /// starts, so that running requests never run out of KV half-way. One that could never fit is refused
 /// (<see cref="KvNeverFitsException"/>, with the numbers); one that fits but not now waits in a first-come-first-served
 /// queue, which each caller may bound (<see cref="KvQueueFullException"/> past the bound). Every front end of one
-/// search (server, chat clients) shares the search's admission (<c>WeakToStrongSearch.Admission</c>), so they
+/// search (server, chat clients) shares the search's admission (<see cref="Search.WeakToStrongSearch.Admission"/>), so they
 /// reserve against the same pools.
 /// </summary>
 public sealed class KvAdmission
