@@ -14,6 +14,7 @@ using WeakToStrong.Chat;
 using WeakToStrong.Checkpoints;
 using WeakToStrong.Diagnostics;
 using WeakToStrong.Engine;
+using WeakToStrong.Engine.Scheduling;
 using WeakToStrong.Search;
 using WeakToStrong.Search.LargeModels;
 using WeakToStrong.Tokenization;

@@ -4,6 +4,7 @@ using System.Text.Json;
 using Microsoft.AspNetCore.Connections;
 using Microsoft.AspNetCore.Http;
 using Microsoft.AspNetCore.Http.Features;
+using WeakToStrong.Engine.Scheduling;
 using WeakToStrong.Search;
 using WeakToStrong.Server.Admission;
 using WeakToStrong.Server.Protocol;
@@ -31,7 +32,7 @@ internal sealed class CompletionHandler(WeakToStrongSearch search, KvAdmission a
             var body = await ReadBodyAsync(http.Request, options.MaxBodyBytes, aborted).ConfigureAwait(false);
             var request = RequestParser.Parse(body, chat, options.Limits);
             var plan = RequestPlanner.Plan(search, request);
-            using var lease = await admission.AcquireAsync(plan.Blocks, aborted).ConfigureAwait(false);
+            using var lease = await admission.AcquireAsync(plan.Blocks, options.MaxQueue, aborted).ConfigureAwait(false);
             if (request.Stream) await StreamAsync(http, request, plan, clock, aborted).ConfigureAwait(false);
             else await RespondAsync(http, request, plan, aborted).ConfigureAwait(false);
         }
@@ -57,6 +58,7 @@ internal sealed class CompletionHandler(WeakToStrongSearch search, KvAdmission a
     {
         BadHttpRequestException { StatusCode: 413 } => new ApiException(413, $"The request body is larger than this server's limit: {e.Message}", null, "request_too_large"),
         BadHttpRequestException b => new ApiException(b.StatusCode, e.Message, null, "bad_request"),
+        KvAdmissionException k => AdmissionErrors.ToApiException(k),
         SearchException => ApiException.BadRequest(e.Message, null, "search_error"),
         ArgumentException a => ApiException.BadRequest(a.Message.Split(" (Parameter")[0].Split('\n')[0], RequestParser.ApiField(a.ParamName), "invalid_value"),
         _ => new ApiException(500, $"internal error: {e.GetType().Name}: {e.Message}", null, "server_error", "server_error"),

@@ -1,7 +1,6 @@
 using System.Diagnostics.Metrics;
 using WeakToStrong.Engine.Scheduling;
 using WeakToStrong.Search;
-using WeakToStrong.Server.Admission;
 
 namespace WeakToStrong.Server;
 
@@ -43,8 +42,7 @@ public sealed class ServerMetrics : IDisposable
         _meter.CreateObservableGauge("w2s_kv_blocks_total", () => Enumerable.Range(0, admission.Models).Select(m =>
             new Measurement<int>(admission.Pool(m).TotalBlocks, new KeyValuePair<string, object?>("model", admission.Name(m)))),
             description: "KV blocks in each model's pool");
-        var roles = W2sServer.Roles(search);
-        var names = search.LocalModels.Select((m, i) => (m.Transformer, Role: roles[i])).ToDictionary(x => x.Transformer, x => x.Role);
+        var names = search.LocalModels.Select((m, i) => (m.Transformer, Role: admission.Name(i))).ToDictionary(x => x.Transformer, x => x.Role);
         _loop = search.Loop;
         if (_loop is not null)
             _loop.ForwardCompleted += OnForward;

@@ -8,8 +8,8 @@ using Microsoft.AspNetCore.Http;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Logging;
 using OpenTelemetry.Metrics;
+using WeakToStrong.Engine.Scheduling;
 using WeakToStrong.Search;
-using WeakToStrong.Server.Admission;
 using WeakToStrong.Server.Protocol;
 
 namespace WeakToStrong.Server;
@@ -25,7 +25,7 @@ public sealed record ServerOptions
 
     public RequestLimits Limits { get; init; } = new();
 
-    /// <summary>Requests allowed to wait for KV memory; one more is a 429.</summary>
+    /// <summary>Requests allowed to wait for KV memory (the search's queue, shared with its chat clients); one more is a 429.</summary>
     public int MaxQueue { get; init; } = 64;
 
     /// <summary>Largest request body; a larger one is a 413.</summary>
@@ -45,11 +45,10 @@ public sealed class W2sServer : IAsyncDisposable
     private readonly WebApplication _app;
     private readonly ServerMetrics _metrics;
 
-    private W2sServer(WebApplication app, WeakToStrongSearch search, KvAdmission admission, ServerMetrics metrics, Uri address)
+    private W2sServer(WebApplication app, WeakToStrongSearch search, ServerMetrics metrics, Uri address)
     {
         _app = app;
         Search = search;
-        Admission = admission;
         _metrics = metrics;
         BaseAddress = address;
     }
@@ -59,7 +58,8 @@ public sealed class W2sServer : IAsyncDisposable
 
     public WeakToStrongSearch Search { get; }
 
-    public KvAdmission Admission { get; }
+    /// <summary>The search's admission control (<see cref="WeakToStrongSearch.Admission"/>), which requests reserve KV from.</summary>
+    public KvAdmission Admission => Search.Admission;
 
     /// <summary>Starts listening. The search must have an engine loop (<see cref="SearchModelOptions.ContinuousBatching"/>) to serve requests concurrently.</summary>
     public static async Task<W2sServer> StartAsync(WeakToStrongSearch search, ServerOptions options, CancellationToken cancellationToken = default)
@@ -81,8 +81,7 @@ public sealed class W2sServer : IAsyncDisposable
         builder.WebHost.UseUrls($"http://{host}:{options.Port}");
         builder.Services.AddOpenTelemetry().WithMetrics(m => m.AddMeter(ServerMetrics.MeterName).AddPrometheusExporter());
 
-        var pools = search.LocalModels.Select((m, i) => (Roles(search)[i], m.Transformer.Cache)).ToList();
-        var admission = new KvAdmission(pools, options.MaxQueue);
+        var admission = search.Admission;
         var metrics = new ServerMetrics(search, admission);
         var app = builder.Build();
         var completions = new CompletionHandler(search, admission, metrics, options);
@@ -131,7 +130,7 @@ public sealed class W2sServer : IAsyncDisposable
             throw;
         }
         var address = app.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()!.Addresses.First();
-        return new W2sServer(app, search, admission, metrics, new Uri(address.TrimEnd('/') + "/"));
+        return new W2sServer(app, search, metrics, new Uri(address.TrimEnd('/') + "/"));
     }
 
     /// <summary>
@@ -149,10 +148,6 @@ public sealed class W2sServer : IAsyncDisposable
         // TryParse also takes inet_aton's shorthands ("1", "1.2.3", octal and hex parts), which nobody means as an address to listen on.
         return bare == ip.ToString() ? bare : null;
     }
-
-    /// <summary>The local models by role, in <see cref="WeakToStrongSearch.LocalModels"/> order (metrics and /health label them so).</summary>
-    public static IReadOnlyList<string> Roles(WeakToStrongSearch search) =>
-        search.LocalModels.Count == 3 ? ["large", "tuned", "untuned"] : ["tuned", "untuned"];
 
     private static Task WriteJsonAsync<T>(HttpContext http, T value, System.Text.Json.Serialization.Metadata.JsonTypeInfo<T> type)
     {

@@ -1,5 +1,6 @@
 using System.Runtime.CompilerServices;
 using Microsoft.Extensions.AI;
+using WeakToStrong.Engine.Scheduling;
 using WeakToStrong.Search;
 using WeakToStrong.Search.LargeModels;
 
@@ -18,6 +19,23 @@ public sealed class WeakToStrongChatClientOptions
 
     /// <summary>Dispose the search (and its models) with the client.</summary>
     public bool DisposeSearch { get; set; }
+
+    /// <summary>
+    /// Reserve each request's KV with the search's <see cref="WeakToStrongSearch.Admission"/> before it runs (on by
+    /// default): a request that could never fit the KV pools is refused with <see cref="KvNeverFitsException"/>
+    /// before any work, and one that fits but not now waits, first come first served, behind the requests of every
+    /// front end of the search (other chat clients, a server), so concurrent requests on an engine loop never run
+    /// out of KV half-way. Off, a request runs at once and the search checks it alone against the pools
+    /// (<see cref="ArgumentOutOfRangeException"/> naming the binding parameter).
+    /// </summary>
+    public bool AdmissionControl { get; set; } = true;
+
+    /// <summary>
+    /// With <see cref="AdmissionControl"/>, the waiting requests beyond which a request is refused with
+    /// <see cref="KvQueueFullException"/> (which says when to retry) instead of waiting; unbounded by default, so a
+    /// request waits as long as it must (a <see cref="CancellationToken"/> ends the wait).
+    /// </summary>
+    public int MaxQueue { get; set; } = int.MaxValue;
 }
 
 /// <summary>
@@ -27,6 +45,9 @@ public sealed class WeakToStrongChatClientOptions
 /// the search's work in <see cref="ChatResponse.AdditionalProperties"/> and the <see cref="SearchResult"/> as its
 /// <see cref="ChatResponse.RawRepresentation"/>. Streaming yields text as the search makes it final (for CBS, the
 /// common prefix of every live candidate), so plain and streaming calls with one seed give the same text.
+/// Each request first reserves its KV (<see cref="WeakToStrongChatClientOptions.AdmissionControl"/>): it may wait,
+/// and is refused with a <see cref="KvAdmissionException"/> (an <see cref="InvalidOperationException"/>) when it could
+/// never fit or the bounded queue is full; a streaming call is refused when its enumeration starts.
 /// </summary>
 public sealed class WeakToStrongChatClient : IChatClient
 {
@@ -40,13 +61,16 @@ public sealed class WeakToStrongChatClient : IChatClient
         _search = search;
         _options = options ?? new WeakToStrongChatClientOptions();
         ArgumentNullException.ThrowIfNull(_options.Defaults, nameof(options));
+        ArgumentOutOfRangeException.ThrowIfNegative(_options.MaxQueue, nameof(options));
         _metadata = new ChatClientMetadata("w2s", providerUri: null, defaultModelId: search.Context.Large.Name);
     }
 
     public async Task<ChatResponse> GetResponseAsync(IEnumerable<ChatMessage> messages, ChatOptions? options = null, CancellationToken cancellationToken = default)
     {
         var request = ChatRequestMapping.Map(messages, options, _options.Defaults);
-        var result = await _search.RunAsync(request, cancellationToken).ConfigureAwait(false);
+        SearchResult result;
+        using (await AdmitAsync(request, cancellationToken).ConfigureAwait(false))
+            result = await _search.RunAsync(request, cancellationToken).ConfigureAwait(false);
         return new ChatResponse(new ChatMessage(ChatRole.Assistant, result.Text) { MessageId = NewId() })
         {
             ResponseId = NewId(),
@@ -66,6 +90,7 @@ public sealed class WeakToStrongChatClient : IChatClient
     {
         string responseId = NewId(), messageId = NewId();
         var created = DateTimeOffset.UtcNow;
+        using var lease = await AdmitAsync(request, cancellationToken).ConfigureAwait(false);
         await foreach (var update in _search.StreamAsync(request, cancellationToken).ConfigureAwait(false))
         {
             var contents = new List<AIContent>(2);
@@ -86,6 +111,14 @@ public sealed class WeakToStrongChatClient : IChatClient
             }
             yield return chunk;
         }
+    }
+
+    /// <summary>Reserves the request's KV (see <see cref="WeakToStrongChatClientOptions.AdmissionControl"/>); null when admission control is off.</summary>
+    private async Task<IDisposable?> AdmitAsync(SearchRequest request, CancellationToken cancellationToken)
+    {
+        if (!_options.AdmissionControl) return null;
+        var plan = SearchCapacity.Plan(_search, request);
+        return await _search.Admission.AcquireAsync(plan.Blocks, _options.MaxQueue, cancellationToken).ConfigureAwait(false);
     }
 
     public object? GetService(Type serviceType, object? serviceKey = null)

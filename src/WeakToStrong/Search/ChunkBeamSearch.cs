@@ -1,5 +1,6 @@
 using System.Diagnostics;
 using System.Runtime.CompilerServices;
+using WeakToStrong.Engine.Scheduling;
 using WeakToStrong.Search.LargeModels;
 using WeakToStrong.Search.Scoring;
 

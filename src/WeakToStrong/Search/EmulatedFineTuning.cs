@@ -3,6 +3,7 @@ using System.Runtime.CompilerServices;
 using WeakToStrong.Backends;
 using WeakToStrong.Backends.Cpu;
 using WeakToStrong.Engine;
+using WeakToStrong.Engine.Scheduling;
 using WeakToStrong.Search.LargeModels;
 using WeakToStrong.Search.Scoring;
 

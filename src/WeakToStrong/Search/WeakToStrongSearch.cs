@@ -82,6 +82,8 @@ public sealed class WeakToStrongSearch : IDisposable
         Context = context;
         _owned = owned;
         Loop = loop;
+        string[] roles = context.Large is LocalLargeModel ? ["large", "tuned", "untuned"] : ["tuned", "untuned"];
+        Admission = new KvAdmission(LocalModels.Select((m, i) => (roles[i], m.Transformer.Cache)).ToList());
     }
 
     public SearchContext Context { get; }
@@ -92,6 +94,15 @@ public sealed class WeakToStrongSearch : IDisposable
     /// <summary>The local models (large when local, tuned, untuned) with their KV pools, for monitoring.</summary>
     public IReadOnlyList<ChatModel> LocalModels =>
         Context.Large is LocalLargeModel local ? [local.Model, Context.Tuned, Context.Untuned] : [Context.Tuned, Context.Untuned];
+
+    /// <summary>
+    /// Admission control over the local models' KV pools (named by role: large, tuned, untuned), shared by every
+    /// front end of this search: the server and the chat clients reserve a request's
+    /// <see cref="SearchCapacity.Plan"/> here before running it, so concurrent requests never run out of KV half-way.
+    /// <see cref="RunAsync"/> and <see cref="StreamAsync"/> do not reserve; a caller running requests concurrently
+    /// on an engine loop reserves first.
+    /// </summary>
+    public KvAdmission Admission { get; }
 
     /// <summary>The KV budget the local models share (null when every pool was sized by <see cref="ModelOptions.KvBlocks"/>).</summary>
     public KvBudget? KvBudget { get; private init; }

@@ -1,6 +1,7 @@
 using WeakToStrong.Checkpoints;
 using WeakToStrong.Engine;
 using WeakToStrong.Engine.KvCache;
+using WeakToStrong.Engine.Scheduling;
 
 namespace WeakToStrong.Tests.Engine;
 

@@ -1,4 +1,5 @@
 using WeakToStrong.Engine;
+using WeakToStrong.Engine.Scheduling;
 using WeakToStrong.Search;
 using WeakToStrong.Search.LargeModels;
 using WeakToStrong.Tests.Cli;

@@ -1,14 +1,21 @@
 using System.Globalization;
 using WeakToStrong.Checkpoints;
-using WeakToStrong.Engine;
 using WeakToStrong.Engine.KvCache;
+using WeakToStrong.Search;
 using WeakToStrong.Search.LargeModels;
 
-namespace WeakToStrong.Search;
+namespace WeakToStrong.Engine.Scheduling;
+
+/// <summary>What a request asks of each local model's KV pool, in <see cref="WeakToStrongSearch.LocalModels"/> order.</summary>
+/// <param name="PromptTokens">The prompt in each local model's tokens (template and BOS included).</param>
+/// <param name="Blocks">The most KV blocks the request could hold in each local model's pool (what
+/// <see cref="KvAdmission.AcquireAsync(IReadOnlyList{long}, int, CancellationToken)"/> reserves).</param>
+public sealed record KvPlan(IReadOnlyList<int> PromptTokens, IReadOnlyList<long> Blocks);
 
 /// <summary>
 /// Whether a search fits the KV pools of its models, checked before any work: the peak blocks of the search tree
-/// (<see cref="KvDemand"/>) in each local model against that model's pool.
+/// (<see cref="KvDemand"/>) in each local model against that model's pool; and the blocks a request reserves
+/// with <see cref="KvAdmission"/> (<see cref="Plan"/>).
 /// </summary>
 public static class SearchCapacity
 {
@@ -37,6 +44,35 @@ public static class SearchCapacity
         if (scorer && request.CacheMode == ScoringCacheMode.None && request.Method != SearchMethodKind.EmulatedFineTuning)
             return KvDemand.IndependentBlocks(promptTokens, newTokens, w * k, blockSize, extra);
         return KvDemand.TreeSearchBlocks(promptTokens, newTokens, w, k, l, blockSize, extra);
+    }
+
+    /// <summary>
+    /// The prompt's length and the peak KV blocks of <paramref name="searches"/> runs of <paramref name="request"/> in
+    /// each local model of <paramref name="search"/>: what admission control reserves before they start. Nothing
+    /// is checked against the pools here (<see cref="KvAdmission"/> refuses what could never fit).
+    /// </summary>
+    /// <param name="search">The search whose local models run the request.</param>
+    /// <param name="request">The search request.</param>
+    /// <param name="searches">Runs of the request that hold KV at once (e.g. n choices); the blocks saturate at
+    /// <see cref="long.MaxValue"/>.</param>
+    public static KvPlan Plan(WeakToStrongSearch search, SearchRequest request, int searches = 1)
+    {
+        ArgumentNullException.ThrowIfNull(search);
+        ArgumentNullException.ThrowIfNull(request);
+        ArgumentOutOfRangeException.ThrowIfNegativeOrZero(searches);
+        request.Validate();
+        var locals = search.LocalModels;
+        bool localLarge = search.Context.Large is LocalLargeModel;
+        var prompts = new int[locals.Count];
+        var blocks = new long[locals.Count];
+        for (int m = 0; m < locals.Count; m++)
+        {
+            var model = locals[m];
+            prompts[m] = model.EncodePrompt(request.Prompt, request.Chat, request.SystemPrompt, request.History).Tokens.Count;
+            long one = BlocksNeeded(request, prompts[m], model.Spec.MaxPositions, model.Transformer.Cache.BlockSize, scorer: !(localLarge && m == 0));
+            blocks[m] = one > long.MaxValue / searches ? long.MaxValue : one * searches;
+        }
+        return new KvPlan(prompts, blocks);
     }
 
     /// <summary>

@@ -1,13 +1,14 @@
 using WeakToStrong.Engine.KvCache;
-using WeakToStrong.Server.Protocol;
 
-namespace WeakToStrong.Server.Admission;
+namespace WeakToStrong.Engine.Scheduling;
 
 /// <summary>
 /// Admission control on KV memory: a request reserves, per model, the most KV blocks it could ever hold before it
-/// starts, so that running requests never run out of KV half-way. One that could never fit is refused (400, with
-/// the numbers); one that fits but not now waits in a bounded first-come-first-served queue; a full queue is a
-/// 429 with Retry-After.
+/// starts, so that running requests never run out of KV half-way. One that could never fit is refused
+/// (<see cref="KvNeverFitsException"/>, with the numbers); one that fits but not now waits in a first-come-first-served
+/// queue, which each caller may bound (<see cref="KvQueueFullException"/> past the bound). Every front end of one
+/// search (server, chat clients) shares the search's admission (<see cref="Search.WeakToStrongSearch.Admission"/>), so they
+/// reserve against the same pools.
 /// </summary>
 public sealed class KvAdmission
 {
@@ -17,28 +18,28 @@ public sealed class KvAdmission
     private readonly long[] _reserved;
     private readonly LinkedList<Waiter> _queue = new();
 
-    /// <param name="pools">Each local model's name and KV pool.</param>
-    /// <param name="maxQueue">Requests allowed to wait; one more is a 429.</param>
-    /// <param name="retryAfterSeconds">The Retry-After a 429 carries.</param>
-    public KvAdmission(IReadOnlyList<(string Name, PagedKvCache Pool)> pools, int maxQueue, int retryAfterSeconds = 1)
+    /// <param name="pools">Each local model's name (its role, which refusals name) and KV pool.</param>
+    /// <param name="retryAfter">How long a caller refused for a full queue should wait before retrying; 1 s when null.</param>
+    public KvAdmission(IReadOnlyList<(string Name, PagedKvCache Pool)> pools, TimeSpan? retryAfter = null)
     {
         ArgumentNullException.ThrowIfNull(pools);
-        ArgumentOutOfRangeException.ThrowIfNegative(maxQueue);
+        if (retryAfter is { } r) ArgumentOutOfRangeException.ThrowIfLessThan(r, TimeSpan.Zero, nameof(retryAfter));
         _names = pools.Select(p => p.Name).ToArray();
         _pools = pools.Select(p => p.Pool).ToArray();
         _reserved = new long[_pools.Length];
-        MaxQueue = maxQueue;
-        RetryAfterSeconds = retryAfterSeconds;
+        RetryAfter = retryAfter ?? TimeSpan.FromSeconds(1);
     }
 
-    public int MaxQueue { get; }
+    /// <summary>What a <see cref="KvQueueFullException"/> tells the caller to wait before retrying.</summary>
+    public TimeSpan RetryAfter { get; }
 
-    public int RetryAfterSeconds { get; }
-
+    /// <summary>Pools (local models) a reservation covers.</summary>
     public int Models => _pools.Length;
 
+    /// <summary>The name of pool <paramref name="model"/>.</summary>
     public string Name(int model) => _names[model];
 
+    /// <summary>Pool <paramref name="model"/>.</summary>
     public PagedKvCache Pool(int model) => _pools[model];
 
     private int _running;
@@ -61,22 +62,41 @@ public sealed class KvAdmission
         }
     }
 
+    /// <summary>Blocks reserved in pool <paramref name="model"/> by running requests.</summary>
     public long Reserved(int model)
     {
         lock (_lock) return _reserved[model];
     }
 
-    /// <summary>Waits until <paramref name="blocks"/> (one entry per model) can be reserved; the lease gives them back.</summary>
-    public async Task<IDisposable> AcquireAsync(IReadOnlyList<long> blocks, CancellationToken cancellationToken)
+    /// <summary>
+    /// Waits, however many requests are waiting before it, until <paramref name="blocks"/> (one entry per model)
+    /// can be reserved; the lease gives them back.
+    /// </summary>
+    /// <exception cref="KvNeverFitsException">A model's whole pool holds fewer blocks than asked for.</exception>
+    public Task<IDisposable> AcquireAsync(IReadOnlyList<long> blocks, CancellationToken cancellationToken) =>
+        AcquireAsync(blocks, int.MaxValue, cancellationToken);
+
+    /// <summary>
+    /// Waits until <paramref name="blocks"/> (one entry per model) can be reserved, unless it would have to wait
+    /// behind <paramref name="maxQueue"/> or more waiting requests; the lease gives the blocks back. Requests start in
+    /// arrival order: one that would fit now still waits behind an earlier one.
+    /// </summary>
+    /// <param name="blocks">The most blocks the request could hold in each pool (<see cref="SearchCapacity.Plan"/>).</param>
+    /// <param name="maxQueue">Waiting requests beyond which this one is refused rather than queued (0: start now or be refused).</param>
+    /// <param name="cancellationToken">Leaves the queue.</param>
+    /// <exception cref="KvNeverFitsException">A model's whole pool holds fewer blocks than asked for.</exception>
+    /// <exception cref="KvQueueFullException">The request does not fit now and <paramref name="maxQueue"/> requests are waiting.</exception>
+    public async Task<IDisposable> AcquireAsync(IReadOnlyList<long> blocks, int maxQueue, CancellationToken cancellationToken)
     {
         ArgumentNullException.ThrowIfNull(blocks);
+        ArgumentOutOfRangeException.ThrowIfNegative(maxQueue);
         if (blocks.Count != _pools.Length) throw new ArgumentException($"expected {_pools.Length} block counts", nameof(blocks));
         for (int m = 0; m < _pools.Length; m++)
+        {
+            ArgumentOutOfRangeException.ThrowIfNegative(blocks[m], nameof(blocks));
             if (blocks[m] > _pools[m].TotalBlocks)
-                throw ApiException.BadRequest(
-                    $"This request could need {blocks[m]} KV blocks of {_pools[m].BlockSize} tokens on {_names[m]}, more than its whole pool of {_pools[m].TotalBlocks}; " +
-                    "lower max_tokens, n, best_of or the search's candidates (beam_width × successors, n), or start the server with more --kv-memory.",
-                    "max_tokens", "kv_budget_exceeded");
+                throw new KvNeverFitsException(_names[m], blocks[m], _pools[m].TotalBlocks, _pools[m].BlockSize);
+        }
         Waiter waiter;
         lock (_lock)
         {
@@ -85,9 +105,8 @@ public sealed class KvAdmission
                 Reserve(blocks);
                 return new Lease(this, blocks);
             }
-            if (_queue.Count >= MaxQueue)
-                throw new ApiException(429, $"The server is busy: {_running} requests are running and {_queue.Count} are waiting for KV memory (queue limit {MaxQueue}). Retry after {RetryAfterSeconds} s.",
-                    null, "queue_full", "rate_limit_error") { RetryAfterSeconds = RetryAfterSeconds };
+            if (_queue.Count >= maxQueue)
+                throw new KvQueueFullException(_running, _queue.Count, maxQueue, RetryAfter);
             waiter = new Waiter(blocks);
             waiter.Node = _queue.AddLast(waiter);
         }

@@ -1,4 +1,4 @@
-namespace WeakToStrong.Engine.KvCache;
+namespace WeakToStrong.Engine.Scheduling;
 
 /// <summary>
 /// How many KV blocks a request can hold at its peak in one model's pool, computed before it runs (for up-front
