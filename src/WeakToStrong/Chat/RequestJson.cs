@@ -41,11 +41,14 @@ internal static class RequestJson
         return v.ValueKind == JsonValueKind.Number && v.TryGetUInt64(out ulong u) ? u : throw TypeError(path ?? key, "a non-negative integer", v);
     }
 
-    /// <summary>A finite number (JSON allows 1e999, which parses to infinity).</summary>
+    /// <summary>A finite number; JSON allows 1e999, which is out of range, not of the wrong type.</summary>
     public static double? Double(JsonElement obj, string key, string? path = null)
     {
         if (!Present(obj, key, out var v)) return null;
-        return v.ValueKind == JsonValueKind.Number && v.TryGetDouble(out double d) && double.IsFinite(d) ? d : throw TypeError(path ?? key, "a number", v);
+        if (v.ValueKind != JsonValueKind.Number) throw TypeError(path ?? key, "a number", v);
+        return v.TryGetDouble(out double d) && double.IsFinite(d)
+            ? d
+            : throw new JsonFieldException(path ?? key, JsonFieldError.InvalidValue, $"'{path ?? key}' is out of range (got {v.GetRawText()}).");
     }
 
     public static bool? Bool(JsonElement obj, string key, string? path = null)
