@@ -41,7 +41,7 @@ internal sealed class CompletionHandler(WeakToStrongSearch search, KvAdmission a
         }
         catch (Exception e)
         {
-            var error = e as ApiException ?? Translate(e);
+            var error = e as ApiException ?? Translate(e, chat);
             status = error.Status;
             await WriteErrorAsync(http, error).ConfigureAwait(false);
         }
@@ -56,12 +56,12 @@ internal sealed class CompletionHandler(WeakToStrongSearch search, KvAdmission a
     /// Library failures that are the request's fault (a search that cannot run, a field the library refuses) become
     /// 400s; anything else is a 500 that names itself.
     /// </summary>
-    internal static ApiException Translate(Exception e) => e switch
+    internal static ApiException Translate(Exception e, bool chat = false) => e switch
     {
         BadHttpRequestException { StatusCode: 413 } => new ApiException(413, $"The request body is larger than this server's limit: {e.Message}", null, "request_too_large"),
         BadHttpRequestException b => new ApiException(b.StatusCode, e.Message, null, "bad_request"),
         SearchException => ApiException.BadRequest(e.Message, null, "search_error"),
-        RequestValidationException v => ApiException.BadRequest(v.Reason, RequestParser.ApiField(v.Field), "invalid_value"),
+        RequestValidationException v => ApiException.BadRequest(v.Reason, RequestParser.ApiField(v.Field, chat), "invalid_value"),
         _ => new ApiException(500, $"internal error: {e.GetType().Name}: {e.Message}", null, "server_error", "server_error"),
     };
 

@@ -41,7 +41,7 @@ internal static class EvalCommand
                 string? folder = Path.GetDirectoryName(Path.GetFullPath(outPath));
                 if (folder is not null) Directory.CreateDirectory(folder);
                 SearchRequest RequestFor(Prompt item, ulong seed) => item.Conversation is { } c ? options.Request(r, c, seed) : options.Request(r, item.Text, seed);
-                using var search = options.Load(r, RequestFor(jobs[0].item, jobs[0].seed));
+                using var search = options.Models.Load(r, RequestFor(jobs[0].item, jobs[0].seed));
                 using var writer = new StreamWriter(outPath, append: true);
                 void RunOne((Prompt Item, ulong Seed) job)
                 {

@@ -30,7 +30,7 @@ internal static class SearchCommand
             string? text = r.GetValue(prompt), file = r.GetValue(messages);
             if ((text is null) == (file is null)) throw new UsageException("give exactly one of --prompt and --messages");
             var request = (file is null ? options.Request(r, text!, seed: null) : options.Request(r, ReadMessages(file), seed: null)) with { Trace = r.GetValue(trace) };
-            using var search = options.Load(r, request);
+            using var search = options.Models.Load(r, request);
             var result = SearchOptions.Explained(() => search.RunAsync(request, cancellationToken).GetAwaiter().GetResult());
             if (r.GetValue(options.Json))
             {
@@ -75,7 +75,7 @@ internal sealed class SearchOptions
 {
     public ModelSelectionOptions Models { get; } = new();
     public SamplingOptions Sampling { get; } = SamplingOptions.ForSearch();
-    public Option<string> Method { get; } = new("--method") { Description = $"{string.Join(", ", SearchMethodNames.All)}", DefaultValueFactory = _ => SearchMethodNames.Name(SearchMethodKind.ChunkBeamSearch) };
+    public Option<string> Method { get; } = new("--method") { Description = string.Join(", ", SearchMethodNames.All), DefaultValueFactory = _ => SearchMethodNames.Name(SearchMethodKind.ChunkBeamSearch) };
     public Option<int> BeamWidth { get; } = new("--beam-width") { Description = "CBS W: states kept per chunk", DefaultValueFactory = _ => 4 };
     public Option<int> Successors { get; } = new("--successors") { Description = "CBS K: candidates forked from each kept state", DefaultValueFactory = _ => 4 };
     public Option<string> ChunkLength { get; } = new("--chunk-length") { Description = "CBS L: large-model tokens per chunk, or inf", DefaultValueFactory = _ => "5" };
@@ -151,9 +151,6 @@ internal sealed class SearchOptions
             throw new UsageException(e.Message);
         }
     }
-
-    /// <summary>Loads the models these options name; <paramref name="shape"/> is checked against the KV pools first.</summary>
-    public WeakToStrongSearch Load(ParseResult r, SearchRequest? shape = null) => Models.Load(r, shape);
 
     public static SearchMethodKind ParseMethod(string name, string option = "--method") => SearchMethodNames.TryParse(name, out var method)
         ? method

@@ -237,8 +237,8 @@ internal static class RequestParser
         [SearchField.StopStrings] = "stop",
     };
 
-    /// <summary>The API field of a library error's field, when the request it came from is no longer at hand.</summary>
-    internal static string ApiField(SearchField field) => Fields[field];
+    /// <summary>The API field of a library error's field when the request body is no longer at hand: only the endpoint is known.</summary>
+    internal static string ApiField(SearchField field, bool chat) => field == SearchField.Prompt && chat ? "messages" : Fields[field];
 
     /// <summary>
     /// The field this request sent that a library error blames: chat's messages, the max-tokens name it used,
@@ -246,7 +246,7 @@ internal static class RequestParser
     /// </summary>
     private static string FieldSent(SearchField field, JsonElement root, bool chat, string maxName, bool bestOf) => field switch
     {
-        SearchField.Prompt => chat ? "messages" : "prompt",
+        SearchField.Prompt => ApiField(field, chat),
         SearchField.MaxNewTokens => maxName,
         SearchField.N => bestOf ? "best_of" : "search.n",
         _ when SearchKeys.Contains(Fields[field]) => SearchKeyPath(root, Fields[field]),

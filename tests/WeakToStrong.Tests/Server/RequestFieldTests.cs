@@ -19,7 +19,7 @@ public sealed class RequestFieldTests
         {
             Assert.True(RequestParser.Fields.TryGetValue(field, out string? name), $"SearchField.{field} has no API field name: an error about it would name no field");
             Assert.Matches("^[a-z][a-z_]*$", name);
-            Assert.Equal(name, RequestParser.ApiField(field));
+            Assert.Equal(name, RequestParser.ApiField(field, chat: false));
         }
     }
 
@@ -47,6 +47,8 @@ public sealed class RequestFieldTests
         Assert.Equal("invalid_value", error.Code);
         Assert.Equal("top-p must be in (0, 1]", error.Message);
         Assert.Equal("max_tokens", CompletionHandler.Translate(new RequestValidationException(SearchField.MaxNewTokens, "too long")).Param);
+        var prompt = new RequestValidationException(SearchField.Prompt, "the prompt encodes to no token");
+        Assert.Equal(("prompt", "messages"), (CompletionHandler.Translate(prompt).Param, CompletionHandler.Translate(prompt, chat: true).Param));
         // An argument error that blames no request field is a check this server missed, not the client's fault.
         var internalError = CompletionHandler.Translate(new ArgumentException("bad", "internalThing"));
         Assert.Equal(500, internalError.Status);
