@@ -38,7 +38,7 @@ public class ChatRequestMappingTests
         }
         var e = Assert.Throws<ArgumentException>(() => ChatRequestMapping.Map(Messages, options, new SearchRequest { Prompt = "" }));
         Assert.Equal(name, e.ParamName);
-        Assert.Equal($"{name}: {reason} (Parameter '{name}')", e.Message);
+        Assert.StartsWith($"{name}: {reason} (", e.Message);
         Assert.Equal(field, Assert.IsType<RequestValidationException>(e.InnerException).Field);
     }
 }
