@@ -42,7 +42,7 @@ internal sealed class CompletionHandler(WeakToStrongSearch search, KvAdmission a
         }
         catch (Exception e)
         {
-            var error = e as ApiException ?? Translate(e);
+            var error = e as ApiException ?? Translate(e, chat);
             status = error.Status;
             await WriteErrorAsync(http, error).ConfigureAwait(false);
         }
@@ -53,14 +53,17 @@ internal sealed class CompletionHandler(WeakToStrongSearch search, KvAdmission a
         }
     }
 
-    /// <summary>Library failures that are the request's fault become 400s; anything else is a 500 that names itself.</summary>
-    internal static ApiException Translate(Exception e) => e switch
+    /// <summary>
+    /// Library failures that are the request's fault (a search that cannot run, a field the library refuses) become
+    /// 400s; anything else is a 500 that names itself.
+    /// </summary>
+    internal static ApiException Translate(Exception e, bool chat = false) => e switch
     {
         BadHttpRequestException { StatusCode: 413 } => new ApiException(413, $"The request body is larger than this server's limit: {e.Message}", null, "request_too_large"),
         BadHttpRequestException b => new ApiException(b.StatusCode, e.Message, null, "bad_request"),
         KvAdmissionException k => AdmissionErrors.ToApiException(k),
         SearchException => ApiException.BadRequest(e.Message, null, "search_error"),
-        ArgumentException a => ApiException.BadRequest(a.Message.Split(" (Parameter")[0].Split('\n')[0], RequestParser.ApiField(a.ParamName), "invalid_value"),
+        RequestValidationException v => ApiException.BadRequest(v.Reason, RequestParser.ApiField(v.Field, chat), "invalid_value"),
         _ => new ApiException(500, $"internal error: {e.GetType().Name}: {e.Message}", null, "server_error", "server_error"),
     };
 
@@ -279,14 +282,14 @@ internal sealed class CompletionHandler(WeakToStrongSearch search, KvAdmission a
     {
         var s = request.Search;
         var stats = choices.Where(c => c.Stats is not null).Select(c => c.Stats!).ToList();
-        var (method, w, k, l, n, beta) = s.Method switch
+        var (w, k, l, n, beta) = s.Method switch
         {
-            SearchMethodKind.ChunkBeamSearch => ("cbs", s.BeamWidth, s.Successors, s.ChunkLength, (int?)null, (float?)null),
-            SearchMethodKind.BestOfN => ("bon", null, null, null, s.N, null),
-            SearchMethodKind.EmulatedFineTuning => ("eft", null, null, null, null, s.Beta),
-            _ => ("sample", (int?)null, (int?)null, (int?)null, (int?)null, (float?)null),
+            SearchMethodKind.ChunkBeamSearch => (s.BeamWidth, s.Successors, s.ChunkLength, (int?)null, (float?)null),
+            SearchMethodKind.BestOfN => (null, null, null, s.N, null),
+            SearchMethodKind.EmulatedFineTuning => (null, null, null, null, s.Beta),
+            _ => ((int?)null, (int?)null, (int?)null, (int?)null, (float?)null),
         };
-        return new SearchInfo(method, w, k, l, n, beta, choices[0].Score, choices.Select(c => c.Score).ToList(),
+        return new SearchInfo(SearchMethodNames.Name(s.Method), w, k, l, n, beta, choices[0].Score, choices.Select(c => c.Score).ToList(),
             stats.Sum(x => (long)x.Chunks), stats.Sum(x => x.CandidatesEvaluated));
     }
 

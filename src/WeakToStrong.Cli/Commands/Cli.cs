@@ -1,6 +1,7 @@
 using System.CommandLine;
 using System.Text.Json;
 using System.Text.Json.Serialization.Metadata;
+using WeakToStrong.Chat;
 using WeakToStrong.Cli.Json;
 using WeakToStrong.Checkpoints;
 using WeakToStrong.Engine;
@@ -44,20 +45,13 @@ internal static class Cli
     {
         CheckpointException or TokenizerException or UsageException or KvCacheExhaustedException => e.Message,
         WeakToStrong.Backends.Cuda.Interop.CudaUnavailableException => "--device cuda cannot run here: " + e.Message,
-        ArgumentException a => WithoutParameterSuffix(a),
+        InvalidSettingException s => OptionNames.Describe(s),
         OperationCanceledException => "cancelled",
         IOException or UnauthorizedAccessException => e.Message,
         NotSupportedException => e.Message,
-        _ => $"{e.GetType().Name}: {e.Message}",
+        // Anything else is a check the CLI missed; its whole message, on one line, says where.
+        _ => $"{e.GetType().Name}: {e.Message.ReplaceLineEndings(" ")}",
     };
-
-    /// <summary>ArgumentException appends "(Parameter 'x')" and "Actual value was …" lines; keep our sentence only.</summary>
-    private static string WithoutParameterSuffix(ArgumentException e)
-    {
-        string message = e.Message.Split('\n')[0];
-        int at = message.IndexOf(" (Parameter '", StringComparison.Ordinal);
-        return at >= 0 ? message[..at] : message;
-    }
 
     /// <summary>"1,2,3" → [1, 2, 3]; a bad entry names the option.</summary>
     public static int[] ParseTokens(string text, string option)
@@ -70,13 +64,20 @@ internal static class Cli
         return result;
     }
 
-    /// <summary>Exactly one of a text option and a token option must be given.</summary>
-    public static int[] TextOrTokens(string? text, string? tokens, string textOption, string tokensOption, Func<TextTokenizer> tokenizer, bool addBos, bool allowEmpty)
+    /// <summary>
+    /// The conversation in an OpenAI messages array; an error is a usage error naming <paramref name="where"/> (the
+    /// option or file:line) and the message's field.
+    /// </summary>
+    public static ChatConversation Conversation(JsonElement messages, string where)
     {
-        if ((text is null) == (tokens is null)) throw new UsageException($"give exactly one of {textOption} and {tokensOption}");
-        int[] ids = tokens is not null ? ParseTokens(tokens, tokensOption) : [.. tokenizer().Encode(text!, addBos)];
-        if (ids.Length == 0 && !allowEmpty) throw new UsageException($"{(text is not null ? textOption : tokensOption)} gives no tokens");
-        return ids;
+        try
+        {
+            return OpenAiMessages.Parse(messages);
+        }
+        catch (JsonFieldException e)
+        {
+            throw new UsageException($"{where}: {e.Message}");
+        }
     }
 
     /// <summary>The value of --kv-memory (e.g. 512MiB, 2GB) as a budget; null when the option is absent.</summary>

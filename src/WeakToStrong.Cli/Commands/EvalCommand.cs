@@ -28,7 +28,7 @@ internal static class EvalCommand
         {
             var items = ReadPrompts(r.GetValue(prompts)!);
             var reward = r.GetValue(rewardOption) is { } rewardSpec ? EvalMetrics.Reward(rewardSpec) : null;
-            var seedList = r.GetValue(seeds) is { } s ? ParseSeeds(s) : [r.GetValue(options.Seed)];
+            var seedList = r.GetValue(seeds) is { } s ? ParseSeeds(s) : [r.GetValue(options.Sampling.Seed)];
             string outPath = r.GetValue(output)!;
             string label = SearchJson.Label(options.Request(r, "", seed: null));
             var done = ReadRecords(outPath).Select(x => (x.Id, x.Seed, x.Method)).ToHashSet();
@@ -41,7 +41,7 @@ internal static class EvalCommand
                 string? folder = Path.GetDirectoryName(Path.GetFullPath(outPath));
                 if (folder is not null) Directory.CreateDirectory(folder);
                 SearchRequest RequestFor(Prompt item, ulong seed) => item.Conversation is { } c ? options.Request(r, c, seed) : options.Request(r, item.Text, seed);
-                using var search = options.Load(r, RequestFor(jobs[0].item, jobs[0].seed));
+                using var search = options.Models.Load(r, RequestFor(jobs[0].item, jobs[0].seed));
                 using var writer = new StreamWriter(outPath, append: true);
                 void RunOne((Prompt Item, ulong Seed) job)
                 {
@@ -147,7 +147,7 @@ internal static class EvalCommand
                 : line.ToString(CultureInfo.InvariantCulture);
             if (root.TryGetProperty("messages", out var messages))
             {
-                var conversation = MessagesJson.Parse(messages, $"{path}:{line}");
+                var conversation = Cli.Conversation(messages, $"{path}:{line}");
                 if (!ids.Add(id)) throw new UsageException($"{path}:{line}: id {id} appears twice");
                 prompts.Add(new Prompt(id, conversation.Prompt, conversation));
                 continue;
@@ -199,19 +199,16 @@ internal static class EvalCommand
                     stats.GetProperty("large_tokens_sampled").GetInt64(),
                     stats.GetProperty("small_tokens_scored").GetInt64(),
                     stats.GetProperty("wall_ms").GetDouble(),
-                    OptionalDouble(root, "reward"),
-                    OptionalDouble(root, "large_logprob_per_token")));
+                    RequestJson.Double(root, "reward"),
+                    RequestJson.Double(root, "large_logprob_per_token")));
             }
-            catch (Exception e) when (e is JsonException or KeyNotFoundException or InvalidOperationException or FormatException)
+            catch (Exception e) when (e is JsonException or JsonFieldException or KeyNotFoundException or InvalidOperationException or FormatException)
             {
                 Console.Error.WriteLine($"warning: {path}: passing over an unreadable line ({e.Message})");
             }
         }
         return records;
     }
-
-    private static double? OptionalDouble(JsonElement root, string name) =>
-        root.TryGetProperty(name, out var value) && value.ValueKind == JsonValueKind.Number ? value.GetDouble() : null;
 
     private static List<EvalSummaryJson> Summarise(List<Record> records) => records
         .GroupBy(r => r.Method)

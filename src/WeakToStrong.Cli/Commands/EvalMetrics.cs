@@ -14,9 +14,13 @@ internal static class EvalMetrics
         {
             return LexiconReward.FromSpec(spec);
         }
-        catch (Exception e) when (e is ArgumentException or InvalidDataException)
+        catch (ArgumentException)
         {
-            throw new UsageException($"--reward: {e.Message.Split(" (Parameter")[0]}");
+            throw new UsageException($"--reward: '{spec}' is not a reward (expected afinn or lexicon:PATH)");
+        }
+        catch (InvalidDataException e)
+        {
+            throw new UsageException($"--reward: {e.Message}");
         }
     }
 

@@ -11,43 +11,30 @@ internal static class GenerateCommand
     public static Command Create()
     {
         var model = Cli.Model();
-        var prompt = new Option<string>("--prompt") { Description = "prompt text" };
-        var promptTokens = new Option<string>("--prompt-tokens") { Description = "prompt token ids, e.g. 1,2,3" };
-        var maxNew = new Option<int>("--max-new-tokens") { Description = "most tokens to generate", Required = true };
-        var temperature = new Option<float>("--temperature") { Description = "0 = greedy", DefaultValueFactory = _ => 1f };
-        var topK = new Option<int>("--top-k") { Description = "keep the K most likely tokens (0 = all)", DefaultValueFactory = _ => 0 };
-        var topP = new Option<float>("--top-p") { Description = "nucleus probability (1 = all)", DefaultValueFactory = _ => 1f };
-        var seed = new Option<ulong>("--seed") { Description = "RNG seed", DefaultValueFactory = _ => 0UL };
+        var prompt = new TextOrTokensOptions("prompt");
+        var sampling = SamplingOptions.ForGenerate();
         var device = Cli.Device();
         var json = Cli.Json();
-        var command = new Command("generate", "Generate a continuation with one model")
-        {
-            model, prompt, promptTokens, maxNew, temperature, topK, topP, seed, device, json,
-        };
+        var command = new Command("generate", "Generate a continuation with one model") { model };
+        Option[] options = [.. prompt.All, .. sampling.All, device, json];
+        foreach (var option in options) command.Options.Add(option);
         command.SetAction(r => Cli.Run(() =>
         {
             string dir = r.GetValue(model)!;
             TextTokenizer? tokenizer = null;
             TextTokenizer Tok() => tokenizer ??= Cli.LoadTokenizer(dir);
-            var p = Cli.TextOrTokens(r.GetValue(prompt), r.GetValue(promptTokens), "--prompt", "--prompt-tokens", Tok, addBos: true, allowEmpty: false);
-            int max = r.GetValue(maxNew);
+            var p = prompt.Read(r, Tok, addBos: true);
+            int max = r.GetValue(sampling.MaxNewTokens);
             if (max < 0) throw new UsageException("--max-new-tokens must be ≥ 0");
-            var sampling = new SamplingSettings(r.GetValue(temperature), r.GetValue(topK), r.GetValue(topP), r.GetValue(seed));
-            try
-            {
-                sampling.Validate();
-            }
-            catch (ArgumentOutOfRangeException e)
-            {
-                throw new UsageException($"--{e.ParamName switch { "TopK" => "top-k", "TopP" => "top-p", _ => "temperature" }}: {e.Message.Split(" (Parameter")[0]}");
-            }
+            var settings = sampling.Settings(r).Validate();
             using var lm = LanguageModel.Load(dir, new ModelOptions { Device = r.GetValue(device)! });
+            prompt.CheckVocabulary(r, p, lm.Spec.VocabSize);
             if (p.Length >= lm.Spec.MaxPositions)
                 throw new UsageException($"the prompt has {p.Length} tokens; the model's context is {lm.Spec.MaxPositions}");
             bool asJson = r.GetValue(json);
             var decoder = lm.HasTokenizer ? lm.Tokenizer : null;
             var stream = asJson ? null : new TextStream(decoder);
-            var tokens = lm.Generate(p, max, sampling, onToken: stream is null ? null : stream.Add);
+            var tokens = lm.Generate(p, max, settings, onToken: stream is null ? null : stream.Add);
             string? text = decoder?.Decode(tokens);
             if (asJson)
             {

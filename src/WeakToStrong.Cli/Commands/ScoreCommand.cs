@@ -14,24 +14,23 @@ internal static class ScoreCommand
     public static Command Create()
     {
         var model = Cli.Model();
-        var prompt = new Option<string>("--prompt") { Description = "prompt text" };
-        var promptTokens = new Option<string>("--prompt-tokens") { Description = "prompt token ids, e.g. 1,2,3" };
-        var continuation = new Option<string>("--continuation") { Description = "continuation text" };
-        var continuationTokens = new Option<string>("--continuation-tokens") { Description = "continuation token ids" };
+        var prompt = new TextOrTokensOptions("prompt");
+        var continuation = new TextOrTokensOptions("continuation");
         var device = Cli.Device();
         var json = Cli.Json();
-        var command = new Command("score", "Log-probabilities of a continuation given a prompt")
-        {
-            model, prompt, promptTokens, continuation, continuationTokens, device, json,
-        };
+        var command = new Command("score", "Log-probabilities of a continuation given a prompt") { model };
+        Option[] options = [.. prompt.All, .. continuation.All, device, json];
+        foreach (var option in options) command.Options.Add(option);
         command.SetAction(r => Cli.Run(() =>
         {
             string dir = r.GetValue(model)!;
             TextTokenizer? tokenizer = null;
             TextTokenizer Tok() => tokenizer ??= Cli.LoadTokenizer(dir);
-            var p = Cli.TextOrTokens(r.GetValue(prompt), r.GetValue(promptTokens), "--prompt", "--prompt-tokens", Tok, addBos: true, allowEmpty: false);
-            var c = Cli.TextOrTokens(r.GetValue(continuation), r.GetValue(continuationTokens), "--continuation", "--continuation-tokens", Tok, addBos: false, allowEmpty: false);
+            var p = prompt.Read(r, Tok, addBos: true);
+            var c = continuation.Read(r, Tok, addBos: false);
             using var lm = LanguageModel.Load(dir, new ModelOptions { Device = r.GetValue(device)! });
+            prompt.CheckVocabulary(r, p, lm.Spec.VocabSize);
+            continuation.CheckVocabulary(r, c, lm.Spec.VocabSize);
             var logprobs = lm.Score(p, c);
             double total = logprobs.Sum(x => (double)x);
             if (r.GetValue(json))

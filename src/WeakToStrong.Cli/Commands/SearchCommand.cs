@@ -3,10 +3,8 @@ using System.Globalization;
 using System.Text.Json;
 using WeakToStrong.Chat;
 using WeakToStrong.Cli.Json;
-using WeakToStrong.Engine;
 using WeakToStrong.Engine.KvCache;
 using WeakToStrong.Search;
-using WeakToStrong.Search.LargeModels;
 
 namespace WeakToStrong.Cli.Commands;
 
@@ -32,7 +30,7 @@ internal static class SearchCommand
             string? text = r.GetValue(prompt), file = r.GetValue(messages);
             if ((text is null) == (file is null)) throw new UsageException("give exactly one of --prompt and --messages");
             var request = (file is null ? options.Request(r, text!, seed: null) : options.Request(r, ReadMessages(file), seed: null)) with { Trace = r.GetValue(trace) };
-            using var search = options.Load(r, request);
+            using var search = options.Models.Load(r, request);
             var result = SearchOptions.Explained(() => search.RunAsync(request, cancellationToken).GetAwaiter().GetResult());
             if (r.GetValue(options.Json))
             {
@@ -61,7 +59,7 @@ internal static class SearchCommand
         try
         {
             using var document = JsonDocument.Parse(json);
-            return MessagesJson.Parse(document.RootElement, $"--messages {path}");
+            return Cli.Conversation(document.RootElement, $"--messages {path}");
         }
         catch (JsonException e)
         {
@@ -72,58 +70,28 @@ internal static class SearchCommand
     private static string Quote(string text) => "\"" + text.ReplaceLineEndings("\\n") + "\"";
 }
 
-/// <summary>The model and method options <c>w2s search</c> and <c>w2s eval</c> share.</summary>
+/// <summary>The options <c>w2s search</c> and <c>w2s eval</c> share: the models, the method and its parameters, sampling and stops.</summary>
 internal sealed class SearchOptions
 {
-    public Option<string> Large { get; } = new("--large") { Description = "large model folder (the model being steered)" };
-    public Option<string> LargeUrl { get; } = new("--large-url") { Description = "instead of --large: an OpenAI-compatible completions endpoint, e.g. http://host:8000/v1" };
-    public Option<string> LargeApiModel { get; } = new("--large-api-model") { Description = "the endpoint's model name (with --large-url)" };
-    public Option<string> ApiKeyEnv { get; } = new("--api-key-env") { Description = "environment variable holding the endpoint's API key", DefaultValueFactory = _ => "OPENAI_API_KEY" };
-    public Option<bool> NoTopK { get; } = new("--no-top-k-param") { Description = "do not send top_k to the endpoint (OpenAI's API rejects it)" };
-    public Option<string> Tuned { get; } = new("--tuned") { Description = "small tuned model folder (e.g. DPO/SFT-aligned); without --large/--tuned/--untuned the bundled sentiment models are used" };
-    public Option<string> Untuned { get; } = new("--untuned") { Description = "small untuned model folder (the tuned model's base)" };
-    public Option<string> Method { get; } = new("--method") { Description = "cbs, bon, eft or sample", DefaultValueFactory = _ => "cbs" };
+    public ModelSelectionOptions Models { get; } = new();
+    public SamplingOptions Sampling { get; } = SamplingOptions.ForSearch();
+    public Option<string> Method { get; } = new("--method") { Description = string.Join(", ", SearchMethodNames.All), DefaultValueFactory = _ => SearchMethodNames.Name(SearchMethodKind.ChunkBeamSearch) };
     public Option<int> BeamWidth { get; } = new("--beam-width") { Description = "CBS W: states kept per chunk", DefaultValueFactory = _ => 4 };
     public Option<int> Successors { get; } = new("--successors") { Description = "CBS K: candidates forked from each kept state", DefaultValueFactory = _ => 4 };
     public Option<string> ChunkLength { get; } = new("--chunk-length") { Description = "CBS L: large-model tokens per chunk, or inf", DefaultValueFactory = _ => "5" };
     public Option<int> N { get; } = new("--n") { Description = "Best-of-N: samples drawn", DefaultValueFactory = _ => 16 };
     public Option<float> Beta { get; } = new("--beta") { Description = "EFT: weight of logits_tuned − logits_untuned", DefaultValueFactory = _ => 1f };
-    public Option<float> Temperature { get; } = new("--temperature") { Description = "sampling temperature (0 = greedy)", DefaultValueFactory = _ => 0.7f };
-    public Option<int> TopK { get; } = new("--top-k") { Description = "keep the K most likely tokens (0 = all)", DefaultValueFactory = _ => 50 };
-    public Option<float> TopP { get; } = new("--top-p") { Description = "nucleus probability (1 = all)", DefaultValueFactory = _ => 1f };
-    public Option<int> MaxNewTokens { get; } = new("--max-new-tokens") { Description = "longest response in large-model tokens", DefaultValueFactory = _ => 50 };
     public Option<string[]> Stop { get; } = new("--stop") { Description = "stop string (repeatable); it stays at the end of the text", AllowMultipleArgumentsPerToken = false };
-    public Option<ulong> Seed { get; } = new("--seed") { Description = "RNG seed", DefaultValueFactory = _ => 0UL };
     public Option<bool> Chat { get; } = new("--chat") { Description = "wrap the prompt in each model's own chat template" };
     public Option<string> System { get; } = new("--system") { Description = "system message for the chat templates" };
-    public Option<string> LargeTemplate { get; } = Template("--large-template");
-    public Option<string> TunedTemplate { get; } = Template("--tuned-template");
-    public Option<string> UntunedTemplate { get; } = Template("--untuned-template");
     public Option<bool> Dedupe { get; } = new("--dedupe") { Description = "drop identical candidates before each selection" };
     public Option<bool> NoCache { get; } = new("--no-cache") { Description = "re-score every candidate from scratch each chunk (the reference's cost; for comparison)" };
-    public Option<int?> KvBlocks { get; } = new("--kv-blocks") { Description = "KV cache blocks of 16 tokens per model (instead of --kv-memory)" };
-    public Option<string> KvMemory { get; } = new("--kv-memory") { Description = "KV cache memory shared by the local models, e.g. 512MiB, 2GB (default: 1/8 of memory, at most 8 full contexts per model)" };
-    public Option<string> Device { get; } = Cli.Device();
     public Option<bool> Json { get; } = Cli.Json();
-
-    private static Option<string> Template(string name) =>
-        new(name) { Description = $"chat template: auto (from tokenizer_config.json), {string.Join(", ", ChatTemplate.Names)}", DefaultValueFactory = _ => "auto" };
-
-    /// <summary>Only the options that pick and load the models (for <c>w2s serve</c>, whose requests carry the rest).</summary>
-    public void AddModelOptionsTo(Command command)
-    {
-        foreach (var option in new Option[] { Large, LargeUrl, LargeApiModel, ApiKeyEnv, NoTopK, Tuned, Untuned, LargeTemplate, TunedTemplate, UntunedTemplate, KvBlocks, KvMemory, Device })
-            command.Options.Add(option);
-    }
 
     public void AddTo(Command command)
     {
-        foreach (var option in new Option[]
-        {
-            Large, LargeUrl, LargeApiModel, ApiKeyEnv, NoTopK, Tuned, Untuned, Method, BeamWidth, Successors, ChunkLength, N, Beta, Temperature, TopK, TopP, MaxNewTokens,
-            Stop, Seed, Chat, System, LargeTemplate, TunedTemplate, UntunedTemplate, Dedupe, NoCache, KvBlocks, KvMemory, Device, Json,
-        })
-            command.Options.Add(option);
+        Option[] options = [Method, BeamWidth, Successors, ChunkLength, N, Beta, .. Sampling.All, Stop, Chat, System, Dedupe, NoCache, .. Models.All, Json];
+        foreach (var option in options) command.Options.Add(option);
     }
 
     /// <summary>The request these options describe; <paramref name="seed"/> overrides --seed.</summary>
@@ -134,7 +102,8 @@ internal sealed class SearchOptions
         if (chunk is "inf" or "∞") chunkLength = null;
         else if (int.TryParse(chunk, NumberStyles.None, CultureInfo.InvariantCulture, out int l) && l > 0) chunkLength = l;
         else throw new UsageException($"--chunk-length: '{chunk}' is neither a positive number nor inf");
-        var request = new SearchRequest
+        var sampling = Sampling.Settings(r, seed);
+        return new SearchRequest
         {
             Prompt = prompt,
             Method = ParseMethod(r.GetValue(Method)!),
@@ -143,18 +112,17 @@ internal sealed class SearchOptions
             ChunkLength = chunkLength,
             N = r.GetValue(N),
             Beta = r.GetValue(Beta),
-            Temperature = r.GetValue(Temperature),
-            TopK = r.GetValue(TopK),
-            TopP = r.GetValue(TopP),
-            MaxNewTokens = r.GetValue(MaxNewTokens),
+            Temperature = sampling.Temperature,
+            TopK = sampling.TopK,
+            TopP = sampling.TopP,
+            MaxNewTokens = r.GetValue(Sampling.MaxNewTokens),
             StopStrings = r.GetValue(Stop) ?? [],
-            Seed = seed ?? r.GetValue(Seed),
+            Seed = sampling.Seed,
             Chat = r.GetValue(Chat),
             SystemPrompt = r.GetValue(System),
             Dedupe = r.GetValue(Dedupe),
             CacheMode = r.GetValue(NoCache) ? ScoringCacheMode.None : ScoringCacheMode.Incremental,
-        };
-        return Validated(request);
+        }.Validate();
     }
 
     /// <summary>
@@ -165,22 +133,10 @@ internal sealed class SearchOptions
     {
         if (conversation.System is not null && r.GetValue(System) is not null)
             throw new UsageException("--system: the conversation has its own system message; give one or the other");
-        return Validated(Request(r, conversation.Prompt, seed) with
+        return (Request(r, conversation.Prompt, seed) with
         {
             Chat = true, SystemPrompt = conversation.System ?? r.GetValue(System), History = conversation.History,
-        });
-    }
-
-    private static SearchRequest Validated(SearchRequest request)
-    {
-        try
-        {
-            return request.Validate();
-        }
-        catch (ArgumentException e)
-        {
-            throw new UsageException($"{OptionName(e.ParamName)}: {e.Message.Split(" (Parameter")[0].Split('\n')[0]}");
-        }
+        }).Validate();
     }
 
     /// <summary>Runs <paramref name="body"/>, turning a search that cannot run as asked into a usage error.</summary>
@@ -194,104 +150,11 @@ internal sealed class SearchOptions
         {
             throw new UsageException(e.Message);
         }
-        catch (ArgumentException e) when (KnownOption(e.ParamName) is { } option)
-        {
-            throw new UsageException($"{option}: {e.Message.Split(" (Parameter")[0].Split('\n')[0]}");
-        }
-    }
-
-    /// <summary>The KV pools of the local models: a budget shared by them (--kv-memory, or chosen from memory) or a block count each.</summary>
-    private (int? Blocks, KvBudget? Budget) KvPools(ParseResult r)
-    {
-        int? blocks = r.GetValue(KvBlocks);
-        string? memory = r.GetValue(KvMemory);
-        if (blocks is not null && memory is not null) throw new UsageException("give at most one of --kv-memory and --kv-blocks");
-        if (blocks is < 1) throw new UsageException($"--kv-blocks: {blocks} is not a positive block count");
-        return (blocks, Cli.KvMemory(memory));
-    }
-
-    /// <summary>Loads the three models (each with its tokenizer and template), or the small pair and a remote large model.</summary>
-    /// <param name="r">The parsed command line.</param>
-    /// <param name="shape">A request whose shape is checked against the KV pools before the weights are loaded.</param>
-    /// <param name="continuousBatching">Run the models behind an engine loop that merges concurrent requests' forwards.</param>
-    public WeakToStrongSearch Load(ParseResult r, SearchRequest? shape = null, bool continuousBatching = false)
-    {
-        string? folder = r.GetValue(Large), url = r.GetValue(LargeUrl), tuned = r.GetValue(Tuned), untuned = r.GetValue(Untuned);
-        if (folder is null && url is null && tuned is null && untuned is null)
-        {
-            // No model named: the bundled sentiment models (samples/sentiment).
-            folder = BundledModels.Folder(BundledModels.Large);
-            tuned = BundledModels.Folder(BundledModels.Tuned);
-            untuned = BundledModels.Folder(BundledModels.Untuned);
-        }
-        if ((folder is null) == (url is null)) throw new UsageException("give exactly one of --large (a model folder) and --large-url (a completions endpoint)");
-        if (tuned is null || untuned is null) throw new UsageException("give both --tuned and --untuned (or none of --large/--tuned/--untuned for the bundled sentiment models)");
-        var largeTemplate = ParseTemplate(r.GetValue(LargeTemplate), "--large-template");
-        ILargeModel? remote = null;
-        if (url is not null)
-        {
-            if (!Uri.TryCreate(url, UriKind.Absolute, out var endpoint) || endpoint.Scheme is not ("http" or "https"))
-                throw new UsageException($"--large-url: '{url}' is not an http(s) URL");
-            string model = r.GetValue(LargeApiModel) ?? throw new UsageException("--large-url needs --large-api-model (the endpoint's model name)");
-            remote = new OpenAiCompletionsModel(new OpenAiCompletionsOptions
-            {
-                Endpoint = endpoint,
-                Model = model,
-                ApiKey = Environment.GetEnvironmentVariable(r.GetValue(ApiKeyEnv)!),
-                Template = largeTemplate ?? ChatTemplate.None,
-                SendTopK = !r.GetValue(NoTopK),
-            });
-        }
-        var (kvBlocks, kvBudget) = KvPools(r);
-        return Explained(() => WeakToStrongSearch.Load(new SearchModelOptions
-        {
-            LargeDirectory = folder,
-            LargeModel = remote,
-            TunedDirectory = tuned,
-            UntunedDirectory = untuned,
-            Model = new ModelOptions { Device = r.GetValue(Device)!, KvBlocks = kvBlocks, KvBudget = kvBudget },
-            LargeTemplate = largeTemplate,
-            TunedTemplate = ParseTemplate(r.GetValue(TunedTemplate), "--tuned-template"),
-            UntunedTemplate = ParseTemplate(r.GetValue(UntunedTemplate), "--untuned-template"),
-            ContinuousBatching = continuousBatching,
-        }, shape));
     }
 
     public static SearchMethodKind ParseMethod(string name, string option = "--method") => SearchMethodNames.TryParse(name, out var method)
         ? method
         : throw new UsageException($"{option}: '{name}' is not one of {string.Join(", ", SearchMethodNames.All)}");
-
-    private static ChatTemplate? ParseTemplate(string? name, string option)
-    {
-        if (name is null || name.Equals("auto", StringComparison.OrdinalIgnoreCase)) return null;
-        try
-        {
-            return ChatTemplate.Parse(name);
-        }
-        catch (ArgumentException e)
-        {
-            throw new UsageException($"{option}: {e.Message.Split(" (Parameter")[0]}");
-        }
-    }
-
-    private static string OptionName(string? parameter) => KnownOption(parameter) ?? parameter ?? "search";
-
-    private static string? KnownOption(string? parameter) => parameter switch
-    {
-        nameof(SearchRequest.BeamWidth) => "--beam-width",
-        nameof(SearchRequest.History) => "--messages",
-        nameof(SearchRequest.Successors) => "--successors",
-        nameof(SearchRequest.ChunkLength) => "--chunk-length",
-        nameof(SearchRequest.N) => "--n",
-        nameof(SearchRequest.Beta) => "--beta",
-        nameof(SearchRequest.MaxNewTokens) => "--max-new-tokens",
-        nameof(SearchRequest.StopStrings) => "--stop",
-        nameof(SamplingSettings.Temperature) => "--temperature",
-        nameof(SamplingSettings.TopK) => "--top-k",
-        nameof(SamplingSettings.TopP) => "--top-p",
-        nameof(KvBudget.Bytes) => "--kv-memory",
-        _ => null,
-    };
 }
 
 /// <summary>Search results as the JSON records of <see cref="CliJson"/>.</summary>

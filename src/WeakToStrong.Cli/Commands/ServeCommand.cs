@@ -13,11 +13,11 @@ internal static class ServeCommand
 {
     public static Command Create()
     {
-        var models = new SearchOptions();
+        var models = new ModelSelectionOptions();
         var host = new Option<string>("--host") { Description = "IP address to listen on, localhost, or * for all interfaces", DefaultValueFactory = _ => "127.0.0.1" };
         var port = new Option<int>("--port") { Description = "port (0 picks a free one)", DefaultValueFactory = _ => 8000 };
         var name = new Option<string>("--served-model-name") { Description = "the model name clients send and /v1/models lists", DefaultValueFactory = _ => "weak-to-strong" };
-        var method = new Option<string>("--default-method") { Description = "search method of requests that name none: cbs, bon, eft or sample", DefaultValueFactory = _ => "cbs" };
+        var method = new Option<string>("--default-method") { Description = $"search method of requests that name none: {string.Join(", ", SearchMethodNames.All)}", DefaultValueFactory = _ => SearchMethodNames.Name(SearchMethodKind.ChunkBeamSearch) };
         var maxQueue = new Option<int>("--max-queue") { Description = "requests that may wait for KV memory; more get 429", DefaultValueFactory = _ => 64 };
         var maxBody = new Option<long>("--max-body-bytes") { Description = "largest request body; larger gets 413", DefaultValueFactory = _ => 1L << 20 };
         var maxTokens = new Option<int>("--max-tokens-limit") { Description = "largest max_tokens a request may ask for", DefaultValueFactory = _ => 2048 };
@@ -28,7 +28,7 @@ internal static class ServeCommand
         {
             host, port, name, method, maxQueue, maxBody, maxTokens, maxChoices, maxCandidates, verbose,
         };
-        models.AddModelOptionsTo(command);
+        foreach (var option in models.All) command.Options.Add(option);
         command.SetAction((r, cancellationToken) => Task.FromResult(Cli.Run(() =>
         {
             var options = new ServerOptions

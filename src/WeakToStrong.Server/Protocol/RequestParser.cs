@@ -74,11 +74,66 @@ internal static class RequestParser
         {
             var root = document.RootElement;
             if (root.ValueKind != JsonValueKind.Object) throw ApiException.BadRequest("The request body must be a JSON object.", null, "invalid_json");
-            return Parse(root, chat, limits);
+            try
+            {
+                return Parse(root, chat, limits);
+            }
+            catch (JsonFieldException e)
+            {
+                throw ApiException.BadRequest(e.Message, e.Path, e.Error switch
+                {
+                    JsonFieldError.Missing => "missing_required_parameter",
+                    JsonFieldError.WrongType => "invalid_type",
+                    JsonFieldError.Unsupported => "unsupported_parameter",
+                    _ => "invalid_value",
+                });
+            }
         }
     }
 
     private static ParsedRequest Parse(JsonElement root, bool chat, RequestLimits limits)
+    {
+        CheckFieldNames(root, chat);
+        CheckModel(root, limits);
+        var conversation = chat ? Messages(root) : new ChatConversation(Prompt(root), null, []);
+        var (maxTokens, maxName) = MaxTokens(root, chat, limits);
+        var defaults = new SearchRequest { Prompt = "" };
+        var sampling = Sampling(root, defaults);
+        int n = RequestJson.Int(root, "n") ?? 1;
+        if (n < 1 || n > limits.MaxChoices) throw ApiException.BadRequest($"'n' must be between 1 and {limits.MaxChoices} (got {n}).", "n", "invalid_value");
+        long? seed = RequestJson.Long(root, "seed");
+        var stop = Stop(root);
+        var (stream, includeUsage) = Streaming(root);
+
+        var search = Search(root, limits, defaults) with
+        {
+            Prompt = conversation.Prompt,
+            Chat = chat,
+            SystemPrompt = conversation.System,
+            History = conversation.History,
+            Temperature = sampling.Temperature,
+            TopP = sampling.TopP,
+            TopK = sampling.TopK,
+            Seed = seed is { } s ? unchecked((ulong)s) : (ulong)Random.Shared.NextInt64(),
+            MaxNewTokens = maxTokens ?? defaults.MaxNewTokens,
+            StopStrings = stop,
+        };
+        int? bestOf = chat ? null : RequestJson.Int(root, "best_of");
+        if (bestOf is { } b) search = BestOf(root, search, b, n, stream, limits);
+        CheckCandidates(root, search, bestOf is not null, limits);
+        try
+        {
+            search.Validate();
+        }
+        catch (RequestValidationException e)
+        {
+            throw ApiException.BadRequest(e.Reason, FieldSent(e.Field, root, chat, maxName, bestOf is not null), "invalid_value");
+        }
+        return new ParsedRequest(chat, search, n, bestOf, stream, includeUsage);
+    }
+
+    /// <summary>Every top-level field once, known to this endpoint, and an unsupported one only at its default.</summary>
+    private static void CheckFieldNames(JsonElement root, bool chat)
     {
         var seen = new HashSet<string>(StringComparer.Ordinal);
         foreach (var property in root.EnumerateObject())
@@ -92,88 +147,69 @@ internal static class RequestParser
             }
             if (!Known(name, chat)) throw ApiException.BadRequest($"Unrecognized request argument supplied: {name}", name, "unknown_parameter");
         }
+    }
 
-        string model = String(root, "model") ?? throw ApiException.BadRequest("you must provide a model parameter", "model", "missing_required_parameter");
+    private static void CheckModel(JsonElement root, RequestLimits limits)
+    {
+        string model = RequestJson.String(root, "model") ?? throw ApiException.BadRequest("you must provide a model parameter", "model", "missing_required_parameter");
         if (model != limits.ModelName) throw new ApiException(404, $"The model '{model}' does not exist; this server serves '{limits.ModelName}'.", "model", "model_not_found");
+    }
 
-        var conversation = chat ? Messages(root) : new ChatConversation(Prompt(root), null, []);
-
-        int? maxTokens = chat ? Int(root, "max_completion_tokens") ?? Int(root, "max_tokens") : Int(root, "max_tokens");
-        string maxName = chat && root.TryGetProperty("max_completion_tokens", out _) ? "max_completion_tokens" : "max_tokens";
-        if (maxTokens is < 1) throw ApiException.BadRequest($"'{maxName}' must be at least 1 (got {maxTokens}).", maxName, "invalid_value");
+    /// <summary>max_tokens (chat: max_completion_tokens, else max_tokens), checked against the server's limit, and the name it came by.</summary>
+    private static (int? MaxTokens, string Name) MaxTokens(JsonElement root, bool chat, RequestLimits limits)
+    {
+        int? maxTokens = chat ? RequestJson.Int(root, "max_completion_tokens") ?? RequestJson.Int(root, "max_tokens") : RequestJson.Int(root, "max_tokens");
+        string name = chat && root.TryGetProperty("max_completion_tokens", out _) ? "max_completion_tokens" : "max_tokens";
+        if (maxTokens is < 1) throw ApiException.BadRequest($"'{name}' must be at least 1 (got {maxTokens}).", name, "invalid_value");
         if (maxTokens > limits.MaxTokens)
-            throw ApiException.BadRequest($"'{maxName}' is {maxTokens}; this server allows at most {limits.MaxTokens}.", maxName, "invalid_value");
+            throw ApiException.BadRequest($"'{name}' is {maxTokens}; this server allows at most {limits.MaxTokens}.", name, "invalid_value");
+        return (maxTokens, name);
+    }
 
-        var defaults = new SearchRequest { Prompt = "" };
+    /// <summary>temperature, top_p and top_k, in OpenAI's ranges, or the library's defaults.</summary>
+    private static (float Temperature, float TopP, int TopK) Sampling(JsonElement root, SearchRequest defaults)
+    {
         float temperature = Float(root, "temperature") ?? defaults.Temperature;
         if (temperature is < 0 or > 2) throw ApiException.BadRequest($"'temperature' must be between 0 and 2 (got {temperature}).", "temperature", "invalid_value");
         float topP = Float(root, "top_p") ?? defaults.TopP;
         if (topP is <= 0 or > 1) throw ApiException.BadRequest($"'top_p' must be in (0, 1] (got {topP}).", "top_p", "invalid_value");
-        int topK = Int(root, "top_k") ?? defaults.TopK;
+        int topK = RequestJson.Int(root, "top_k") ?? defaults.TopK;
         if (topK < 0) throw ApiException.BadRequest($"'top_k' must be ≥ 0 (got {topK}).", "top_k", "invalid_value");
-        int n = Int(root, "n") ?? 1;
-        if (n < 1 || n > limits.MaxChoices) throw ApiException.BadRequest($"'n' must be between 1 and {limits.MaxChoices} (got {n}).", "n", "invalid_value");
-        long? seed = Long(root, "seed");
-        var stop = Stop(root);
-        bool stream = Bool(root, "stream") ?? false;
-        bool includeUsage = false;
-        if (root.TryGetProperty("stream_options", out var options) && options.ValueKind != JsonValueKind.Null)
-        {
-            if (options.ValueKind != JsonValueKind.Object) throw TypeError("stream_options", "an object", options);
-            if (!stream) throw ApiException.BadRequest("'stream_options' is only allowed when 'stream' is true.", "stream_options", "invalid_value");
-            foreach (var p in options.EnumerateObject())
-                if (p.Name != "include_usage") throw ApiException.BadRequest($"Unrecognized request argument supplied: stream_options.{p.Name}", "stream_options." + p.Name, "unknown_parameter");
-            includeUsage = Bool(options, "include_usage", "stream_options.include_usage") ?? false;
-        }
+        return (temperature, topP, topK);
+    }
 
-        var search = Search(root, limits, defaults) with
-        {
-            Prompt = conversation.Prompt,
-            Chat = chat,
-            SystemPrompt = conversation.System,
-            History = conversation.History,
-            Temperature = temperature,
-            TopP = topP,
-            TopK = topK,
-            Seed = seed is { } s ? unchecked((ulong)s) : (ulong)Random.Shared.NextInt64(),
-            MaxNewTokens = maxTokens ?? defaults.MaxNewTokens,
-            StopStrings = stop,
-        };
+    /// <summary>stream, and stream_options.include_usage (allowed only when streaming).</summary>
+    private static (bool Stream, bool IncludeUsage) Streaming(JsonElement root)
+    {
+        bool stream = RequestJson.Bool(root, "stream") ?? false;
+        if (!root.TryGetProperty("stream_options", out var options) || options.ValueKind == JsonValueKind.Null) return (stream, false);
+        if (options.ValueKind != JsonValueKind.Object) throw RequestJson.TypeError("stream_options", "an object", options);
+        if (!stream) throw ApiException.BadRequest("'stream_options' is only allowed when 'stream' is true.", "stream_options", "invalid_value");
+        foreach (var p in options.EnumerateObject())
+            if (p.Name != "include_usage") throw ApiException.BadRequest($"Unrecognized request argument supplied: stream_options.{p.Name}", "stream_options." + p.Name, "unknown_parameter");
+        return (stream, RequestJson.Bool(options, "include_usage", "stream_options.include_usage") ?? false);
+    }
 
-        int? bestOf = chat ? null : Int(root, "best_of");
-        if (bestOf is { } b)
-        {
-            if (b < 1 || b > limits.MaxChoices) throw ApiException.BadRequest($"'best_of' must be between 1 and {limits.MaxChoices} (got {b}).", "best_of", "invalid_value");
-            if (b < n) throw ApiException.BadRequest($"'best_of' ({b}) must be at least 'n' ({n}).", "best_of", "invalid_value");
-            if (stream && b > 1) throw ApiException.BadRequest("'best_of' cannot be streamed: the best is known only at the end.", "best_of", "invalid_value");
-            if (HasMethod(root) && search.Method != SearchMethodKind.BestOfN)
-                throw ApiException.BadRequest("'best_of' is Best-of-N; it cannot be combined with another search method.", "best_of", "invalid_value");
-            search = search with { Method = SearchMethodKind.BestOfN, N = b };
-        }
+    /// <summary>Completions' best_of: the search becomes Best-of-best_of (whose n best are returned).</summary>
+    private static SearchRequest BestOf(JsonElement root, SearchRequest search, int bestOf, int n, bool stream, RequestLimits limits)
+    {
+        if (bestOf < 1 || bestOf > limits.MaxChoices) throw ApiException.BadRequest($"'best_of' must be between 1 and {limits.MaxChoices} (got {bestOf}).", "best_of", "invalid_value");
+        if (bestOf < n) throw ApiException.BadRequest($"'best_of' ({bestOf}) must be at least 'n' ({n}).", "best_of", "invalid_value");
+        if (stream && bestOf > 1) throw ApiException.BadRequest("'best_of' cannot be streamed: the best is known only at the end.", "best_of", "invalid_value");
+        if (HasMethod(root) && search.Method != SearchMethodKind.BestOfN)
+            throw ApiException.BadRequest("'best_of' is Best-of-N; it cannot be combined with another search method.", "best_of", "invalid_value");
+        return search with { Method = SearchMethodKind.BestOfN, N = bestOf };
+    }
+
+    /// <summary>The search's candidates against this server's limit (which is below the library's).</summary>
+    private static void CheckCandidates(JsonElement root, SearchRequest search, bool bestOf, RequestLimits limits)
+    {
         long candidates = Candidates(search);
-        if (candidates > limits.MaxCandidates)
-        {
-            string what = search.Method == SearchMethodKind.ChunkBeamSearch ? "beam_width × successors" : bestOf is not null ? "best_of" : "search.n";
-            throw ApiException.BadRequest($"{what} is {candidates} candidates; this server allows at most {limits.MaxCandidates} per search.",
-                search.Method == SearchMethodKind.ChunkBeamSearch ? SearchField(root, "beam_width") : bestOf is not null ? "best_of" : "search.n", "invalid_value");
-        }
-        try
-        {
-            search.Validate();
-        }
-        catch (ArgumentException e)
-        {
-            // The library names its C# properties; the client sent the API's fields.
-            string? field = e.ParamName switch
-            {
-                nameof(SearchRequest.Prompt) => chat ? "messages" : "prompt",
-                nameof(SearchRequest.MaxNewTokens) => maxName,
-                nameof(SearchRequest.N) => bestOf is not null ? "best_of" : "search.n",
-                _ => ApiField(e.ParamName) is { } f && SearchKeys.Contains(f) ? SearchField(root, f) : ApiField(e.ParamName),
-            };
-            throw ApiException.BadRequest(e.Message.Split(" (Parameter")[0].Split('\n')[0], field, "invalid_value");
-        }
-        return new ParsedRequest(chat, search, n, bestOf, stream, includeUsage);
+        if (candidates <= limits.MaxCandidates) return;
+        bool beam = search.Method == SearchMethodKind.ChunkBeamSearch;
+        string what = beam ? "beam_width × successors" : bestOf ? "best_of" : "search.n";
+        throw ApiException.BadRequest($"{what} is {candidates} candidates; this server allows at most {limits.MaxCandidates} per search.",
+            beam ? SearchKeyPath(root, "beam_width") : bestOf ? "best_of" : "search.n", "invalid_value");
     }
 
     /// <summary>Large-model candidates one search keeps at once (CBS W·K, Best-of-N's N; EFT 1), in 64 bits: W·K of two ints can pass 2³¹.</summary>
@@ -181,34 +217,44 @@ internal static class RequestParser
         search.Method == SearchMethodKind.EmulatedFineTuning ? 1 : (long)search.Shape.W * search.Shape.K;
 
     /// <summary>
-    /// The request field each <see cref="SearchRequest"/> property (and <see cref="Engine.SamplingSettings"/>, whose
-    /// names are the same) is read from, for errors the library raises naming the property.
+    /// The request field each <see cref="SearchField"/> the library can blame is read from. A search key (method …
+    /// dedupe) can come at the top level or in the search object; <see cref="FieldSent"/> names the one the client used.
     /// </summary>
-    internal static readonly IReadOnlyDictionary<string, string> Fields = new Dictionary<string, string>(StringComparer.Ordinal)
+    internal static readonly IReadOnlyDictionary<SearchField, string> Fields = new Dictionary<SearchField, string>
     {
-        [nameof(SearchRequest.Prompt)] = "prompt",
-        [nameof(SearchRequest.SystemPrompt)] = "messages",
-        [nameof(SearchRequest.History)] = "messages",
-        [nameof(SearchRequest.Method)] = "method",
-        [nameof(SearchRequest.BeamWidth)] = "beam_width",
-        [nameof(SearchRequest.Successors)] = "successors",
-        [nameof(SearchRequest.ChunkLength)] = "chunk_length",
-        [nameof(SearchRequest.N)] = "n",
-        [nameof(SearchRequest.Beta)] = "beta",
-        [nameof(SearchRequest.Dedupe)] = "dedupe",
-        [nameof(SearchRequest.Temperature)] = "temperature",
-        [nameof(SearchRequest.TopK)] = "top_k",
-        [nameof(SearchRequest.TopP)] = "top_p",
-        [nameof(SearchRequest.Seed)] = "seed",
-        [nameof(SearchRequest.MaxNewTokens)] = "max_tokens",
-        [nameof(SearchRequest.StopStrings)] = "stop",
+        [SearchField.Prompt] = "prompt",
+        [SearchField.History] = "messages",
+        [SearchField.Method] = "method",
+        [SearchField.BeamWidth] = "beam_width",
+        [SearchField.Successors] = "successors",
+        [SearchField.ChunkLength] = "chunk_length",
+        [SearchField.N] = "n",
+        [SearchField.Beta] = "beta",
+        [SearchField.Temperature] = "temperature",
+        [SearchField.TopK] = "top_k",
+        [SearchField.TopP] = "top_p",
+        [SearchField.MaxNewTokens] = "max_tokens",
+        [SearchField.StopStrings] = "stop",
     };
 
-    /// <summary>The API field of a library parameter name; null for a name no request field sets (never the C# name).</summary>
-    internal static string? ApiField(string? parameter) => parameter is not null && Fields.TryGetValue(parameter, out var field) ? field : null;
+    /// <summary>The API field of a library error's field when the request body is no longer at hand: only the endpoint is known.</summary>
+    internal static string ApiField(SearchField field, bool chat) => field == SearchField.Prompt && chat ? "messages" : Fields[field];
+
+    /// <summary>
+    /// The field this request sent that a library error blames: chat's messages, the max-tokens name it used,
+    /// best_of for a Best-of-N it asked for that way, and a search key where the client put it.
+    /// </summary>
+    private static string FieldSent(SearchField field, JsonElement root, bool chat, string maxName, bool bestOf) => field switch
+    {
+        SearchField.Prompt => ApiField(field, chat),
+        SearchField.MaxNewTokens => maxName,
+        SearchField.N => bestOf ? "best_of" : "search.n",
+        _ when SearchKeys.Contains(Fields[field]) => SearchKeyPath(root, Fields[field]),
+        _ => Fields[field],
+    };
 
     /// <summary>Where a search key was given: <c>search.key</c> when the search object has it, else the top-level key, else <c>search.key</c>.</summary>
-    private static string SearchField(JsonElement root, string key) =>
+    private static string SearchKeyPath(JsonElement root, string key) =>
         root.TryGetProperty("search", out var s) && s.ValueKind == JsonValueKind.Object && s.TryGetProperty(key, out _) ? "search." + key
         : key != "n" && root.TryGetProperty(key, out _) ? key
         : "search." + key;
@@ -239,7 +285,7 @@ internal static class RequestParser
         search = ApplySearch(root, search, "", topLevel: true);
         if (root.TryGetProperty("search", out var obj) && obj.ValueKind != JsonValueKind.Null)
         {
-            if (obj.ValueKind != JsonValueKind.Object) throw TypeError("search", "an object", obj);
+            if (obj.ValueKind != JsonValueKind.Object) throw RequestJson.TypeError("search", "an object", obj);
             foreach (var p in obj.EnumerateObject())
                 if (!SearchKeys.Contains(p.Name)) throw ApiException.BadRequest($"Unrecognized search argument supplied: search.{p.Name}", "search." + p.Name, "unknown_parameter");
             search = ApplySearch(obj, search, "search.", topLevel: false);
@@ -249,28 +295,23 @@ internal static class RequestParser
 
     private static SearchRequest ApplySearch(JsonElement e, SearchRequest search, string prefix, bool topLevel)
     {
-        if (String(e, "method", prefix + "method") is { } method)
+        if (RequestJson.String(e, "method", prefix + "method") is { } method)
             search = search with
             {
-                Method = method.ToLowerInvariant() switch
-                {
-                    "cbs" => SearchMethodKind.ChunkBeamSearch,
-                    "bon" => SearchMethodKind.BestOfN,
-                    "eft" => SearchMethodKind.EmulatedFineTuning,
-                    "sample" => SearchMethodKind.Sample,
-                    _ => throw ApiException.BadRequest($"'{prefix}method' must be one of cbs, bon, eft, sample (got '{method}').", prefix + "method", "invalid_value"),
-                },
+                Method = SearchMethodNames.TryParse(method, out var kind)
+                    ? kind
+                    : throw ApiException.BadRequest($"'{prefix}method' must be one of {string.Join(", ", SearchMethodNames.All)} (got '{method}').", prefix + "method", "invalid_value"),
             };
-        if (Int(e, "beam_width", prefix + "beam_width") is { } w) search = search with { BeamWidth = Positive(w, prefix + "beam_width") };
-        if (Int(e, "successors", prefix + "successors") is { } k) search = search with { Successors = Positive(k, prefix + "successors") };
+        if (RequestJson.Int(e, "beam_width", prefix + "beam_width") is { } w) search = search with { BeamWidth = Positive(w, prefix + "beam_width") };
+        if (RequestJson.Int(e, "successors", prefix + "successors") is { } k) search = search with { Successors = Positive(k, prefix + "successors") };
         if (e.TryGetProperty("chunk_length", out var l))
         {
             if (l.ValueKind == JsonValueKind.Null || (l.ValueKind == JsonValueKind.String && l.GetString() is "inf")) search = search with { ChunkLength = null };
-            else search = search with { ChunkLength = Positive(Int(e, "chunk_length", prefix + "chunk_length")!.Value, prefix + "chunk_length") };
+            else search = search with { ChunkLength = Positive(RequestJson.Int(e, "chunk_length", prefix + "chunk_length")!.Value, prefix + "chunk_length") };
         }
-        if (!topLevel && Int(e, "n", prefix + "n") is { } n) search = search with { N = Positive(n, prefix + "n") };
+        if (!topLevel && RequestJson.Int(e, "n", prefix + "n") is { } n) search = search with { N = Positive(n, prefix + "n") };
         if (Float(e, "beta", prefix + "beta") is { } beta) search = search with { Beta = beta };
-        if (Bool(e, "dedupe", prefix + "dedupe") is { } dedupe) search = search with { Dedupe = dedupe };
+        if (RequestJson.Bool(e, "dedupe", prefix + "dedupe") is { } dedupe) search = search with { Dedupe = dedupe };
         return search;
     }
 
@@ -279,7 +320,7 @@ internal static class RequestParser
 
     private static string Prompt(JsonElement root)
     {
-        if (!root.TryGetProperty("prompt", out var p) || p.ValueKind == JsonValueKind.Null)
+        if (!RequestJson.Present(root, "prompt", out var p))
             throw ApiException.BadRequest("you must provide a prompt parameter", "prompt", "missing_required_parameter");
         if (p.ValueKind == JsonValueKind.String) return p.GetString()!;
         if (p.ValueKind == JsonValueKind.Array)
@@ -287,81 +328,28 @@ internal static class RequestParser
             if (p.GetArrayLength() == 1 && p[0].ValueKind == JsonValueKind.String) return p[0].GetString()!;
             throw ApiException.BadRequest("'prompt' must be one string: batches of prompts and token-id prompts are not supported (send one request per prompt).", "prompt", "unsupported_parameter");
         }
-        throw TypeError("prompt", "a string", p);
+        throw RequestJson.TypeError("prompt", "a string", p);
     }
 
     /// <summary>
     /// Optional system (or developer) messages first, then the conversation: user and assistant messages ending with
     /// the user message the search answers. Each model renders the whole conversation in its chat template.
     /// </summary>
-    private static ChatConversation Messages(JsonElement root)
-    {
-        if (!root.TryGetProperty("messages", out var messages) || messages.ValueKind == JsonValueKind.Null)
-            throw ApiException.BadRequest("you must provide a messages parameter", "messages", "missing_required_parameter");
-        if (messages.ValueKind != JsonValueKind.Array) throw TypeError("messages", "an array", messages);
-        var system = new List<string>();
-        var turns = new List<ChatTurn>();
-        int i = 0;
-        foreach (var m in messages.EnumerateArray())
-        {
-            string at = $"messages[{i++}]";
-            if (m.ValueKind != JsonValueKind.Object) throw TypeError(at, "an object", m);
-            string role = String(m, "role", at + ".role") ?? throw ApiException.BadRequest($"'{at}.role' is required.", at + ".role", "missing_required_parameter");
-            if (role is "assistant" && m.TryGetProperty("tool_calls", out var calls) && calls.ValueKind != JsonValueKind.Null
-                && (calls.ValueKind != JsonValueKind.Array || calls.GetArrayLength() > 0))
-                throw ApiException.BadRequest($"'{at}.tool_calls': this server does not call tools.", at + ".tool_calls", "unsupported_parameter");
-            switch (role)
-            {
-                case "system" or "developer" when turns.Count == 0:
-                    system.Add(Content(m, at));
-                    break;
-                case "system" or "developer":
-                    throw ApiException.BadRequest($"'{at}': system and developer messages must come before the conversation's user and assistant messages.", at + ".role", "invalid_value");
-                case "user":
-                    turns.Add(ChatTurn.User(Content(m, at)));
-                    break;
-                case "assistant":
-                    turns.Add(ChatTurn.Assistant(Content(m, at)));
-                    break;
-                case "tool" or "function":
-                    throw ApiException.BadRequest($"'{at}': {role} messages are not supported (this server does not call tools).", at + ".role", "unsupported_parameter");
-                default:
-                    throw ApiException.BadRequest($"'{at}.role' must be system, developer, user or assistant (got '{role}').", at + ".role", "invalid_value");
-            }
-        }
-        return ChatConversation.TryCreate(system, turns) ?? throw (turns.Count == 0
-            ? ApiException.BadRequest("'messages' must contain a user message.", "messages", "invalid_value")
-            : ApiException.BadRequest($"the last message must be a user message (messages[{i - 1}] is an assistant message): the search writes the next assistant reply.", $"messages[{i - 1}]", "invalid_value"));
-    }
-
-    private static string Content(JsonElement message, string at)
-    {
-        if (!message.TryGetProperty("content", out var c) || c.ValueKind == JsonValueKind.Null)
-            throw ApiException.BadRequest($"'{at}.content' is required.", at + ".content", "missing_required_parameter");
-        if (c.ValueKind == JsonValueKind.String) return c.GetString()!;
-        if (c.ValueKind != JsonValueKind.Array) throw TypeError(at + ".content", "a string or an array of text parts", c);
-        var text = new System.Text.StringBuilder();
-        int j = 0;
-        foreach (var part in c.EnumerateArray())
-        {
-            string pat = $"{at}.content[{j++}]";
-            if (part.ValueKind != JsonValueKind.Object || String(part, "type", pat + ".type") != "text")
-                throw ApiException.BadRequest($"'{pat}': only text parts are supported.", pat, "unsupported_parameter");
-            text.Append(String(part, "text", pat + ".text") ?? "");
-        }
-        return text.ToString();
-    }
+    private static ChatConversation Messages(JsonElement root) =>
+        RequestJson.Present(root, "messages", out var messages)
+            ? OpenAiMessages.Parse(messages)
+            : throw ApiException.BadRequest("you must provide a messages parameter", "messages", "missing_required_parameter");
 
     private static IReadOnlyList<string> Stop(JsonElement root)
     {
-        if (!root.TryGetProperty("stop", out var s) || s.ValueKind == JsonValueKind.Null) return [];
+        if (!RequestJson.Present(root, "stop", out var s)) return [];
         if (s.ValueKind == JsonValueKind.String) return NonEmpty([s.GetString()!]);
-        if (s.ValueKind != JsonValueKind.Array) throw TypeError("stop", "a string or an array of strings", s);
+        if (s.ValueKind != JsonValueKind.Array) throw RequestJson.TypeError("stop", "a string or an array of strings", s);
         if (s.GetArrayLength() > 4) throw ApiException.BadRequest($"'stop' takes at most 4 sequences (got {s.GetArrayLength()}).", "stop", "invalid_value");
         var list = new List<string>();
         foreach (var item in s.EnumerateArray())
         {
-            if (item.ValueKind != JsonValueKind.String) throw TypeError("stop", "a string or an array of strings", item);
+            if (item.ValueKind != JsonValueKind.String) throw RequestJson.TypeError("stop", "a string or an array of strings", item);
             list.Add(item.GetString()!);
         }
         return NonEmpty(list);
@@ -370,52 +358,6 @@ internal static class RequestParser
             stops.Any(string.IsNullOrEmpty) ? throw ApiException.BadRequest("'stop' sequences must not be empty.", "stop", "invalid_value") : stops;
     }
 
-    private static ApiException TypeError(string name, string expected, JsonElement got) =>
-        ApiException.BadRequest($"'{name}' must be {expected} (got {Kind(got)}).", name, "invalid_type");
-
-    private static string Kind(JsonElement e) => e.ValueKind switch
-    {
-        JsonValueKind.String => "a string",
-        JsonValueKind.Number => "a number",
-        JsonValueKind.True or JsonValueKind.False => "a boolean",
-        JsonValueKind.Array => "an array",
-        JsonValueKind.Object => "an object",
-        _ => "null",
-    };
-
-    private static bool Present(JsonElement e, string key, out JsonElement value) =>
-        e.TryGetProperty(key, out value) && value.ValueKind != JsonValueKind.Null;
-
-    private static string? String(JsonElement e, string key, string? name = null)
-    {
-        if (!Present(e, key, out var v)) return null;
-        return v.ValueKind == JsonValueKind.String ? v.GetString() : throw TypeError(name ?? key, "a string", v);
-    }
-
-    private static int? Int(JsonElement e, string key, string? name = null)
-    {
-        if (!Present(e, key, out var v)) return null;
-        if (v.ValueKind == JsonValueKind.Number && v.TryGetInt32(out int i)) return i;
-        if (v.ValueKind == JsonValueKind.Number && v.TryGetDouble(out double d) && d == Math.Floor(d))
-            throw ApiException.BadRequest($"'{name ?? key}' is out of range (got {v.GetRawText()}).", name ?? key, "invalid_value");
-        throw TypeError(name ?? key, "an integer", v);
-    }
-
-    private static long? Long(JsonElement e, string key)
-    {
-        if (!Present(e, key, out var v)) return null;
-        return v.ValueKind == JsonValueKind.Number && v.TryGetInt64(out long l) ? l : throw TypeError(key, "an integer", v);
-    }
-
-    private static float? Float(JsonElement e, string key, string? name = null)
-    {
-        if (!Present(e, key, out var v)) return null;
-        return v.ValueKind == JsonValueKind.Number && v.TryGetDouble(out double d) && double.IsFinite(d) ? (float)d : throw TypeError(name ?? key, "a number", v);
-    }
-
-    private static bool? Bool(JsonElement e, string key, string? name = null)
-    {
-        if (!Present(e, key, out var v)) return null;
-        return v.ValueKind is JsonValueKind.True or JsonValueKind.False ? v.GetBoolean() : throw TypeError(name ?? key, "a boolean", v);
-    }
+    /// <summary>A number as the library's float (a finite double past float's range becomes ∞, which validation names).</summary>
+    private static float? Float(JsonElement e, string key, string? path = null) => (float?)RequestJson.Double(e, key, path);
 }

@@ -1,4 +1,6 @@
+using System.Diagnostics.CodeAnalysis;
 using System.Text.Json;
+using WeakToStrong.Engine;
 
 namespace WeakToStrong.Chat;
 
@@ -129,15 +131,24 @@ public sealed partial class ChatTemplate
     public static ChatTemplate Parse(string name)
     {
         ArgumentNullException.ThrowIfNull(name);
-        return name.Trim().ToLowerInvariant().Replace('_', '-') switch
+        return TryParse(name, out var template)
+            ? template
+            : throw new ArgumentException($"unknown chat template '{name}'; known: {string.Join(", ", Names)}", nameof(name));
+    }
+
+    /// <summary>The template <paramref name="name"/> stands for (as <see cref="Parse"/> reads it); false for any other name.</summary>
+    public static bool TryParse(string? name, [NotNullWhen(true)] out ChatTemplate? template)
+    {
+        template = name?.Trim().ToLowerInvariant().Replace('_', '-') switch
         {
             "none" or "raw" => None,
             "llama3" or "llama-3" or "llama3-instruct" or "llama-3-instruct" => Llama3Instruct,
             "llama2" or "llama-2" or "llama2-chat" or "llama-2-chat" or "mistral" or "mistral-instruct" => Llama2Chat,
             "zephyr" => Zephyr,
             "chatml" => ChatMl,
-            _ => throw new ArgumentException($"unknown chat template '{name}'; known: {string.Join(", ", Names)}", nameof(name)),
+            _ => null,
         };
+        return template is not null;
     }
 
     /// <summary>
@@ -219,7 +230,7 @@ public sealed partial class ChatTemplate
     /// template prints (Llama-2 and Llama-3 strip each message, as theirs do). <see cref="None"/> (base models) joins
     /// the system message and every turn with blank lines.
     /// </summary>
-    /// <exception cref="ArgumentException"><paramref name="history"/> holds a null turn, or, for Llama-2-chat (whose
+    /// <exception cref="InvalidSettingException"><paramref name="history"/> holds a null turn, or, for Llama-2-chat (whose
     /// template refuses other orders), its turns do not alternate user, assistant, … starting with a user turn.</exception>
     public IReadOnlyList<PromptSegment> Render(string user, string? system = null, IReadOnlyList<ChatTurn>? history = null)
     {
@@ -227,7 +238,7 @@ public sealed partial class ChatTemplate
         var turns = new List<ChatTurn>(history?.Count + 1 ?? 1);
         foreach (var turn in history ?? [])
         {
-            if (turn?.Text is null) throw new ArgumentException($"turn {turns.Count} of the conversation is null or has no text", nameof(history));
+            if (turn?.Text is null) throw new InvalidSettingException($"turn {turns.Count} of the conversation is null or has no text", nameof(history));
             turns.Add(turn);
         }
         turns.Add(ChatTurn.User(user));
@@ -251,7 +262,7 @@ public sealed partial class ChatTemplate
                 for (int i = 0; i < turns.Count; i++)
                 {
                     if (turns[i].Role != (i % 2 == 0 ? ChatTurnRole.User : ChatTurnRole.Assistant))
-                        throw new ArgumentException($"the Llama-2-chat template needs turns that alternate user, assistant, … starting with a user turn; turn {i} is {Role(turns[i])}", nameof(history));
+                        throw new InvalidSettingException($"the Llama-2-chat template needs turns that alternate user, assistant, … starting with a user turn; turn {i} is {Role(turns[i])}", nameof(history));
                     if (turns[i].Role == ChatTurnRole.Assistant)
                     {
                         s.Add(PromptSegment.Text($" {turns[i].Text.Trim()} "));

@@ -27,10 +27,10 @@ internal static class ChatRequestMapping
         {
             return request.Validate();
         }
-        catch (ArgumentException e)
+        catch (RequestValidationException e)
         {
-            string name = OptionName(e.ParamName);
-            throw new ArgumentException($"{name}: {e.Message.Split(" (Parameter")[0]}", name, e);
+            string name = Options[e.Field];
+            throw new ArgumentException($"{name}: {e.Reason}", name, e);
         }
     }
 
@@ -159,19 +159,21 @@ internal static class ChatRequestMapping
         return new ArgumentException($"{key}: expected {expected}, got {got}", key);
     }
 
-    /// <summary>The chat option or w2s key a <see cref="SearchRequest"/> property comes from.</summary>
-    private static string OptionName(string? parameter) => parameter switch
+    /// <summary>The chat option, w2s key or argument each <see cref="SearchField"/> the library can blame comes from.</summary>
+    internal static readonly IReadOnlyDictionary<SearchField, string> Options = new Dictionary<SearchField, string>
     {
-        nameof(SearchRequest.BeamWidth) => WeakToStrongChatKeys.BeamWidth,
-        nameof(SearchRequest.Successors) => WeakToStrongChatKeys.Successors,
-        nameof(SearchRequest.ChunkLength) => WeakToStrongChatKeys.ChunkLength,
-        nameof(SearchRequest.N) => WeakToStrongChatKeys.N,
-        nameof(SearchRequest.Beta) => WeakToStrongChatKeys.Beta,
-        nameof(SearchRequest.MaxNewTokens) => "ChatOptions.MaxOutputTokens",
-        nameof(SearchRequest.StopStrings) => "ChatOptions.StopSequences",
-        nameof(SearchRequest.Temperature) => "ChatOptions.Temperature",
-        nameof(SearchRequest.TopK) => "ChatOptions.TopK",
-        nameof(SearchRequest.TopP) => "ChatOptions.TopP",
-        _ => parameter ?? "options",
+        [SearchField.Prompt] = "messages",
+        [SearchField.History] = "messages",
+        [SearchField.Method] = WeakToStrongChatKeys.Method,
+        [SearchField.BeamWidth] = WeakToStrongChatKeys.BeamWidth,
+        [SearchField.Successors] = WeakToStrongChatKeys.Successors,
+        [SearchField.ChunkLength] = WeakToStrongChatKeys.ChunkLength,
+        [SearchField.N] = WeakToStrongChatKeys.N,
+        [SearchField.Beta] = WeakToStrongChatKeys.Beta,
+        [SearchField.MaxNewTokens] = "ChatOptions.MaxOutputTokens",
+        [SearchField.StopStrings] = "ChatOptions.StopSequences",
+        [SearchField.Temperature] = "ChatOptions.Temperature",
+        [SearchField.TopK] = "ChatOptions.TopK",
+        [SearchField.TopP] = "ChatOptions.TopP",
     };
 }

@@ -1,3 +1,5 @@
+using WeakToStrong.Search;
+
 namespace WeakToStrong.Engine;
 
 /// <summary>How the next token is drawn from the logits.</summary>
@@ -9,12 +11,16 @@ public sealed record SamplingSettings(float Temperature = 1f, int TopK = 0, floa
 {
     public static SamplingSettings Greedy { get; } = new(0f);
 
-    /// <summary>Throws <see cref="ArgumentOutOfRangeException"/> naming the parameter that is out of range.</summary>
+    /// <summary>
+    /// Throws <see cref="RequestValidationException"/> blaming the setting that is out of range. These are a search
+    /// request's sampling fields, so they are blamed by the request's <see cref="SearchField"/>s, which every front
+    /// end already names (also when it samples one model without a search, as <c>w2s generate</c> does).
+    /// </summary>
     public SamplingSettings Validate()
     {
-        if (!(Temperature >= 0) || float.IsInfinity(Temperature)) throw new ArgumentOutOfRangeException(nameof(Temperature), Temperature, "temperature must be a finite number ≥ 0");
-        if (TopK < 0) throw new ArgumentOutOfRangeException(nameof(TopK), TopK, "top-k must be ≥ 0 (0 keeps all tokens)");
-        if (!(TopP > 0 && TopP <= 1)) throw new ArgumentOutOfRangeException(nameof(TopP), TopP, "top-p must be in (0, 1]");
+        if (!(Temperature >= 0) || float.IsInfinity(Temperature)) throw new RequestValidationException(SearchField.Temperature, "temperature must be a finite number ≥ 0");
+        if (TopK < 0) throw new RequestValidationException(SearchField.TopK, "top-k must be ≥ 0 (0 keeps all tokens)");
+        if (!(TopP > 0 && TopP <= 1)) throw new RequestValidationException(SearchField.TopP, "top-p must be in (0, 1]");
         return this;
     }
 }

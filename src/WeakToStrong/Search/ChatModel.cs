@@ -108,6 +108,8 @@ public sealed class ChatModel : IDisposable
     /// This model's view of a raw prompt: its template (when <paramref name="chat"/>) around the system message, the
     /// earlier turns and the prompt, rendered and split for tokenizing.
     /// </summary>
+    /// <exception cref="RequestValidationException">The template refuses the conversation
+    /// (<see cref="SearchField.History"/>), or the prompt encodes to no token (<see cref="SearchField.Prompt"/>).</exception>
     public PromptEncoding EncodePrompt(string prompt, bool chat, string? system = null, IReadOnlyList<ChatTurn>? history = null)
     {
         ArgumentNullException.ThrowIfNull(prompt);
@@ -116,10 +118,10 @@ public sealed class ChatModel : IDisposable
         {
             segments = (chat ? Template : ChatTemplate.None).Render(prompt, system, history);
         }
-        catch (ArgumentException e) when (e.ParamName == nameof(history))
+        catch (InvalidSettingException e) when (e.ParamName == nameof(history))
         {
-            // A conversation this model's template refuses: blame the request's history, by its name there.
-            throw new ArgumentException($"{Name}: {e.Message.Split(" (Parameter")[0]}", nameof(SearchRequest.History), e);
+            // A conversation this model's template refuses: blame the request's history.
+            throw new RequestValidationException(SearchField.History, $"{Name}: {e.Reason}", e);
         }
         var prefix = new List<int>();
         if (Tokenizer.AddBosToken && !segments.Any(s => s.Kind == PromptSegmentKind.Bos) && Tokenizer.BosTokenId is { } bos)
@@ -137,7 +139,7 @@ public sealed class ChatModel : IDisposable
         var tokens = new List<int>(prefix);
         tokens.AddRange(Tokenizer.Encode(tail));
         if (tokens.Count == 0)
-            throw new ArgumentException($"{Name}: the prompt encodes to no token and the tokenizer adds no BOS; a prompt needs at least one token", nameof(prompt));
+            throw new RequestValidationException(SearchField.Prompt, $"{Name}: the prompt encodes to no token and the tokenizer adds no BOS; a prompt needs at least one token");
         return new PromptEncoding(this, prefix, tail, tokens);
     }
 

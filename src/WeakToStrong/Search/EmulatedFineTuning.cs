@@ -54,7 +54,7 @@ public sealed class EmulatedFineTuning : ISearchMethod
         var promptTokens = large.EncodePrompt(request.Prompt, request.Chat, request.SystemPrompt, request.History).Tokens;
         int window = large.Spec.MaxPositions;
         if (promptTokens.Count >= window)
-            throw new ArgumentException($"{large.Name}: the prompt is {promptTokens.Count} tokens and leaves no room in the model's context of {window}", nameof(request));
+            throw new RequestValidationException(SearchField.Prompt, $"{large.Name}: the prompt is {promptTokens.Count} tokens and leaves no room in the model's context of {window}");
         var stops = new StopChecker(large.Tokenizer, request.EosTokenIds ?? large.StopTokenIds(request.Chat), request.StopStrings,
             Math.Min(request.MaxNewTokens, window - promptTokens.Count));
 

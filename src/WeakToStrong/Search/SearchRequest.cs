@@ -113,27 +113,30 @@ public sealed record SearchRequest
         _ => (BeamWidth, Successors, ChunkLength),
     };
 
-    /// <summary>Throws <see cref="ArgumentException"/> naming the first parameter that is out of range.</summary>
+    /// <summary>
+    /// Throws <see cref="RequestValidationException"/> blaming the first field that is out of range (and
+    /// <see cref="ArgumentNullException"/> for a null prompt, history or stop list).
+    /// </summary>
     public SearchRequest Validate()
     {
         ArgumentNullException.ThrowIfNull(Prompt, nameof(Prompt));
         ArgumentNullException.ThrowIfNull(StopStrings, nameof(StopStrings));
         ArgumentNullException.ThrowIfNull(History, nameof(History));
-        if (History.Count > 0 && !Chat) throw new ArgumentException("earlier turns of a conversation need the chat templates (Chat)", nameof(History));
+        if (History.Count > 0 && !Chat) throw new RequestValidationException(SearchField.History, "earlier turns of a conversation need the chat templates (Chat)");
         for (int i = 0; i < History.Count; i++)
             if (History[i]?.Text is null || !Enum.IsDefined(History[i].Role))
-                throw new ArgumentException($"turn {i} of the conversation is null, has no text or an unknown role", nameof(History));
-        if (!Enum.IsDefined(Method)) throw new ArgumentOutOfRangeException(nameof(Method), Method, "unknown search method");
-        if (BeamWidth < 1) throw new ArgumentOutOfRangeException(nameof(BeamWidth), BeamWidth, "the beam width must be ≥ 1");
-        if (Successors < 1) throw new ArgumentOutOfRangeException(nameof(Successors), Successors, "the successors per state must be ≥ 1");
-        if (ChunkLength is < 1) throw new ArgumentOutOfRangeException(nameof(ChunkLength), ChunkLength, "the chunk length must be ≥ 1 (or ∞)");
+                throw new RequestValidationException(SearchField.History, $"turn {i} of the conversation is null, has no text or an unknown role");
+        if (!Enum.IsDefined(Method)) throw new RequestValidationException(SearchField.Method, "unknown search method");
+        if (BeamWidth < 1) throw new RequestValidationException(SearchField.BeamWidth, "the beam width must be ≥ 1");
+        if (Successors < 1) throw new RequestValidationException(SearchField.Successors, "the successors per state must be ≥ 1");
+        if (ChunkLength is < 1) throw new RequestValidationException(SearchField.ChunkLength, "the chunk length must be ≥ 1 (or ∞)");
         if ((long)BeamWidth * Successors > MaxCandidates)
-            throw new ArgumentOutOfRangeException(nameof(BeamWidth), $"W·K = {BeamWidth} × {Successors} = {(long)BeamWidth * Successors} candidates exceeds the limit of {MaxCandidates} per search");
-        if (N < 1) throw new ArgumentOutOfRangeException(nameof(N), N, "Best-of-N needs N ≥ 1");
-        if (N > MaxCandidates) throw new ArgumentOutOfRangeException(nameof(N), $"N = {N} samples exceeds the limit of {MaxCandidates} per search");
-        if (!float.IsFinite(Beta)) throw new ArgumentOutOfRangeException(nameof(Beta), Beta, "beta must be a finite number");
-        if (MaxNewTokens < 0) throw new ArgumentOutOfRangeException(nameof(MaxNewTokens), MaxNewTokens, "max new tokens must be ≥ 0");
-        if (StopStrings.Any(string.IsNullOrEmpty)) throw new ArgumentException("stop strings must not be empty", nameof(StopStrings));
+            throw new RequestValidationException(SearchField.BeamWidth, $"W·K = {BeamWidth} × {Successors} = {(long)BeamWidth * Successors} candidates exceeds the limit of {MaxCandidates} per search");
+        if (N < 1) throw new RequestValidationException(SearchField.N, "Best-of-N needs N ≥ 1");
+        if (N > MaxCandidates) throw new RequestValidationException(SearchField.N, $"N = {N} samples exceeds the limit of {MaxCandidates} per search");
+        if (!float.IsFinite(Beta)) throw new RequestValidationException(SearchField.Beta, "beta must be a finite number");
+        if (MaxNewTokens < 0) throw new RequestValidationException(SearchField.MaxNewTokens, "max new tokens must be ≥ 0");
+        if (StopStrings.Any(string.IsNullOrEmpty)) throw new RequestValidationException(SearchField.StopStrings, "stop strings must not be empty");
         Sampling.Validate();
         return this;
     }

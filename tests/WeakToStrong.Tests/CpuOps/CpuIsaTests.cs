@@ -1,5 +1,6 @@
 using System.Text.Json;
 using WeakToStrong.Backends.Cpu;
+using WeakToStrong.Engine;
 using WeakToStrong.Tests.Cli;
 
 namespace WeakToStrong.Tests.CpuOps;
@@ -21,12 +22,12 @@ public class CpuIsaTests
     [Fact]
     public void AnUnknownOrMissingPathIsRefusedByName()
     {
-        var unknown = Assert.Throws<ArgumentException>(() => CpuIsas.Parse("avx3"));
+        var unknown = Assert.Throws<InvalidSettingException>(() => CpuIsas.Parse("avx3"));
         Assert.Contains("W2S_CPU_ISA=avx3", unknown.Message);
         Assert.Contains("avx2, avx512", unknown.Message);
         if (!CpuIsas.IsSupported(CpuIsa.Avx512))
         {
-            Assert.Contains("process has no avx512", Assert.Throws<ArgumentException>(() => CpuIsas.Parse("avx512")).Message);
+            Assert.Contains("process has no avx512", Assert.Throws<InvalidSettingException>(() => CpuIsas.Parse("avx512")).Reason);
             Assert.Throws<ArgumentException>(() => new CpuBackend(CpuIsa.Avx512));
         }
     }

@@ -55,8 +55,9 @@ public class KvBudgetTests
         var specs = new[] { large, small, small };
         long perBlock = (2048 + 512 + 512) * 16L;
         Assert.Equal(10, KvBudget.FromBytes(10 * perBlock + perBlock - 1).BlocksPerModel(specs));
-        var e = Assert.Throws<ArgumentException>(() => KvBudget.FromBytes(perBlock - 1).BlocksPerModel(specs));
-        Assert.Contains("less than one block", e.Message);
+        var e = Assert.Throws<InvalidSettingException>(() => KvBudget.FromBytes(perBlock - 1).BlocksPerModel(specs));
+        Assert.StartsWith("the KV budget of ", e.Reason);
+        Assert.Contains("less than one block", e.Reason);
         Assert.Equal(nameof(KvBudget.Bytes), e.ParamName);
         Assert.Throws<ArgumentOutOfRangeException>(() => KvBudget.FromBytes(0));
     }

@@ -1,4 +1,5 @@
 using WeakToStrong.Chat;
+using WeakToStrong.Engine;
 using WeakToStrong.Search;
 
 namespace WeakToStrong.Tests.Search;
@@ -53,23 +54,23 @@ public class ChatTemplateTests(SearchModelsFixture models) : IClassFixture<Searc
         Assert.Equal("S\n\n Hi\n\nHello! \n\nMore", Text(ChatTemplate.None, "More", "S", "<s>", "</s>", history));
         // Consecutive user turns render where the template allows them; Llama-2-chat's raises, and so does ours.
         Assert.Equal("<|im_start|>user\nA<|im_end|>\n<|im_start|>user\nB<|im_end|>\n<|im_start|>assistant\n", Text(ChatTemplate.ChatMl, "B", null, "", "", [ChatTurn.User("A")]));
-        var e = Assert.Throws<ArgumentException>(() => ChatTemplate.Llama2Chat.Render("B", null, [ChatTurn.User("A")]));
+        var e = Assert.Throws<InvalidSettingException>(() => ChatTemplate.Llama2Chat.Render("B", null, [ChatTurn.User("A")]));
         Assert.Equal("history", e.ParamName);
-        Assert.Contains("alternate user, assistant", e.Message);
-        Assert.Throws<ArgumentException>(() => ChatTemplate.Llama2Chat.Render("B", null, [ChatTurn.Assistant("A")]));
-        Assert.Throws<ArgumentException>(() => ChatTemplate.ChatMl.Render("B", null, [null!]));
+        Assert.StartsWith("the Llama-2-chat template needs turns that alternate user, assistant", e.Reason);
+        Assert.Throws<InvalidSettingException>(() => ChatTemplate.Llama2Chat.Render("B", null, [ChatTurn.Assistant("A")]));
+        Assert.Throws<InvalidSettingException>(() => ChatTemplate.ChatMl.Render("B", null, [null!]));
     }
 
     [Fact]
     public void EarlierTurnsNeedChatFormattingAndRealTurns()
     {
-        var e = Assert.Throws<ArgumentException>(() => new SearchRequest { Prompt = "More", History = [ChatTurn.User("Hi"), ChatTurn.Assistant("Hello")] }.Validate());
-        Assert.Equal(nameof(SearchRequest.History), e.ParamName);
-        Assert.Contains("chat templates", e.Message);
-        e = Assert.Throws<ArgumentException>(() => new SearchRequest { Prompt = "More", Chat = true, History = [ChatTurn.User("Hi"), null!] }.Validate());
-        Assert.Equal(nameof(SearchRequest.History), e.ParamName);
-        Assert.Contains("turn 1", e.Message);
-        Assert.Throws<ArgumentException>(() => new SearchRequest { Prompt = "More", Chat = true, History = [new ChatTurn((ChatTurnRole)7, "x")] }.Validate());
+        var e = Assert.Throws<RequestValidationException>(() => new SearchRequest { Prompt = "More", History = [ChatTurn.User("Hi"), ChatTurn.Assistant("Hello")] }.Validate());
+        Assert.Equal(SearchField.History, e.Field);
+        Assert.Contains("chat templates", e.Reason);
+        e = Assert.Throws<RequestValidationException>(() => new SearchRequest { Prompt = "More", Chat = true, History = [ChatTurn.User("Hi"), null!] }.Validate());
+        Assert.Equal(SearchField.History, e.Field);
+        Assert.Contains("turn 1", e.Reason);
+        Assert.Equal(SearchField.History, Assert.Throws<RequestValidationException>(() => new SearchRequest { Prompt = "More", Chat = true, History = [new ChatTurn((ChatTurnRole)7, "x")] }.Validate()).Field);
         Assert.Equal(2, new SearchRequest { Prompt = "More", Chat = true, History = [ChatTurn.User("Hi"), ChatTurn.Assistant("Hello")] }.Validate().History.Count);
     }
 
@@ -93,9 +94,10 @@ public class ChatTemplateTests(SearchModelsFixture models) : IClassFixture<Searc
 
         // A conversation the model's template refuses is blamed on the request's History, whoever asked.
         var llama2 = new ChatModel(models.Llama.Model!, ChatTemplate.Llama2Chat);
-        var e = Assert.Throws<ArgumentException>(() => llama2.EncodePrompt("More", chat: true, history: [ChatTurn.User("Hi")]));
-        Assert.Equal(nameof(SearchRequest.History), e.ParamName);
-        Assert.Contains("alternate user, assistant", e.Message);
+        var e = Assert.Throws<RequestValidationException>(() => llama2.EncodePrompt("More", chat: true, history: [ChatTurn.User("Hi")]));
+        Assert.Equal(SearchField.History, e.Field);
+        Assert.StartsWith($"{llama2.Name}: the Llama-2-chat template needs turns that alternate user, assistant", e.Reason);
+        Assert.IsType<InvalidSettingException>(e.InnerException);
     }
 
     [Theory]

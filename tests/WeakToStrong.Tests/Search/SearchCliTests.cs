@@ -171,11 +171,11 @@ public class SearchCliTests(SearchModelsFixture models) : IClassFixture<SearchMo
     [InlineData(null, "", "error: give exactly one of --prompt and --messages")]
     [InlineData(null, "--messages /nonexistent/conversation.json", "error: --messages: /nonexistent/conversation.json does not exist")]
     [InlineData("[{\"role\": \"user\"", "--messages FILE", "not JSON")]
-    [InlineData("{\"role\": \"user\", \"content\": \"hi\"}", "--messages FILE", "\"messages\" must be an array")]
-    [InlineData("[{\"role\": \"user\", \"content\": \"hi\"}, {\"role\": \"assistant\", \"content\": \"yes\"}]", "--messages FILE", "messages[1] is an assistant message; the last message must be the user message")]
-    [InlineData("[{\"role\": \"tool\", \"content\": \"42\"}]", "--messages FILE", "messages[0]: role 'tool' is not supported")]
-    [InlineData("[{\"role\": \"user\", \"content\": [{\"type\": \"image_url\"}]}]", "--messages FILE", "messages[0]: only text parts")]
-    [InlineData("[{\"role\": \"user\", \"content\": \"a\"}, {\"role\": \"system\", \"content\": \"b\"}, {\"role\": \"user\", \"content\": \"c\"}]", "--messages FILE", "messages[1]: system messages must come before")]
+    [InlineData("{\"role\": \"user\", \"content\": \"hi\"}", "--messages FILE", "'messages' must be an array (got an object).")]
+    [InlineData("[{\"role\": \"user\", \"content\": \"hi\"}, {\"role\": \"assistant\", \"content\": \"yes\"}]", "--messages FILE", "the last message must be a user message (messages[1] is an assistant message)")]
+    [InlineData("[{\"role\": \"tool\", \"content\": \"42\"}]", "--messages FILE", "'messages[0]': tool messages are not supported")]
+    [InlineData("[{\"role\": \"user\", \"content\": [{\"type\": \"image_url\"}]}]", "--messages FILE", "'messages[0].content[0]': only text parts are supported.")]
+    [InlineData("[{\"role\": \"user\", \"content\": \"a\"}, {\"role\": \"system\", \"content\": \"b\"}, {\"role\": \"user\", \"content\": \"c\"}]", "--messages FILE", "'messages[1]': system and developer messages must come before")]
     [InlineData(Conversation, "--messages FILE --system S", "error: --system: the conversation has its own system message")]
     public void BadMessagesAreOneLineNamingTheMessage(string? content, string arguments, string expected)
     {

@@ -35,12 +35,12 @@ public class SearchLimitsTests(SearchModelsFixture models, ITestOutputHelper out
     [InlineData(4097, 1, "W·K = 4097 × 1 = 4097 candidates exceeds the limit of 4096")]
     public void OverflowingShapesAreRefusedByValidation(int w, int k, string message)
     {
-        var (e, bytes) = Allocated<ArgumentOutOfRangeException>(() => new SearchRequest { Prompt = Prompt, BeamWidth = w, Successors = k }.Validate());
+        var (e, bytes) = Allocated<RequestValidationException>(() => new SearchRequest { Prompt = Prompt, BeamWidth = w, Successors = k }.Validate());
         Assert.True(bytes < RefusalAllocationLimit, $"the refusal allocated {bytes} bytes");
-        Assert.Equal(nameof(SearchRequest.BeamWidth), e.ParamName);
+        Assert.Equal(SearchField.BeamWidth, e.Field);
         Assert.Contains(message, e.Message);
-        var n = Assert.Throws<ArgumentOutOfRangeException>(() => new SearchRequest { Prompt = Prompt, Method = SearchMethodKind.BestOfN, N = 4097 }.Validate());
-        Assert.Equal(nameof(SearchRequest.N), n.ParamName);
+        var n = Assert.Throws<RequestValidationException>(() => new SearchRequest { Prompt = Prompt, Method = SearchMethodKind.BestOfN, N = 4097 }.Validate());
+        Assert.Equal(SearchField.N, n.Field);
         Assert.Contains("N = 4097 samples exceeds the limit of 4096", n.Message);
         new SearchRequest { Prompt = Prompt, BeamWidth = 64, Successors = 64, N = 4096 }.Validate(); // at the cap
     }
@@ -95,7 +95,7 @@ public class SearchLimitsTests(SearchModelsFixture models, ITestOutputHelper out
         var request = new SearchRequest { Prompt = Prompt, Method = method, BeamWidth = 64, Successors = 64, N = 4096, MaxNewTokens = 200 };
         // models.Large has a pool of 1024 blocks; a 200-token response alone needs 13, so give Sample a smaller pool.
         using var large = ChatModel.Load(models.LargeDirectory, new ModelOptions { KvBlocks = method == SearchMethodKind.Sample ? 8 : 1024 });
-        var e = await Assert.ThrowsAsync<ArgumentOutOfRangeException>(() =>
+        var e = await Assert.ThrowsAsync<RequestValidationException>(() =>
             SearchMethods.For(method).RunAsync(new SearchContext(new LocalLargeModel(large), models.Tuned, models.Untuned), request));
         Assert.Equal(parameter, e.ParamName);
         Assert.Contains(shape, e.Message);
@@ -116,11 +116,11 @@ public class SearchLimitsTests(SearchModelsFixture models, ITestOutputHelper out
             Model = new ModelOptions { KvBlocks = 64 },
         };
         var request = new SearchRequest { Prompt = Prompt, BeamWidth = 64, Successors = 64 };
-        var (e, bytes) = Allocated<ArgumentOutOfRangeException>(() => WeakToStrongSearch.Load(options, request).Dispose());
+        var (e, bytes) = Allocated<RequestValidationException>(() => WeakToStrongSearch.Load(options, request).Dispose());
         // Configs and tokenizers are read, no weights and no pool: the three models' f32 weights alone are larger.
         Assert.True(bytes < RefusalAllocationLimit, $"the refusal allocated {bytes} bytes");
         output.WriteLine($"refused before loading after allocating {bytes} bytes");
-        Assert.Equal(nameof(SearchRequest.BeamWidth), e.ParamName);
+        Assert.Equal(SearchField.BeamWidth, e.Field);
         Assert.Contains("W·K = 64 × 64 = 4096 candidates with any prompt and up to 50 new tokens needs at least", e.Message);
         Assert.Contains("but its pool holds 64", e.Message);
         using var fits = WeakToStrongSearch.Load(options, request with { BeamWidth = 2, Successors = 2, MaxNewTokens = 8 });
@@ -166,35 +166,35 @@ public class SearchLimitsTests(SearchModelsFixture models, ITestOutputHelper out
             Model = new ModelOptions { KvBlocks = 64 },
         };
         var tooLong = new SearchRequest { Prompt = Prompt, BeamWidth = 2, Successors = 2, MaxNewTokens = 100_000_000 };
-        var (e, bytes) = Allocated<ArgumentOutOfRangeException>(() => WeakToStrongSearch.Load(options, tooLong).Dispose());
+        var (e, bytes) = Allocated<RequestValidationException>(() => WeakToStrongSearch.Load(options, tooLong).Dispose());
         Assert.True(bytes < RefusalAllocationLimit, $"the refusal allocated {bytes} bytes");
-        Assert.Equal(nameof(SearchRequest.MaxNewTokens), e.ParamName);
+        Assert.Equal(SearchField.MaxNewTokens, e.Field);
         Assert.Contains($"max new tokens = 100000000 exceeds the context of {models.LargeDirectory} ({models.Large.Spec.MaxPositions} tokens, prompt included)", e.Message);
-        var run = await Assert.ThrowsAsync<ArgumentOutOfRangeException>(() =>
+        var run = await Assert.ThrowsAsync<RequestValidationException>(() =>
             SearchMethods.For(SearchMethodKind.BestOfN).RunAsync(new SearchContext(new LocalLargeModel(models.Large), models.Tuned, models.Untuned), tooLong with { Method = SearchMethodKind.BestOfN, N = 2 }));
-        Assert.Equal(nameof(SearchRequest.MaxNewTokens), run.ParamName);
+        Assert.Equal(SearchField.MaxNewTokens, run.Field);
         Assert.Contains("exceeds the context of", run.Message);
         // The whole context is allowed (a response is cut to what the prompt leaves).
         using (WeakToStrongSearch.Load(options with { Model = new ModelOptions { KvBlocks = 1024 } }, tooLong with { MaxNewTokens = models.Large.Spec.MaxPositions })) { }
 
         // Before loading, against any prompt: 64 candidates need a block each, more than an 8-block pool.
         var small = options with { Model = new ModelOptions { KvBlocks = 8 } };
-        var shape = Assert.Throws<ArgumentOutOfRangeException>(() => WeakToStrongSearch.Load(small, tooLong with { MaxNewTokens = 20, BeamWidth = 8, Successors = 8 }).Dispose());
-        Assert.Equal(nameof(SearchRequest.BeamWidth), shape.ParamName);
+        var shape = Assert.Throws<RequestValidationException>(() => WeakToStrongSearch.Load(small, tooLong with { MaxNewTokens = 20, BeamWidth = 8, Successors = 8 }).Dispose());
+        Assert.Equal(SearchField.BeamWidth, shape.Field);
         Assert.Contains("W·K = 8 × 8 = 64 candidates", shape.Message);
 
         // When it runs, against the real prompt: 200 tokens do not fit 8 blocks even for one candidate, so the length
         // is to blame; 20 tokens do fit one candidate, so W·K = 64 is.
         using var large = ChatModel.Load(models.LargeDirectory, new ModelOptions { KvBlocks = 8 });
         var context = new SearchContext(new LocalLargeModel(large), models.Tuned, models.Untuned);
-        var length = await Assert.ThrowsAsync<ArgumentOutOfRangeException>(() =>
+        var length = await Assert.ThrowsAsync<RequestValidationException>(() =>
             SearchMethods.For(SearchMethodKind.ChunkBeamSearch).RunAsync(context, tooLong with { MaxNewTokens = 200 }));
-        Assert.Equal(nameof(SearchRequest.MaxNewTokens), length.ParamName);
+        Assert.Equal(SearchField.MaxNewTokens, length.Field);
         Assert.Contains("max new tokens = 200 (even with one candidate) with a ", length.Message);
         Assert.Contains("lower the max new tokens, or raise the KV budget", length.Message);
-        var wide = await Assert.ThrowsAsync<ArgumentOutOfRangeException>(() =>
+        var wide = await Assert.ThrowsAsync<RequestValidationException>(() =>
             SearchMethods.For(SearchMethodKind.ChunkBeamSearch).RunAsync(context, tooLong with { MaxNewTokens = 20, BeamWidth = 8, Successors = 8 }));
-        Assert.Equal(nameof(SearchRequest.BeamWidth), wide.ParamName);
+        Assert.Equal(SearchField.BeamWidth, wide.Field);
         Assert.Contains("W·K = 8 × 8 = 64 candidates with a ", wide.Message);
         Assert.Equal(0, large.Transformer.Cache.PeakUsedBlocks);
     }

@@ -1,4 +1,3 @@
-using System.Reflection;
 using System.Text;
 using WeakToStrong.Search;
 using WeakToStrong.Server;
@@ -6,28 +5,22 @@ using WeakToStrong.Server.Protocol;
 
 namespace WeakToStrong.Tests.Server;
 
-/// <summary>Errors name the API's fields (never the library's C# properties), and the listen host is checked.</summary>
+/// <summary>Errors name the API's fields (never the library's C# properties), methods are read by the library's names, and the listen host is checked.</summary>
 public sealed class RequestFieldTests
 {
-    /// <summary>Properties no request field sets: the server fixes them (or the model's template does).</summary>
-    private static readonly HashSet<string> NotFromRequests =
-        [nameof(SearchRequest.EosTokenIds), nameof(SearchRequest.Chat), nameof(SearchRequest.Trace), nameof(SearchRequest.CacheMode)];
+    private static readonly RequestLimits Limits = new() { ModelName = "m" };
+
+    private static ParsedRequest Parse(string json, bool chat = false) => RequestParser.Parse(Encoding.UTF8.GetBytes(json), chat, Limits);
 
     [Fact]
-    public void EverySearchRequestPropertyARequestSetsHasAnApiFieldName()
+    public void EveryFieldTheLibraryCanBlameHasAnApiFieldName()
     {
-        var settable = typeof(SearchRequest).GetProperties(BindingFlags.Public | BindingFlags.Instance).Where(p => p.SetMethod is not null).Select(p => p.Name);
-        foreach (string property in settable.Where(p => !NotFromRequests.Contains(p)))
+        foreach (var field in Enum.GetValues<SearchField>())
         {
-            string? field = RequestParser.ApiField(property);
-            Assert.True(field is not null, $"SearchRequest.{property} has no API field name: an error about it would name the C# property");
-            Assert.Matches("^[a-z][a-z_]*$", field);
+            Assert.True(RequestParser.Fields.TryGetValue(field, out string? name), $"SearchField.{field} has no API field name: an error about it would name no field");
+            Assert.Matches("^[a-z][a-z_]*$", name);
+            Assert.Equal(name, RequestParser.ApiField(field, chat: false));
         }
-        // SamplingSettings.Validate() names its own properties; they are the request's names too.
-        foreach (var p in typeof(WeakToStrong.Engine.SamplingSettings).GetProperties(BindingFlags.Public | BindingFlags.Instance))
-            Assert.NotNull(RequestParser.ApiField(p.Name));
-        Assert.Null(RequestParser.ApiField("SomethingElse"));
-        Assert.Null(RequestParser.ApiField(null));
     }
 
     [Theory]
@@ -46,13 +39,57 @@ public sealed class RequestFieldTests
     }
 
     [Fact]
-    public void LibraryArgumentErrorsDuringARunNameTheApiField()
+    public void LibraryRefusalsDuringARunNameTheApiFieldAndOtherArgumentErrorsAreTheServers()
     {
-        var error = CompletionHandler.Translate(new ArgumentOutOfRangeException(nameof(SearchRequest.TopP), 2f, "top-p must be in (0, 1]"));
+        var error = CompletionHandler.Translate(new RequestValidationException(SearchField.TopP, "top-p must be in (0, 1]"));
         Assert.Equal(400, error.Status);
         Assert.Equal("top_p", error.Param);
+        Assert.Equal("invalid_value", error.Code);
         Assert.Equal("top-p must be in (0, 1]", error.Message);
-        Assert.Null(CompletionHandler.Translate(new ArgumentException("bad", "internalThing")).Param);
+        Assert.Equal("max_tokens", CompletionHandler.Translate(new RequestValidationException(SearchField.MaxNewTokens, "too long")).Param);
+        var prompt = new RequestValidationException(SearchField.Prompt, "the prompt encodes to no token");
+        Assert.Equal(("prompt", "messages"), (CompletionHandler.Translate(prompt).Param, CompletionHandler.Translate(prompt, chat: true).Param));
+        // An argument error that blames no request field is a check this server missed, not the client's fault.
+        var internalError = CompletionHandler.Translate(new ArgumentException("bad", "internalThing"));
+        Assert.Equal(500, internalError.Status);
+        Assert.Null(internalError.Param);
+        Assert.Equal("server_error", internalError.Code);
+    }
+
+    [Theory]
+    [InlineData("cbs", SearchMethodKind.ChunkBeamSearch)]
+    [InlineData("bon", SearchMethodKind.BestOfN)]
+    [InlineData("best-of-n", SearchMethodKind.BestOfN)]
+    [InlineData("BON", SearchMethodKind.BestOfN)]
+    [InlineData("eft", SearchMethodKind.EmulatedFineTuning)]
+    [InlineData("sample", SearchMethodKind.Sample)]
+    [InlineData("sampling", SearchMethodKind.Sample)]
+    public void MethodsAreReadByTheLibrarysNames(string name, SearchMethodKind method)
+    {
+        Assert.Equal(method, Parse($$"""{"model":"m","prompt":"x","method":"{{name}}"}""").Search.Method);
+        Assert.Equal(method, Parse($$$"""{"model":"m","prompt":"x","search":{"method":"{{{name}}}"}}""").Search.Method);
+    }
+
+    [Theory]
+    [InlineData("""{"model":"m","prompt":"x","method":"beam"}""", "method", "'method' must be one of cbs, bon, eft, sample (got 'beam').")]
+    [InlineData("""{"model":"m","prompt":"x","search":{"method":"best-of"}}""", "search.method", "'search.method' must be one of cbs, bon, eft, sample (got 'best-of').")]
+    public void AnUnknownMethodIsRefusedListingTheMethods(string json, string param, string message)
+    {
+        var e = Assert.Throws<ApiException>(() => Parse(json));
+        Assert.Equal((400, param, "invalid_value", message), (e.Status, e.Param, e.Code, e.Message));
+    }
+
+    /// <summary>The messages parser's refusals keep their path as the param and their kind as OpenAI's code.</summary>
+    [Theory]
+    [InlineData("""[{"role":"user","content":"a"},{"role":"assistant","content":"b"}]""", "messages[1]", "invalid_value")]
+    [InlineData("""[{"role":"user"}]""", "messages[0].content", "missing_required_parameter")]
+    [InlineData("""[{"role":7,"content":"a"}]""", "messages[0].role", "invalid_type")]
+    [InlineData("""[{"role":"function","content":"a"}]""", "messages[0].role", "unsupported_parameter")]
+    public void MessagesErrorsKeepTheirPathAndCode(string messages, string param, string code)
+    {
+        var e = Assert.Throws<ApiException>(() => Parse($$"""{"model":"m","messages":{{messages}}}""", chat: true));
+        Assert.Equal((400, param, code), (e.Status, e.Param, e.Code));
+        Assert.Contains(param.Split('.')[0], e.Message); // the message names the message it blames
     }
 
     [Theory]

@@ -107,6 +107,19 @@ public sealed class ServerApiTests(ServerFixture server) : IClassFixture<ServerF
             Assert.True(events.Count(e => e.GetProperty("choices")[0].GetProperty("text").GetString() != "") >= 2, "token-level methods stream text as it is drawn");
     }
 
+    /// <summary>The server reads method names as the CLI and the chat client do: the best-of-n alias runs Best-of-N.</summary>
+    [Fact]
+    public async Task TheBestOfNAliasRunsBestOfN()
+    {
+        const ulong seed = 11;
+        var expected = await server.Search.RunAsync(Expected("bon", seed, 6));
+        var body = await Api.OkAsync(server.Http, "v1/completions", Body("best-of-n", seed, 6));
+        Assert.Equal(expected.Text, Api.Text(body));
+        Assert.Equal("bon", body.GetProperty("search").GetProperty("method").GetString());
+        Assert.Equal(3, body.GetProperty("search").GetProperty("n").GetInt32());
+        Assert.Equal(expected.Score, body.GetProperty("search").GetProperty("score").GetDouble(), 6);
+    }
+
     [Fact]
     public async Task ChoicesUseConsecutiveSeedsAndUsageComesLastWhenAsked()
     {

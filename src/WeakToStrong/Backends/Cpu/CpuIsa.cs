@@ -1,5 +1,6 @@
 using System.Runtime.Intrinsics;
 using System.Runtime.Intrinsics.X86;
+using WeakToStrong.Engine;
 
 namespace WeakToStrong.Backends.Cpu;
 
@@ -38,7 +39,7 @@ public static class CpuIsas
     public static IReadOnlyList<CpuIsa> Supported => Enum.GetValues<CpuIsa>().Where(IsSupported).ToArray();
 
     /// <summary>The path a new <see cref="CpuBackend"/> takes: <c>W2S_CPU_ISA</c> when set, else <see cref="Widest"/>.
-    /// Throws <see cref="ArgumentException"/> naming the variable when its value is unknown or this CPU lacks it.</summary>
+    /// Throws <see cref="InvalidSettingException"/> naming the variable when its value is unknown or this CPU lacks it.</summary>
     public static CpuIsa Default => Parse(Environment.GetEnvironmentVariable(Variable));
 
     /// <summary><paramref name="value"/> as a path (null or empty: <see cref="Widest"/>).</summary>
@@ -49,9 +50,9 @@ public static class CpuIsas
         {
             "avx2" => CpuIsa.Avx2,
             "avx512" => CpuIsa.Avx512,
-            _ => throw new ArgumentException($"{Variable}={value} is not a CPU path (known: avx2, avx512)", Variable),
+            _ => throw new InvalidSettingException($"{Variable}={value} is not a CPU path (known: avx2, avx512)", Variable),
         };
-        if (!IsSupported(isa)) throw new ArgumentException($"{Variable}={value}: this process has no {Name(isa)} (the CPU lacks it, DOTNET_EnableAVX512=0 or DOTNET_PreferredVectorBitWidth below 512 turns it off, or a NativeAOT build for x86-64-v3)", Variable);
+        if (!IsSupported(isa)) throw new InvalidSettingException($"{Variable}={value}: this process has no {Name(isa)} (the CPU lacks it, DOTNET_EnableAVX512=0 or DOTNET_PreferredVectorBitWidth below 512 turns it off, or a NativeAOT build for x86-64-v3)", Variable);
         return isa;
     }
 

@@ -69,7 +69,7 @@ public sealed record KvBudget
 
     /// <summary>
     /// Blocks each model's pool gets: the budget divided by one block of every model. Throws
-    /// <see cref="ArgumentException"/> (naming both sizes) when that is not even one block.
+    /// <see cref="InvalidSettingException"/> (blaming <see cref="Bytes"/>, naming both sizes) when that is not even one block.
     /// </summary>
     public int BlocksPerModel(IReadOnlyCollection<ModelSpec> specs, int blockSize = 16)
     {
@@ -78,7 +78,7 @@ public sealed record KvBudget
         long perBlock = specs.Sum(s => BlockBytes(s, blockSize));
         long blocks = Bytes / perBlock;
         if (blocks < 1)
-            throw new ArgumentException(
+            throw new InvalidSettingException(
                 $"the KV budget of {new ByteSize(Bytes)} is less than one block of {blockSize} tokens in each of {specs.Count} model(s) ({new ByteSize(perBlock)})",
                 nameof(Bytes));
         return (int)Math.Min(blocks, int.MaxValue);

@@ -76,7 +76,7 @@ public static class SearchCapacity
     }
 
     /// <summary>
-    /// Throws <see cref="ArgumentOutOfRangeException"/> naming the max new tokens when they exceed a local model's
+    /// Throws <see cref="RequestValidationException"/> blaming the max new tokens when they exceed a local model's
     /// context, or the binding parameter (the max new tokens when one candidate would not fit, else W·K or N), the
     /// blocks needed and the pool's size when the search cannot fit a local model's KV pool.
     /// </summary>
@@ -145,7 +145,7 @@ public static class SearchCapacity
     private static void CheckContext(SearchRequest request, string model, int contextTokens)
     {
         if (request.MaxNewTokens > contextTokens)
-            throw new ArgumentOutOfRangeException(nameof(SearchRequest.MaxNewTokens), string.Create(CultureInfo.InvariantCulture,
+            throw new RequestValidationException(SearchField.MaxNewTokens, string.Create(CultureInfo.InvariantCulture,
                 $"max new tokens = {request.MaxNewTokens} exceeds the context of {model} ({contextTokens} tokens, prompt included)"));
     }
 
@@ -164,17 +164,17 @@ public static class SearchCapacity
     /// The refusal, naming the binding parameter: the max new tokens when even one candidate (W·K = 1, N = 1) would
     /// not fit (<paramref name="needFor"/> of that request), else the shape.
     /// </summary>
-    private static ArgumentOutOfRangeException Refusal(SearchRequest request, Func<SearchRequest, long> needFor, string model, string prompt, long need, int blockSize, long blocks, long poolBytes)
+    private static RequestValidationException Refusal(SearchRequest request, Func<SearchRequest, long> needFor, string model, string prompt, long need, int blockSize, long blocks, long poolBytes)
     {
         var (w, k, _) = request.Shape;
         bool lengthBound = request.Method is SearchMethodKind.Sample or SearchMethodKind.EmulatedFineTuning
             || needFor(request with { BeamWidth = 1, Successors = 1, N = 1 }) > blocks;
         var (parameter, shape, fix) = lengthBound
-            ? (nameof(SearchRequest.MaxNewTokens), $"max new tokens = {request.MaxNewTokens}{(request.Method is SearchMethodKind.ChunkBeamSearch or SearchMethodKind.BestOfN ? " (even with one candidate)" : "")}", "lower the max new tokens")
+            ? (SearchField.MaxNewTokens, $"max new tokens = {request.MaxNewTokens}{(request.Method is SearchMethodKind.ChunkBeamSearch or SearchMethodKind.BestOfN ? " (even with one candidate)" : "")}", "lower the max new tokens")
             : request.Method == SearchMethodKind.BestOfN
-                ? (nameof(SearchRequest.N), $"N = {request.N} samples", "lower N or the max new tokens")
-                : (nameof(SearchRequest.BeamWidth), $"W·K = {w} × {k} = {(long)w * k} candidates", "lower the shape or the max new tokens");
-        return new ArgumentOutOfRangeException(parameter, string.Create(CultureInfo.InvariantCulture,
+                ? (SearchField.N, $"N = {request.N} samples", "lower N or the max new tokens")
+                : (SearchField.BeamWidth, $"W·K = {w} × {k} = {(long)w * k} candidates", "lower the shape or the max new tokens");
+        return new RequestValidationException(parameter, string.Create(CultureInfo.InvariantCulture,
             $"{shape} with {prompt} and up to {request.MaxNewTokens} new tokens needs {(prompt == "any prompt" ? "at least" : "up to")} {need} KV blocks of {blockSize} tokens in {model}, but its pool holds {blocks} ({new ByteSize(poolBytes)}); {fix}, or raise the KV budget (--kv-memory)"));
     }
 }

@@ -37,7 +37,7 @@ public sealed class LocalLargeModel : ILargeModel
         var tokens = Model.EncodePrompt(prompt, settings.Chat, settings.SystemPrompt, settings.History).Tokens;
         int context = Model.Spec.MaxPositions;
         if (tokens.Count >= context)
-            throw new ArgumentException($"{Name}: the prompt is {tokens.Count} tokens and leaves no room in the model's context of {context}", nameof(prompt));
+            throw new RequestValidationException(SearchField.Prompt, $"{Name}: the prompt is {tokens.Count} tokens and leaves no room in the model's context of {context}");
         var stops = new StopChecker(Model.Tokenizer, settings.EosTokenIds ?? Model.StopTokenIds(settings.Chat), settings.StopStrings,
             Math.Min(settings.MaxNewTokens, context - tokens.Count));
         var sequence = Model.Transformer.CreateSequence(tokens, key: 0);
