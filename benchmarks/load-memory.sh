@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
-# Load benchmark (issue 8, DESIGN §2 "one copy of the weights"): writes a multi-GB checkpoint of a real shape with
-# random weights (tools/random-checkpoint), loads it with `w2s bench --load` from a warm page cache RUNS times
-# (default 3) and prints each run's load time, GB/s and peak RSS against the target
+# Load benchmark (issue 8; docs/architecture.md §Loading and memory, "one copy of the weights"): writes a
+# multi-GB checkpoint of a real shape with random weights (tools/random-checkpoint), loads it with `w2s bench --load`
+# from a warm page cache RUNS times (default 3) and prints each run's load time, GB/s and peak RSS against the target
 # (peak RSS ≤ 1.15 × checkpoint bytes + KV budget + 0.5 GB; load ≥ 1 GB/s); the checkpoint is deleted at the end.
 #
 #   benchmarks/load-memory.sh [gpt2-large|tinyllama] [f32|f16|bf16]      (needs ~2× the checkpoint in free disk)

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Regenerates the sentiment experiment of the README: w2s eval JSONL files in docs/sentiment/ and, from them, the
+# Regenerates the sentiment experiment (docs/sentiment.md): w2s eval JSONL files in docs/sentiment/ and, from them, the
 # plot (docs/sentiment/reward-vs-compute.png) and table (docs/sentiment/table.md).
 #
 #   bash tools/sentiment-eval.sh            # everything (resumes: runs already in the files are skipped)

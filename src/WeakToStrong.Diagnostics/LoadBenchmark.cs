@@ -32,7 +32,8 @@ public sealed record LoadMeasurement(long CheckpointBytes, double LoadSeconds, l
 
 /// <summary>
 /// Measures loading a checkpoint (Linux: peak RSS from /proc/self/status, reset through /proc/self/clear_refs). For
-/// the memory claim of DESIGN §2 — one copy of the weights — on real sizes; see benchmarks/load-memory.sh.
+/// the memory claim of docs/architecture.md §Loading and memory — one copy of the weights — on real sizes; see
+/// benchmarks/load-memory.sh.
 /// </summary>
 public static class LoadBenchmark
 {

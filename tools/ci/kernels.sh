@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Kernel checks that need no GPU (DESIGN "Verifying GPU code without a GPU"):
+# Kernel checks that need no GPU (docs/architecture.md §The CPU backend as the reference for CUDA):
 #   1. installs, if missing, NVRTC 11.8 from Debian's non-free section (libnvrtc11.2) and g++ (for the emulator);
 #   2. compiles every kernel with NVRTC for sm_80 and sm_90 and fails on a compile error or a register spill;
 #   3. runs the CUDA tests: the emulated kernels against the CPU ops, the compile check, the host-side units.

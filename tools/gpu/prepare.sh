@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Makes the GPU-check bundle on a machine with the .NET SDK, for a GPU machine without one (README "GPU check").
+# Makes the GPU-check bundle on a machine with the .NET SDK, for a GPU machine without one (docs/cuda.md "GPU check").
 #
 #   tools/gpu/prepare.sh [BUNDLE_DIR]        (default artifacts/gpu, git-ignored)
 #

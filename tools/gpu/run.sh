@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The GPU check, on a machine with an NVIDIA GPU and no .NET: bash and python3 (with PyTorch and transformers for
-# the peer figure) are all it needs. Made by tools/gpu/prepare.sh, which prints the command; see README "GPU check".
+# the peer figure) are all it needs. Made by tools/gpu/prepare.sh, which prints the command; see docs/cuda.md "GPU check".
 #
 #   run.sh [--rehearse] BUNDLE_DIR OUT_DIR
 #

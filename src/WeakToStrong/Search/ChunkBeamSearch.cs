@@ -7,9 +7,9 @@ using WeakToStrong.Search.Scoring;
 namespace WeakToStrong.Search;
 
 /// <summary>
-/// Chunk-level beam search (DESIGN §1): W·K candidates each sample up to L large-model tokens; every candidate is
-/// scored on its whole response so far; the W best survive and each forks into K. Best-of-N is (1, N, ∞) and
-/// plain sampling (1, 1, ∞).
+/// Chunk-level beam search (docs/architecture.md §Search): W·K candidates each sample up to L large-model tokens;
+/// every candidate is scored on its whole response so far; the W best survive and each forks into K. Best-of-N is
+/// (1, N, ∞) and plain sampling (1, 1, ∞).
 /// </summary>
 /// <remarks>
 /// Faithful to the reference where it changes results: finished candidates stay in the pool (and are forked K

@@ -146,7 +146,7 @@ public class SearchLimitsTests(SearchModelsFixture models, ITestOutputHelper out
         string line = Assert.Single(r.Stderr.Split('\n', StringSplitOptions.RemoveEmptyEntries));
         Assert.True(line.StartsWith(message, StringComparison.Ordinal), line);
         // Issue 8: refused within a second, no large allocation. The bounds leave room for a loaded 2-core machine
-        // (the README measures ~0.2–1 s and ~40 MB); a shape that allocates its pool or its tree first exceeds both.
+        // (docs/search.md measures ~0.2–1 s and ~40 MB); a shape that allocates its pool or its tree first exceeds both.
         output.WriteLine($"w2s search {arguments}: {wall.TotalSeconds:F2} s, peak RSS {peak / (1 << 20)} MiB");
         Assert.True(peak > 0, "the kernel reported no peak resident set for w2s");
         Assert.True(peak < 250L << 20, $"peak RSS {peak} bytes");

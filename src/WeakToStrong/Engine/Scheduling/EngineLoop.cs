@@ -9,11 +9,11 @@ namespace WeakToStrong.Engine.Scheduling;
 public readonly record struct BatchedForward(Transformer Model, int Submissions, int Rows, int Tokens, TimeSpan Duration);
 
 /// <summary>
-/// Continuous batching (DESIGN §3): one thread runs every forward call of a set of models that share a backend.
-/// Callers submit from any thread with <see cref="Transformer.ForwardAsync"/>; each turn the loop takes whatever is
-/// pending for each model, merges it into one ragged forward, and completes the callers' tasks. Requests therefore
-/// join and leave at step boundaries, and the forward (which is not re-entrant, and whose backend keeps per-batch
-/// state) only ever runs on this thread.
+/// Continuous batching (docs/architecture.md §Engine loop and admission): one thread runs every forward call of a
+/// set of models that share a backend. Callers submit from any thread with <see cref="Transformer.ForwardAsync"/>;
+/// each turn the loop takes whatever is pending for each model, merges it into one ragged forward, and completes the
+/// callers' tasks. Requests therefore join and leave at step boundaries, and the forward (which is not re-entrant,
+/// and whose backend keeps per-batch state) only ever runs on this thread.
 /// </summary>
 /// <remarks>
 /// Tasks complete synchronously on the loop thread, so a caller's code runs on it up to its next submission: the
