@@ -5,6 +5,8 @@ using WeakToStrong.Tests.Cli;
 namespace WeakToStrong.Tests.CpuOps;
 
 /// <summary>Choosing the CPU path: the default, <c>W2S_CPU_ISA</c>, and its errors (library and CLI).</summary>
+[Trait("Category", "Integration")]
+[Trait("Category", "Integration")]
 public class CpuIsaTests
 {
     [Fact]

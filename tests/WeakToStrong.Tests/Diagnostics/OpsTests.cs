@@ -13,6 +13,8 @@ namespace WeakToStrong.Tests.Diagnostics;
 /// against the CPU ops — the same cases, shapes and thresholds the command runs on a device — and the comparison
 /// itself catching wrong ops.
 /// </summary>
+[Trait("Category", "Integration")]
+[Trait("Category", "Integration")]
 public class OpsTests
 {
     public static TheoryData<string> SmallCases => new(OpCases.All(modelSized: false).Select(c => c.ToString()));

@@ -3,6 +3,8 @@ using WeakToStrong.Search;
 
 namespace WeakToStrong.Tests.Search;
 
+[Trait("Category", "Unit")]
+[Trait("Category", "Unit")]
 public class ChatTemplateTests(SearchModelsFixture models) : IClassFixture<SearchModelsFixture>
 {
     /// <summary>The template as text, with BOS/EOS written as the strings their tokenizers use.</summary>

@@ -12,6 +12,8 @@ namespace WeakToStrong.Tests.Server;
 /// run through the library with the documented mapping (choice i of a request uses seed + i; stop strings are cut
 /// from the returned text), and streams against the non-streamed text.
 /// </summary>
+[Trait("Category", "Integration")]
+[Trait("Category", "Integration")]
 public sealed class ServerApiTests(ServerFixture server) : IClassFixture<ServerFixture>
 {
     private const string Prompt = "The movie was";
