@@ -12,7 +12,6 @@ using WeakToStrong.Tokenization;
 namespace WeakToStrong.Tests.ChatClient;
 
 [Trait("Category", "Unit")]
-[Trait("Category", "Unit")]
 public class ChatClientTests(SearchModelsFixture models) : IClassFixture<SearchModelsFixture>
 {
     private const string User = "Tell me about the movie you watched";

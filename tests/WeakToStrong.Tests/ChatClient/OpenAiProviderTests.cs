@@ -11,7 +11,6 @@ namespace WeakToStrong.Tests.ChatClient;
 /// in-process chat client over the same search give the same text for the same seed.
 /// </summary>
 [Trait("Category", "Integration")]
-[Trait("Category", "Integration")]
 public sealed class OpenAiProviderTests(ServerFixture server) : IClassFixture<ServerFixture>
 {
     private static readonly Microsoft.Extensions.AI.ChatMessage[] Messages =

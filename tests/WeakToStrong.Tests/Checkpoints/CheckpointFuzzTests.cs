@@ -13,7 +13,6 @@ namespace WeakToStrong.Tests.Checkpoints;
 /// checks (<see cref="ModelWeights.Validate"/>) must refuse exactly what loading refuses, with the same message.
 /// </summary>
 [Trait("Category", "Integration")]
-[Trait("Category", "Integration")]
 public sealed class CheckpointFuzzTests(ITestOutputHelper output)
 {
     private const int Seed = 20240611;

@@ -8,7 +8,6 @@ namespace WeakToStrong.Tests.Checkpoints;
 /// <c>h.N.attn.masked_bias</c> (a scalar), which must be ignored.
 /// </summary>
 [Trait("Category", "Unit")]
-[Trait("Category", "Unit")]
 public sealed class Gpt2KeyLayoutTests
 {
     private const string Fixture = "gpt2-tiny";

@@ -9,7 +9,6 @@ namespace WeakToStrong.Tests.Checkpoints;
 /// <c>w2s score</c>) refuses, info refuses with the same message; a good one it accepts.
 /// </summary>
 [Trait("Category", "Integration")]
-[Trait("Category", "Integration")]
 public class InfoValidationTests
 {
     private static Action<TempDirectory> Drop(string tensor) =>

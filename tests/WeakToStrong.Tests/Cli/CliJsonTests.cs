@@ -9,7 +9,6 @@ namespace WeakToStrong.Tests.Cli;
 /// serialisation fails at run time). The trimmed single-file binary itself is run by CI's GPU-bundle rehearsal.
 /// </summary>
 [Trait("Category", "Unit")]
-[Trait("Category", "Unit")]
 public class CliJsonTests
 {
     [Fact]

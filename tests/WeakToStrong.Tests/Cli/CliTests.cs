@@ -4,7 +4,6 @@ namespace WeakToStrong.Tests.Cli;
 
 /// <summary>The w2s commands against the golden fixtures, and their behaviour on bad input.</summary>
 [Trait("Category", "Integration")]
-[Trait("Category", "Integration")]
 public class CliTests
 {
     private static string Ids(IEnumerable<int> ids) => string.Join(",", ids);

@@ -6,7 +6,6 @@ namespace WeakToStrong.Tests.Cli;
 /// prints the help and exits 0.
 /// </summary>
 [Trait("Category", "Integration")]
-[Trait("Category", "Integration")]
 public class ParseErrorTests
 {
     public static IEnumerable<object[]> ParseErrors()

@@ -6,7 +6,6 @@ namespace WeakToStrong.Tests.CpuOps;
 
 /// <summary>Choosing the CPU path: the default, <c>W2S_CPU_ISA</c>, and its errors (library and CLI).</summary>
 [Trait("Category", "Integration")]
-[Trait("Category", "Integration")]
 public class CpuIsaTests
 {
     [Fact]

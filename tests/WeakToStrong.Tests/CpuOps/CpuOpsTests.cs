@@ -393,9 +393,7 @@ public abstract class CpuOpsTests
 }
 
 [Trait("Category", "Unit")]
-[Trait("Category", "Unit")]
 public sealed class CpuOpsOnAvx2() : CpuOpsTests(CpuIsa.Avx2);
 
-[Trait("Category", "Unit")]
 [Trait("Category", "Unit")]
 public sealed class CpuOpsOnAvx512() : CpuOpsTests(CpuIsa.Avx512);

@@ -12,7 +12,6 @@ namespace WeakToStrong.Tests.CpuOps;
 /// these are reported as skipped.
 /// </summary>
 [Trait("Category", "Unit")]
-[Trait("Category", "Unit")]
 public class CpuPathEquivalenceTests
 {
     private readonly CpuBackend _narrow = new(CpuIsa.Avx2);

@@ -10,7 +10,6 @@ namespace WeakToStrong.Tests.Cuda;
 /// launch list; on a device it is a real CUDA graph.
 /// </summary>
 [Trait("Category", "Integration")]
-[Trait("Category", "Integration")]
 public class DecodeGraphTests
 {
     private static (List<int> Tokens, CudaBackend Backend) Generate(IBackend backend, string fixture, int steps)

@@ -9,7 +9,6 @@ namespace WeakToStrong.Tests.Cuda;
 /// our CPU output): continuation log-probs and greedy tokens, on the emulator (CI) and on a device.
 /// </summary>
 [Trait("Category", "Integration")]
-[Trait("Category", "Integration")]
 public class ForwardTests
 {
     /// <summary>The golden fixtures' bar (GoldenFixtureTests): a correct F32 runtime lands near 1e-5.</summary>

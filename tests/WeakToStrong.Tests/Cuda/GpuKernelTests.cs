@@ -6,7 +6,6 @@ namespace WeakToStrong.Tests.Cuda;
 
 /// <summary>The kernel comparisons on CUDA device 0 (cuBLAS included for the larger linear layers); skipped, with the reason, without one.</summary>
 [Trait("Category", "Integration")]
-[Trait("Category", "Integration")]
 public class GpuKernelTests : KernelComparisons
 {
     private protected override BackendPair Pair(int seed, int multiprocessors = 4) => new(new CudaBackend(), seed);

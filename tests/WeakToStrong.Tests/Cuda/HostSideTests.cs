@@ -7,7 +7,6 @@ namespace WeakToStrong.Tests.Cuda;
 
 /// <summary>The CUDA backend's host-side logic that needs no device: library lookup, geometry, cache keys, graph buckets, errors.</summary>
 [Trait("Category", "Unit")]
-[Trait("Category", "Unit")]
 public class HostSideTests
 {
     [Fact]

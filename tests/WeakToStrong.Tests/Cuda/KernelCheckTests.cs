@@ -4,7 +4,6 @@ namespace WeakToStrong.Tests.Cuda;
 
 /// <summary>The NVRTC compile check (what CI runs as `w2s kernels`), and its ptxas-log parser.</summary>
 [Trait("Category", "Integration")]
-[Trait("Category", "Integration")]
 public class KernelCheckTests
 {
     [NvrtcFact]

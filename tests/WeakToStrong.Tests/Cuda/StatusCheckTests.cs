@@ -9,7 +9,6 @@ namespace WeakToStrong.Tests.Cuda;
 /// <c>_ =</c> under a comment saying why.
 /// </summary>
 [Trait("Category", "Unit")]
-[Trait("Category", "Unit")]
 public partial class StatusCheckTests
 {
     [GeneratedRegex(@"\b(DriverApi|NvrtcApi|CublasApi)\.(\w+)\(")]

@@ -8,7 +8,6 @@ namespace WeakToStrong.Tests.Diagnostics;
 
 /// <summary>What the benchmarks count (FLOPs per token) and what `w2s bench` reports.</summary>
 [Trait("Category", "Integration")]
-[Trait("Category", "Integration")]
 public class BenchmarkAccountingTests
 {
     [Fact]

@@ -14,7 +14,6 @@ namespace WeakToStrong.Tests.Diagnostics;
 /// itself catching wrong ops.
 /// </summary>
 [Trait("Category", "Integration")]
-[Trait("Category", "Integration")]
 public class OpsTests
 {
     public static TheoryData<string> SmallCases => new(OpCases.All(modelSized: false).Select(c => c.ToString()));

@@ -5,7 +5,6 @@ namespace WeakToStrong.Tests.Engine;
 
 /// <summary>Byte sizes as people write them, the KV budget split across models, and the blocks a search tree needs.</summary>
 [Trait("Category", "Unit")]
-[Trait("Category", "Unit")]
 public class KvBudgetTests
 {
     [Theory]

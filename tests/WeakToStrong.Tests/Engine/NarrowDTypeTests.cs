@@ -15,7 +15,6 @@ namespace WeakToStrong.Tests.Engine;
 /// catches a narrow tensor read as if it were F32 (GPT-2's F16 position table did) without Hugging Face.
 /// </summary>
 [Trait("Category", "Integration")]
-[Trait("Category", "Integration")]
 public class NarrowDTypeTests
 {
     /// <summary>Per-token log-probs agree to float rounding (the arithmetic is the same F32 on both sides).</summary>

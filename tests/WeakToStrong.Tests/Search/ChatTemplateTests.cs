@@ -4,7 +4,6 @@ using WeakToStrong.Search;
 namespace WeakToStrong.Tests.Search;
 
 [Trait("Category", "Unit")]
-[Trait("Category", "Unit")]
 public class ChatTemplateTests(SearchModelsFixture models) : IClassFixture<SearchModelsFixture>
 {
     /// <summary>The template as text, with BOS/EOS written as the strings their tokenizers use.</summary>

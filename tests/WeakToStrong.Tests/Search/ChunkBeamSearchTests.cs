@@ -7,7 +7,6 @@ using WeakToStrong.Tokenization;
 namespace WeakToStrong.Tests.Search;
 
 [Trait("Category", "Unit")]
-[Trait("Category", "Unit")]
 public class ChunkBeamSearchTests(SearchModelsFixture models) : IClassFixture<SearchModelsFixture>
 {
     private const string Prompt = "I watched this movie last night and";

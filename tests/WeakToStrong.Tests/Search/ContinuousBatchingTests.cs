@@ -9,7 +9,6 @@ namespace WeakToStrong.Tests.Search;
 /// what it returns alone (the serial <see cref="WeakToStrongSearch"/> without a loop is the reference).
 /// </summary>
 [Trait("Category", "Unit")]
-[Trait("Category", "Unit")]
 public sealed class ContinuousBatchingTests(SearchModelsFixture models) : IClassFixture<SearchModelsFixture>
 {
     private WeakToStrongSearch Load(bool batching) => WeakToStrongSearch.Load(new SearchModelOptions

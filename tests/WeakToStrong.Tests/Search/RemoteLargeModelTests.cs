@@ -9,7 +9,6 @@ namespace WeakToStrong.Tests.Search;
 
 /// <summary>The black-box large model against an in-memory OpenAI-compatible completions server.</summary>
 [Trait("Category", "Unit")]
-[Trait("Category", "Unit")]
 public class RemoteLargeModelTests(SearchModelsFixture models) : IClassFixture<SearchModelsFixture>
 {
     private const string Prompt = "The film was";

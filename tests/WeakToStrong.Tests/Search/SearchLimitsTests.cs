@@ -11,7 +11,6 @@ namespace WeakToStrong.Tests.Search;
 /// that just fit, through the library and through <c>w2s search</c>.
 /// </summary>
 [Trait("Category", "Integration")]
-[Trait("Category", "Integration")]
 public class SearchLimitsTests(SearchModelsFixture models, ITestOutputHelper output) : IClassFixture<SearchModelsFixture>
 {
     private const string Prompt = "I watched this movie last night and";

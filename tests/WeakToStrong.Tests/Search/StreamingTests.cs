@@ -5,7 +5,6 @@ using WeakToStrong.Search.LargeModels;
 namespace WeakToStrong.Tests.Search;
 
 [Trait("Category", "Unit")]
-[Trait("Category", "Unit")]
 public class StreamingTests(SearchModelsFixture models) : IClassFixture<SearchModelsFixture>
 {
     private const string Prompt = "I watched this movie last night and";

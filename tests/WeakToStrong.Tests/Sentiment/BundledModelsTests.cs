@@ -9,7 +9,6 @@ namespace WeakToStrong.Tests.Sentiment;
 /// (reference.json), and on the held-out text committed with them the large model is clearly better than the small ones.
 /// </summary>
 [Trait("Category", "Integration")]
-[Trait("Category", "Integration")]
 public class BundledModelsTests
 {
     private static readonly string Root = Path.Combine(AppContext.BaseDirectory, "models", "sentiment");

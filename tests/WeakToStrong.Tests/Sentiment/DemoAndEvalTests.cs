@@ -8,7 +8,6 @@ namespace WeakToStrong.Tests.Sentiment;
 
 /// <summary><c>w2s demo</c> and the bundled models as the default of <c>w2s search</c> / <c>w2s eval --reward</c>.</summary>
 [Trait("Category", "Integration")]
-[Trait("Category", "Integration")]
 public class DemoAndEvalTests
 {
     [Fact]

@@ -8,7 +8,6 @@ namespace WeakToStrong.Tests.Server;
 
 /// <summary>KV admission's queue discipline, and the stop-sequence hold-back of streamed text.</summary>
 [Trait("Category", "Unit")]
-[Trait("Category", "Unit")]
 public sealed class AdmissionAndStopTextTests : IDisposable
 {
     private readonly CpuBackend _backend = new();

@@ -11,7 +11,6 @@ namespace WeakToStrong.Tests.Server;
 /// request); a second server, whose large model is the first one's URL, runs the search with its local small pair.
 /// </summary>
 [Trait("Category", "Integration")]
-[Trait("Category", "Integration")]
 public sealed class BlackBoxServerTests(ServerFixture models) : IClassFixture<ServerFixture>
 {
     private const string M = ServerFixture.Model;

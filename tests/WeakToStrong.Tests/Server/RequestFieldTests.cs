@@ -8,7 +8,6 @@ namespace WeakToStrong.Tests.Server;
 
 /// <summary>Errors name the API's fields (never the library's C# properties), and the listen host is checked.</summary>
 [Trait("Category", "Unit")]
-[Trait("Category", "Unit")]
 public sealed class RequestFieldTests
 {
     /// <summary>Properties no request field sets: the server fixes them (or the model's template does).</summary>

@@ -13,7 +13,6 @@ namespace WeakToStrong.Tests.Server;
 /// from the returned text), and streams against the non-streamed text.
 /// </summary>
 [Trait("Category", "Integration")]
-[Trait("Category", "Integration")]
 public sealed class ServerApiTests(ServerFixture server) : IClassFixture<ServerFixture>
 {
     private const string Prompt = "The movie was";

@@ -10,7 +10,6 @@ namespace WeakToStrong.Tests.Server;
 /// the server keeps serving afterwards.
 /// </summary>
 [Trait("Category", "Integration")]
-[Trait("Category", "Integration")]
 public sealed class ServerErrorTests(ServerFixture server) : IClassFixture<ServerFixture>
 {
     private const string M = ServerFixture.Model;
@@ -263,7 +262,6 @@ public sealed class ServerErrorTests(ServerFixture server) : IClassFixture<Serve
 }
 
 /// <summary>Admission control on a server whose KV pools hold 20 blocks of 16 tokens per model.</summary>
-[Trait("Category", "Integration")]
 [Trait("Category", "Integration")]
 public sealed class ServerAdmissionTests(ServerFixture models) : IClassFixture<ServerFixture>
 {

@@ -12,7 +12,6 @@ namespace WeakToStrong.Tests.Server;
 /// afterwards every model's KV blocks in use are back to 0.
 /// </summary>
 [Trait("Category", "Integration")]
-[Trait("Category", "Integration")]
 public sealed class ServerLoadTests(ServerFixture server) : IClassFixture<ServerFixture>
 {
     private const string M = ServerFixture.Model;

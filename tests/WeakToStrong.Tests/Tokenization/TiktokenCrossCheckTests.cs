@@ -11,7 +11,6 @@ namespace WeakToStrong.Tests.Tokenization;
 /// punctuation, accents, CJK and astral-plane emoji.
 /// </summary>
 [Trait("Category", "Unit")]
-[Trait("Category", "Unit")]
 public sealed class TiktokenCrossCheckTests
 {
     private static readonly string[] s_fragments =

@@ -6,7 +6,6 @@ namespace WeakToStrong.Tests.Tokenization;
 
 /// <summary>Hugging Face tokenizer.json files: GPT-2's, rebuilt from its original files, and a Llama-3-style one.</summary>
 [Trait("Category", "Unit")]
-[Trait("Category", "Unit")]
 public sealed class TokenizerJsonTests
 {
     [Theory]
