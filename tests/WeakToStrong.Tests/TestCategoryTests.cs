@@ -3,7 +3,7 @@ using System.Reflection;
 namespace WeakToStrong.Tests;
 
 /// <summary>
-/// Every test class is in exactly one of the two runs: <c>--filter Category=Unit</c> (fast, in-process) or
+/// Every test class is in exactly one of the two runs: <c>--filter Category=Unit</c> (fast: in-process, small models) or
 /// <c>--filter Category=Integration</c> (child processes, HTTP servers, the bundled models end to end, long suites,
 /// the GPU suite), so the two runs together are the whole suite. A class without the trait would silently drop out
 /// of both filtered runs.
@@ -20,9 +20,14 @@ public sealed class TestCategoryTests
         var testClasses = typeof(TestCategoryTests).Assembly.GetTypes().Where(t => t.IsClass && !t.IsAbstract && TestMethods(t).Any()).ToList();
         foreach (var type in testClasses)
         {
-            var categories = ClassCategories(type).ToList();
+            var categories = Categories(type.GetCustomAttributesData()).ToList();
             if (categories.Count != 1 || !Allowed.Contains(categories[0]))
                 problems.Add($"{type.FullName}: Category [{string.Join(", ", categories)}], want exactly one of Unit, Integration");
+            // On the class itself, where a reader looks: a base's Category would be a second value for every class
+            // derived from it (two classes share KernelComparisons' facts, one Unit, one Integration).
+            for (var b = type.BaseType; b is not null; b = b.BaseType)
+                if (Categories(b.GetCustomAttributesData()).Any())
+                    problems.Add($"{type.FullName}: its base {b.Name} has a Category; put it on the test class only");
             // A method's own Category would add a second value to its class's, putting the test in both runs.
             foreach (var method in TestMethods(type).Where(m => Categories(m.GetCustomAttributesData()).Any()))
                 problems.Add($"{type.FullName}.{method.Name}: Category on the method; put it on the class only");
@@ -36,14 +41,6 @@ public sealed class TestCategoryTests
     private static IEnumerable<MethodInfo> TestMethods(Type type) =>
         type.GetMethods(BindingFlags.Instance | BindingFlags.Static | BindingFlags.Public | BindingFlags.NonPublic)
             .Where(m => m.GetCustomAttributes<FactAttribute>(inherit: true).Any());
-
-    /// <summary>Category values on the class and its bases: xunit reads a class's traits through its base types too.</summary>
-    private static IEnumerable<string> ClassCategories(Type type)
-    {
-        for (var t = type; t is not null; t = t.BaseType)
-            foreach (string value in Categories(t.GetCustomAttributesData()))
-                yield return value;
-    }
 
     /// <summary>
     /// The values of <c>[Trait("Category", value)]</c> among <paramref name="attributes"/> (xunit 2's

@@ -95,7 +95,8 @@ public class DemoAndEvalTests
 
         // Fluency recomputed apart from the CLI: the same request in this process gives the response's large-model
         // tokens (its text must be the line's), and the bundled large model, loaded on its own, scores them after
-        // the prompt's tokens (BOS first, as tokenizer_config.json asks): their mean log-prob per token.
+        // the prompt's tokens (BOS first, as tokenizer_config.json asks): their mean log-prob per token. The same
+        // weights and tokens through the same CPU forward give the same floats, so the bound is only for the mean.
         string root = Path.Combine(AppContext.BaseDirectory, "models", "sentiment");
         using var search = WeakToStrongSearch.Load(new SearchModelOptions
         {
