@@ -11,6 +11,7 @@ using WeakToStrong.Tokenization;
 
 namespace WeakToStrong.Tests.ChatClient;
 
+[Trait("Category", "Unit")]
 public class ChatClientTests(SearchModelsFixture models) : IClassFixture<SearchModelsFixture>
 {
     private const string User = "Tell me about the movie you watched";

@@ -6,6 +6,7 @@ using WeakToStrong.Search;
 namespace WeakToStrong.Tests.ChatClient;
 
 /// <summary>The chat client names every field the library can refuse by what its caller set: a ChatOptions property, a w2s key, or the messages.</summary>
+[Trait("Category", "Unit")]
 public class ChatRequestMappingTests
 {
     private static readonly ChatMessage[] Messages = [new(ChatRole.User, "hi")];

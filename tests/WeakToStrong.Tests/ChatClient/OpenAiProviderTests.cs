@@ -10,6 +10,7 @@ namespace WeakToStrong.Tests.ChatClient;
 /// Microsoft.Extensions.AI.OpenAI's IChatClient pointed at <c>w2s serve</c> (a real server on loopback) and our
 /// in-process chat client over the same search give the same text for the same seed.
 /// </summary>
+[Trait("Category", "Integration")]
 public sealed class OpenAiProviderTests(ServerFixture server) : IClassFixture<ServerFixture>
 {
     private static readonly Microsoft.Extensions.AI.ChatMessage[] Messages =

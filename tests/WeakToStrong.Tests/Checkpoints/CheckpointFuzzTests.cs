@@ -12,6 +12,7 @@ namespace WeakToStrong.Tests.Checkpoints;
 /// section may also load fine. Any other exception, a hang or a huge allocation fails the test. What <c>w2s info</c>
 /// checks (<see cref="ModelWeights.Validate"/>) must refuse exactly what loading refuses, with the same message.
 /// </summary>
+[Trait("Category", "Integration")]
 public sealed class CheckpointFuzzTests(ITestOutputHelper output)
 {
     private const int Seed = 20240611;

@@ -3,6 +3,7 @@ using WeakToStrong.Checkpoints;
 namespace WeakToStrong.Tests.Checkpoints;
 
 /// <summary>EOS ids come from generation_config.json (int or list) and config.json (int or list), merged.</summary>
+[Trait("Category", "Unit")]
 public sealed class EosTokenTests
 {
     private static IReadOnlyList<int> Eos(string directory) => ModelConfig.Load(directory).EosTokenIds;

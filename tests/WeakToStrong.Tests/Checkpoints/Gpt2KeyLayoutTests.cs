@@ -7,6 +7,7 @@ namespace WeakToStrong.Tests.Checkpoints;
 /// prefix and also stores the old causal-mask buffers <c>h.N.attn.bias</c> [1, 1, n_pos, n_pos] and
 /// <c>h.N.attn.masked_bias</c> (a scalar), which must be ignored.
 /// </summary>
+[Trait("Category", "Unit")]
 public sealed class Gpt2KeyLayoutTests
 {
     private const string Fixture = "gpt2-tiny";

@@ -8,6 +8,7 @@ namespace WeakToStrong.Tests.Checkpoints;
 /// <c>w2s info</c> runs the checks of loading without reading weights: every bad checkpoint that loading (and so
 /// <c>w2s score</c>) refuses, info refuses with the same message; a good one it accepts.
 /// </summary>
+[Trait("Category", "Integration")]
 public class InfoValidationTests
 {
     private static Action<TempDirectory> Drop(string tensor) =>

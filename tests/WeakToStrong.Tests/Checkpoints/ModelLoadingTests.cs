@@ -6,6 +6,7 @@ using WeakToStrong.Engine;
 namespace WeakToStrong.Tests.Checkpoints;
 
 /// <summary>A model folder that does not fit its config is refused naming the file and the tensor or config field.</summary>
+[Trait("Category", "Unit")]
 public sealed class ModelLoadingTests
 {
     private static void Load(string directory) => LanguageModel.Load(directory).Dispose();

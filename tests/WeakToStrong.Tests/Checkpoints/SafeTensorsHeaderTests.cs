@@ -6,6 +6,7 @@ using static WeakToStrong.Tests.Checkpoints.SafeTensorsWriter;
 namespace WeakToStrong.Tests.Checkpoints;
 
 /// <summary>Every malformed safetensors header is refused with a <see cref="CheckpointException"/> naming the file and tensor.</summary>
+[Trait("Category", "Unit")]
 public sealed class SafeTensorsHeaderTests : IDisposable
 {
     private readonly TempDirectory _temp = TestPaths.Temp();

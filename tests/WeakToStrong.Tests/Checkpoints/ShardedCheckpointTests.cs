@@ -4,6 +4,7 @@ using WeakToStrong.Engine;
 namespace WeakToStrong.Tests.Checkpoints;
 
 /// <summary>Sharded checkpoints: tensors found through the index's weight_map only, never by layer order.</summary>
+[Trait("Category", "Unit")]
 public sealed class ShardedCheckpointTests
 {
     /// <summary>The golden-fixture bar (GoldenFixtureTests); sharding must not move scores at all, this is the sanity check.</summary>

@@ -8,6 +8,7 @@ namespace WeakToStrong.Tests.Cli;
 /// The CLI's JSON goes through source-generated metadata only (it is published trimmed, where reflection-based
 /// serialisation fails at run time). The trimmed single-file binary itself is run by CI's GPU-bundle rehearsal.
 /// </summary>
+[Trait("Category", "Unit")]
 public class CliJsonTests
 {
     [Fact]

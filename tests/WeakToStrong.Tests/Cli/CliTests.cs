@@ -3,6 +3,7 @@ using System.Text.Json;
 namespace WeakToStrong.Tests.Cli;
 
 /// <summary>The w2s commands against the golden fixtures, and their behaviour on bad input.</summary>
+[Trait("Category", "Integration")]
 public class CliTests
 {
     private static string Ids(IEnumerable<int> ids) => string.Join(",", ids);

@@ -10,6 +10,7 @@ namespace WeakToStrong.Tests.Cli;
 /// The option groups declared once (sampling, text-or-tokens, models, KV) reach every command that takes them with
 /// that command's documented defaults, and a setting the library refuses is named by its option from one table.
 /// </summary>
+[Trait("Category", "Unit")]
 public class OptionGroupTests
 {
     private static ParseResult Parse(Command command, params string[] args) => command.Parse(args);

@@ -5,6 +5,7 @@ namespace WeakToStrong.Tests.Cli;
 /// required option) are one line on stderr naming the option or token, exit code 2, for every command; --help still
 /// prints the help and exits 0.
 /// </summary>
+[Trait("Category", "Integration")]
 public class ParseErrorTests
 {
     public static IEnumerable<object[]> ParseErrors()

@@ -6,6 +6,7 @@ using WeakToStrong.Tests.Cli;
 namespace WeakToStrong.Tests.CpuOps;
 
 /// <summary>Choosing the CPU path: the default, <c>W2S_CPU_ISA</c>, and its errors (library and CLI).</summary>
+[Trait("Category", "Integration")]
 public class CpuIsaTests
 {
     [Fact]

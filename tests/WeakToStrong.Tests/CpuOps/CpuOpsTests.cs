@@ -392,6 +392,8 @@ public abstract class CpuOpsTests
     }
 }
 
+[Trait("Category", "Unit")]
 public sealed class CpuOpsOnAvx2() : CpuOpsTests(CpuIsa.Avx2);
 
+[Trait("Category", "Unit")]
 public sealed class CpuOpsOnAvx512() : CpuOpsTests(CpuIsa.Avx512);

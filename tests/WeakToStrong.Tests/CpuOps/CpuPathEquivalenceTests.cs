@@ -11,6 +11,7 @@ namespace WeakToStrong.Tests.CpuOps;
 /// of both model families (prefill, a ragged decode batch, scoring). Needs a CPU with more than one path; elsewhere
 /// these are reported as skipped.
 /// </summary>
+[Trait("Category", "Unit")]
 public class CpuPathEquivalenceTests
 {
     private readonly CpuBackend _narrow = new(CpuIsa.Avx2);

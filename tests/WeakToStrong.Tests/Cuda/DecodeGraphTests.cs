@@ -9,6 +9,7 @@ namespace WeakToStrong.Tests.Cuda;
 /// reused while the padded context stays in its power-of-two bucket. On the emulator a "graph" is the recorded
 /// launch list; on a device it is a real CUDA graph.
 /// </summary>
+[Trait("Category", "Integration")]
 public class DecodeGraphTests
 {
     private static (List<int> Tokens, CudaBackend Backend) Generate(IBackend backend, string fixture, int steps)

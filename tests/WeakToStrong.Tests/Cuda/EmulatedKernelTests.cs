@@ -6,6 +6,7 @@ using WeakToStrong.Diagnostics.Ops;
 namespace WeakToStrong.Tests.Cuda;
 
 /// <summary>The kernel comparisons on the host emulator, through <see cref="CudaBackend"/>'s own host code. CI runs these.</summary>
+[Trait("Category", "Unit")]
 public class EmulatedKernelTests : KernelComparisons
 {
     private protected override BackendPair Pair(int seed, int multiprocessors = 4) => BackendPair.Emulated(seed, multiprocessors);

@@ -8,6 +8,7 @@ namespace WeakToStrong.Tests.Cuda;
 /// The whole forward on the CUDA backend against the golden values of Hugging Face transformers (never against
 /// our CPU output): continuation log-probs and greedy tokens, on the emulator (CI) and on a device.
 /// </summary>
+[Trait("Category", "Integration")]
 public class ForwardTests
 {
     /// <summary>The golden fixtures' bar (GoldenFixtureTests): a correct F32 runtime lands near 1e-5.</summary>

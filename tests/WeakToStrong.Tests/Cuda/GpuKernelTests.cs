@@ -5,6 +5,7 @@ using WeakToStrong.Backends.Cuda.Kernels;
 namespace WeakToStrong.Tests.Cuda;
 
 /// <summary>The kernel comparisons on CUDA device 0 (cuBLAS included for the larger linear layers); skipped, with the reason, without one.</summary>
+[Trait("Category", "Integration")]
 public class GpuKernelTests : KernelComparisons
 {
     private protected override BackendPair Pair(int seed, int multiprocessors = 4) => new(new CudaBackend(), seed);

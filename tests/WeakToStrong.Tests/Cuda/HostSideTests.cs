@@ -6,6 +6,7 @@ using WeakToStrong.Backends.Cuda.Kernels;
 namespace WeakToStrong.Tests.Cuda;
 
 /// <summary>The CUDA backend's host-side logic that needs no device: library lookup, geometry, cache keys, graph buckets, errors.</summary>
+[Trait("Category", "Unit")]
 public class HostSideTests
 {
     [Fact]

@@ -3,6 +3,7 @@ using WeakToStrong.Backends.Cuda;
 namespace WeakToStrong.Tests.Cuda;
 
 /// <summary>The NVRTC compile check (what CI runs as `w2s kernels`), and its ptxas-log parser.</summary>
+[Trait("Category", "Integration")]
 public class KernelCheckTests
 {
     [NvrtcFact]

@@ -8,6 +8,7 @@ namespace WeakToStrong.Tests.Cuda;
 /// raw call's status is checked (ThrowIfFailed, compared, assigned, returned) or discarded explicitly with
 /// <c>_ =</c> under a comment saying why.
 /// </summary>
+[Trait("Category", "Unit")]
 public partial class StatusCheckTests
 {
     [GeneratedRegex(@"\b(DriverApi|NvrtcApi|CublasApi)\.(\w+)\(")]

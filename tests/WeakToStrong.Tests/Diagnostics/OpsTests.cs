@@ -13,6 +13,7 @@ namespace WeakToStrong.Tests.Diagnostics;
 /// against the CPU ops — the same cases, shapes and thresholds the command runs on a device — and the comparison
 /// itself catching wrong ops.
 /// </summary>
+[Trait("Category", "Integration")]
 public class OpsTests
 {
     public static TheoryData<string> SmallCases => new(OpCases.All(modelSized: false).Select(c => c.ToString()));
@@ -129,8 +130,12 @@ public class OpsTests
         Assert.True(root.GetProperty("ceilings").GetProperty("compute_gigaflops").GetDouble() > 0);
         var timing = Assert.Single(root.GetProperty("timings").EnumerateArray());
         Assert.Equal("copy_block", timing.GetProperty("op").GetString());
-        Assert.True(timing.GetProperty("microseconds").GetDouble() > 0);
+        // The rate is the case's fewest bytes over the median time: together they give back exactly those bytes.
+        var copy = OpCases.All(modelSized: false).Single(c => c.Op == "copy_block");
+        double microseconds = timing.GetProperty("microseconds").GetDouble();
         double gbps = timing.GetProperty("gigabytes_per_second").GetDouble();
+        Assert.True(microseconds > 0, $"{microseconds} µs");
+        Assert.Equal(copy.Cost.Bytes, gbps * 1e9 * microseconds * 1e-6, copy.Cost.Bytes * 1e-9);
         Assert.Equal(gbps / root.GetProperty("ceilings").GetProperty("memory_gigabytes_per_second").GetDouble(), timing.GetProperty("fraction_of_bandwidth").GetDouble(), 9);
     }
 

@@ -4,6 +4,7 @@ using WeakToStrong.Engine.KvCache;
 namespace WeakToStrong.Tests.Engine;
 
 /// <summary>Ragged batching, paged KV forking/copy-on-write/truncation, checked against from-scratch computation.</summary>
+[Trait("Category", "Unit")]
 public class BatchAndCacheTests
 {
     private const float BatchTolerance = 1e-5f;

@@ -5,6 +5,7 @@ using WeakToStrong.Engine;
 namespace WeakToStrong.Tests.Engine;
 
 /// <summary>Config variants that the golden fixtures do not cover directly, checked against fixtures that they do.</summary>
+[Trait("Category", "Unit")]
 public class FamilyConfigTests
 {
     private static void EditConfig(TempDirectory dir, Action<JsonObject> edit)

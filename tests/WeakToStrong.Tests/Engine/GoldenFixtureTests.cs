@@ -3,6 +3,7 @@ using WeakToStrong.Engine;
 namespace WeakToStrong.Tests.Engine;
 
 /// <summary>Our forward against Hugging Face transformers' own numbers (golden.json, float64 reference).</summary>
+[Trait("Category", "Unit")]
 public class GoldenFixtureTests
 {
     /// <summary>The bar; a correct float32 runtime lands near 1e-5 (fixtures README).</summary>

@@ -6,6 +6,7 @@ using WeakToStrong.Engine.Scheduling;
 namespace WeakToStrong.Tests.Engine;
 
 /// <summary>Byte sizes as people write them, the KV budget split across models, and the blocks a search tree needs.</summary>
+[Trait("Category", "Unit")]
 public class KvBudgetTests
 {
     [Theory]

@@ -14,6 +14,7 @@ namespace WeakToStrong.Tests.Engine;
 /// for files that mix dtypes; on the CPU backend and the emulated CUDA backend. This is the class of test that
 /// catches a narrow tensor read as if it were F32 (GPT-2's F16 position table did) without Hugging Face.
 /// </summary>
+[Trait("Category", "Integration")]
 public class NarrowDTypeTests
 {
     /// <summary>Per-token log-probs agree to float rounding (the arithmetic is the same F32 on both sides).</summary>

@@ -4,6 +4,7 @@ using WeakToStrong.Engine.Sampling;
 
 namespace WeakToStrong.Tests.Engine;
 
+[Trait("Category", "Unit")]
 public class SamplingTests
 {
     /// <summary>Known-answer vectors of Philox-4x32-10 from the Random123 distribution (kat_vectors).</summary>

@@ -4,6 +4,7 @@ using WeakToStrong.Search;
 
 namespace WeakToStrong.Tests.Search;
 
+[Trait("Category", "Unit")]
 public class ChatTemplateTests(SearchModelsFixture models) : IClassFixture<SearchModelsFixture>
 {
     /// <summary>The template as text, with BOS/EOS written as the strings their tokenizers use.</summary>

@@ -6,6 +6,7 @@ using WeakToStrong.Tokenization;
 
 namespace WeakToStrong.Tests.Search;
 
+[Trait("Category", "Unit")]
 public class ChunkBeamSearchTests(SearchModelsFixture models) : IClassFixture<SearchModelsFixture>
 {
     private const string Prompt = "I watched this movie last night and";

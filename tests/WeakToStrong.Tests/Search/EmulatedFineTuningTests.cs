@@ -3,6 +3,7 @@ using WeakToStrong.Search;
 
 namespace WeakToStrong.Tests.Search;
 
+[Trait("Category", "Unit")]
 public class EmulatedFineTuningTests(SearchModelsFixture models) : IClassFixture<SearchModelsFixture>
 {
     private const string Prompt = "The best thing about this film is";

@@ -7,6 +7,7 @@ namespace WeakToStrong.Tests.Search;
 /// The one reader of OpenAI's chat "messages" (the server's /v1/chat/completions, the CLI's --messages and eval
 /// prompt lines) and the typed JSON reads it shares with the server: each refusal names its field by path.
 /// </summary>
+[Trait("Category", "Unit")]
 public sealed class OpenAiMessagesTests
 {
     private static JsonElement Json(string json) => JsonDocument.Parse(json).RootElement;

@@ -8,6 +8,7 @@ using WeakToStrong.Search.LargeModels;
 namespace WeakToStrong.Tests.Search;
 
 /// <summary>The black-box large model against an in-memory OpenAI-compatible completions server.</summary>
+[Trait("Category", "Unit")]
 public class RemoteLargeModelTests(SearchModelsFixture models) : IClassFixture<SearchModelsFixture>
 {
     private const string Prompt = "The film was";
@@ -83,7 +84,8 @@ public class RemoteLargeModelTests(SearchModelsFixture models) : IClassFixture<S
             double expected = IndependentScore.Score(models.Large, models.Tuned, models.Untuned, Prompt, c.Text, null, c.Finish != FinishReason.None);
             Assert.True(Math.Abs(c.Score - expected) <= 1e-3, $"'{c.Text}': reported {c.Score}, recomputed {expected}");
         }
-        Assert.True(result.Stats.LargeTokensSampled > 0);
+        // This server reports usage = n × max_tokens, so every continuation counts its whole budget, length or stop.
+        Assert.Equal(server.Requests.Sum(r => (long)(int)r["n"]! * (int)r["max_tokens"]!), result.Stats.LargeTokensSampled);
     }
 
     [Fact]

@@ -8,6 +8,7 @@ namespace WeakToStrong.Tests.Search;
 /// The library's refusals of a request carry the field to blame and a reason without the parameter suffix, so that
 /// each front end can write the reason under its own name for the field.
 /// </summary>
+[Trait("Category", "Unit")]
 public sealed class RequestValidationTests
 {
     private static readonly SearchRequest Valid = new() { Prompt = "x" };

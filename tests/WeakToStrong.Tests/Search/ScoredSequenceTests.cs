@@ -2,6 +2,7 @@ using WeakToStrong.Search.Scoring;
 
 namespace WeakToStrong.Tests.Search;
 
+[Trait("Category", "Unit")]
 public class ScoredSequenceTests(SearchModelsFixture models) : IClassFixture<SearchModelsFixture>
 {
     private double Reference(IReadOnlyList<int> tokens, int start) =>

@@ -5,6 +5,7 @@ using WeakToStrong.Tests.Cli;
 namespace WeakToStrong.Tests.Search;
 
 /// <summary><c>w2s search</c> and <c>w2s eval</c> through the real executable.</summary>
+[Trait("Category", "Integration")]
 public class SearchCliTests(SearchModelsFixture models) : IClassFixture<SearchModelsFixture>
 {
     private const string Prompt = "Once upon a time";

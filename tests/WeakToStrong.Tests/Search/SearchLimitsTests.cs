@@ -11,6 +11,7 @@ namespace WeakToStrong.Tests.Search;
 /// Search shapes against the documented cap and against the KV pools: shapes that overflow, that cannot fit and
 /// that just fit, through the library and through <c>w2s search</c>.
 /// </summary>
+[Trait("Category", "Integration")]
 public class SearchLimitsTests(SearchModelsFixture models, ITestOutputHelper output) : IClassFixture<SearchModelsFixture>
 {
     private const string Prompt = "I watched this movie last night and";

@@ -4,6 +4,7 @@ using WeakToStrong.Search.LargeModels;
 
 namespace WeakToStrong.Tests.Search;
 
+[Trait("Category", "Unit")]
 public class StreamingTests(SearchModelsFixture models) : IClassFixture<SearchModelsFixture>
 {
     private const string Prompt = "I watched this movie last night and";

@@ -8,6 +8,7 @@ namespace WeakToStrong.Tests.Sentiment;
 /// Hugging Face folder, our runtime reproduces the log-probs PyTorch computed on them when they were exported
 /// (reference.json), and on the held-out text committed with them the large model is clearly better than the small ones.
 /// </summary>
+[Trait("Category", "Integration")]
 public class BundledModelsTests
 {
     private static readonly string Root = Path.Combine(AppContext.BaseDirectory, "models", "sentiment");

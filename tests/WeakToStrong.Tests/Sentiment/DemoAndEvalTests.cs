@@ -1,10 +1,13 @@
 using System.Text.Json;
 using WeakToStrong.Cli.Rewards;
+using WeakToStrong.Engine;
+using WeakToStrong.Search;
 using WeakToStrong.Tests.Cli;
 
 namespace WeakToStrong.Tests.Sentiment;
 
 /// <summary><c>w2s demo</c> and the bundled models as the default of <c>w2s search</c> / <c>w2s eval --reward</c>.</summary>
+[Trait("Category", "Integration")]
 public class DemoAndEvalTests
 {
     [Fact]
@@ -20,7 +23,7 @@ public class DemoAndEvalTests
         Assert.Equal(3, rows.Count);
         var prompts = File.ReadLines(Path.Combine(AppContext.BaseDirectory, "models", "sentiment", "prompts.jsonl")).Take(3)
             .Select(l => JsonDocument.Parse(l).RootElement.GetProperty("prompt").GetString()).ToList();
-        double baseSum = 0, cbsSum = 0;
+        double baseSum = 0, cbsSum = 0, wallSum = 0;
         for (int i = 0; i < rows.Count; i++)
         {
             Assert.Equal(prompts[i], rows[i].GetProperty("prompt").GetString());
@@ -30,7 +33,9 @@ public class DemoAndEvalTests
                 string text = x.GetProperty("text").GetString()!;
                 Assert.False(string.IsNullOrWhiteSpace(text));
                 Assert.Equal(LexiconReward.Afinn165.Score(text), x.GetProperty("reward").GetDouble());
-                Assert.True(x.GetProperty("wall_ms").GetDouble() > 0);
+                double wall = x.GetProperty("wall_ms").GetDouble();
+                Assert.True(wall > 0, $"{method} wall_ms {wall}");
+                wallSum += wall;
                 Assert.InRange(x.GetProperty("large_tokens_sampled").GetInt64(), 1, method == "base" ? 50 : 16 * 50);
             }
             Assert.True(rows[i].GetProperty("cbs").GetProperty("small_tokens_scored").GetInt64() > rows[i].GetProperty("base").GetProperty("small_tokens_scored").GetInt64());
@@ -39,7 +44,10 @@ public class DemoAndEvalTests
         }
         Assert.Equal(baseSum / 3, root.GetProperty("mean_base_reward").GetDouble(), 9);
         Assert.Equal(cbsSum / 3, root.GetProperty("mean_cbs_reward").GetDouble(), 9);
-        Assert.True(root.GetProperty("load_ms").GetDouble() < root.GetProperty("total_ms").GetDouble());
+        // The searches ran one after another after loading and warm-up, inside the command's own clock: their wall
+        // times add up to no more than total − load (each figure is rounded to 0.1 ms, hence the slack).
+        double loadMs = root.GetProperty("load_ms").GetDouble(), totalMs = root.GetProperty("total_ms").GetDouble();
+        Assert.True(loadMs > 0 && wallSum <= totalMs - loadMs + 0.05 * (2 * rows.Count + 2), $"searches {wallSum} ms, total {totalMs} ms, load {loadMs} ms");
     }
 
     [Fact]
@@ -75,7 +83,7 @@ public class DemoAndEvalTests
     }
 
     [Fact]
-    public void EvalWithRewardAddsGoldRewardAndFluencyPerLineAndInTheSummary()
+    public async Task EvalWithRewardAddsGoldRewardAndFluencyPerLineAndInTheSummary()
     {
         using var dir = TestPaths.Temp();
         string prompts = dir.File_("p.jsonl"), output = dir.File_("out.jsonl");
@@ -84,15 +92,36 @@ public class DemoAndEvalTests
         Assert.True(result.ExitCode == 0, result.Stderr);
         var lines = File.ReadAllLines(output).Select(l => JsonDocument.Parse(l).RootElement).ToList();
         Assert.Equal(4, lines.Count);
+
+        // Fluency recomputed apart from the CLI: the same request in this process gives the response's large-model
+        // tokens (its text must be the line's), and the bundled large model, loaded on its own, scores them after
+        // the prompt's tokens (BOS first, as tokenizer_config.json asks): their mean log-prob per token. The same
+        // weights and tokens through the same CPU forward give the same floats, so the bound is only for the mean.
+        string root = Path.Combine(AppContext.BaseDirectory, "models", "sentiment");
+        using var search = WeakToStrongSearch.Load(new SearchModelOptions
+        {
+            LargeDirectory = Path.Combine(root, "large"),
+            TunedDirectory = Path.Combine(root, "tuned"),
+            UntunedDirectory = Path.Combine(root, "untuned"),
+            Model = new ModelOptions(),
+        });
+        using var large = LanguageModel.Load(Path.Combine(root, "large"));
+        var prompt = new Dictionary<string, string> { ["a"] = "It was a", ["b"] = "The old man" };
+
         var rewards = new List<(string Id, double Reward)>();
         foreach (var line in lines)
         {
             double reward = line.GetProperty("reward").GetDouble();
-            Assert.Equal(LexiconReward.Afinn165.Score(line.GetProperty("text").GetString()!), reward);
+            string text = line.GetProperty("text").GetString()!;
+            Assert.Equal(LexiconReward.Afinn165.Score(text), reward);
             Assert.Equal("afinn-165", line.GetProperty("reward_name").GetString());
-            double fluency = line.GetProperty("large_logprob_per_token").GetDouble();
-            Assert.True(fluency < 0 && fluency > -20, $"log-likelihood per token {fluency}");
-            rewards.Add((line.GetProperty("id").GetString()!, reward));
+            string id = line.GetProperty("id").GetString()!;
+            var again = await search.RunAsync(new SearchRequest { Prompt = prompt[id], Method = SearchMethodKind.Sample, Seed = line.GetProperty("seed").GetUInt64(), MaxNewTokens = 12 });
+            Assert.Equal(text, again.Text);
+            float[] logprobs = large.Score(large.Tokenizer.Encode(prompt[id], addBos: true), again.Tokens);
+            Assert.Equal(again.Tokens.Count, logprobs.Length);
+            new Tolerance(1e-9, 1e-9).AssertClose(logprobs.Average(x => (double)x), line.GetProperty("large_logprob_per_token").GetDouble(), $"{id} fluency");
+            rewards.Add((id, reward));
         }
         var summary = JsonDocument.Parse(result.Stdout).RootElement.GetProperty("summary")[0];
         Assert.Equal(rewards.Average(r => r.Reward), summary.GetProperty("mean_reward").GetDouble(), 9);
@@ -101,7 +130,7 @@ public class DemoAndEvalTests
         double m = perPrompt.Average();
         double se = Math.Sqrt(perPrompt.Sum(x => (x - m) * (x - m)) / 1 / 2);
         Assert.Equal(se, summary.GetProperty("reward_std_err").GetDouble(), 9);
-        Assert.True(summary.GetProperty("mean_large_logprob_per_token").GetDouble() < 0);
+        Assert.Equal(lines.Average(l => l.GetProperty("large_logprob_per_token").GetDouble()), summary.GetProperty("mean_large_logprob_per_token").GetDouble(), 9);
     }
 
     [Fact]

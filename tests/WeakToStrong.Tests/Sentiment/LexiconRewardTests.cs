@@ -3,6 +3,7 @@ using WeakToStrong.Cli.Rewards;
 namespace WeakToStrong.Tests.Sentiment;
 
 /// <summary>The gold reward: sums of AFINN-165 valences, hand-computed from the lexicon file's lines.</summary>
+[Trait("Category", "Unit")]
 public class LexiconRewardTests
 {
     private static readonly LexiconReward Afinn = LexiconReward.Afinn165;

@@ -10,6 +10,7 @@ namespace WeakToStrong.Tests.Server;
 /// The black-box path end to end: one server samples the large model (plain sampling, n = K continuations per
 /// request); a second server, whose large model is the first one's URL, runs the search with its local small pair.
 /// </summary>
+[Trait("Category", "Integration")]
 public sealed class BlackBoxServerTests(ServerFixture models) : IClassFixture<ServerFixture>
 {
     private const string M = ServerFixture.Model;

@@ -6,6 +6,7 @@ using WeakToStrong.Server.Protocol;
 namespace WeakToStrong.Tests.Server;
 
 /// <summary>Errors name the API's fields (never the library's C# properties), methods are read by the library's names, and the listen host is checked.</summary>
+[Trait("Category", "Unit")]
 public sealed class RequestFieldTests
 {
     private static readonly RequestLimits Limits = new() { ModelName = "m" };

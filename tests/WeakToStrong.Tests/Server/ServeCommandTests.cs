@@ -7,6 +7,7 @@ using WeakToStrong.Tests.Cli;
 namespace WeakToStrong.Tests.Server;
 
 /// <summary><c>w2s serve</c> as a process: it listens, serves, and can be another server's black-box large model.</summary>
+[Trait("Category", "Integration")]
 public sealed class ServeCommandTests(ServerFixture models) : IClassFixture<ServerFixture>
 {
     /// <summary>A running <c>w2s serve</c> on a free loopback port; killed on dispose.</summary>

@@ -9,6 +9,7 @@ namespace WeakToStrong.Tests.Server;
 /// Every bad request gets its status and OpenAI's error JSON ({"error":{"message","type","param","code"}}), and
 /// the server keeps serving afterwards.
 /// </summary>
+[Trait("Category", "Integration")]
 public sealed class ServerErrorTests(ServerFixture server) : IClassFixture<ServerFixture>
 {
     private const string M = ServerFixture.Model;
@@ -261,6 +262,7 @@ public sealed class ServerErrorTests(ServerFixture server) : IClassFixture<Serve
 }
 
 /// <summary>Admission control on a server whose KV pools hold 20 blocks of 16 tokens per model.</summary>
+[Trait("Category", "Integration")]
 public sealed class ServerAdmissionTests(ServerFixture models) : IClassFixture<ServerFixture>
 {
     private const string M = ServerFixture.Model;

@@ -11,6 +11,7 @@ namespace WeakToStrong.Tests.Server;
 /// method) each return what they return alone; clients that disconnect mid-stream stop their searches; and
 /// afterwards every model's KV blocks in use are back to 0.
 /// </summary>
+[Trait("Category", "Integration")]
 public sealed class ServerLoadTests(ServerFixture server) : IClassFixture<ServerFixture>
 {
     private const string M = ServerFixture.Model;

@@ -4,6 +4,7 @@ using Xunit;
 namespace WeakToStrong.Tests.Tokenization;
 
 /// <summary>GPT-2's vocab.json+merges.txt against ids from OpenAI's original encoder.</summary>
+[Trait("Category", "Unit")]
 public sealed class Gpt2TokenizerTests
 {
     private static readonly TextTokenizer s_tokenizer = TextTokenizer.Load(TokenizerTestData.Gpt2Tiny);

@@ -4,6 +4,7 @@ using Xunit;
 namespace WeakToStrong.Tests.Tokenization;
 
 /// <summary>llama-tiny's tokenizer.model against ids, pieces and text from the SentencePiece library.</summary>
+[Trait("Category", "Unit")]
 public sealed class SentencePieceTokenizerTests
 {
     private static readonly TextTokenizer s_tokenizer = TextTokenizer.Load(TokenizerTestData.LlamaTiny);

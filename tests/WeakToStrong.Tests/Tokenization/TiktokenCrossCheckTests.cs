@@ -10,6 +10,7 @@ namespace WeakToStrong.Tests.Tokenization;
 /// seeded random mixes of the things byte-level BPE is fussy about: runs of whitespace, contractions, digits,
 /// punctuation, accents, CJK and astral-plane emoji.
 /// </summary>
+[Trait("Category", "Unit")]
 public sealed class TiktokenCrossCheckTests
 {
     private static readonly string[] s_fragments =

@@ -5,6 +5,7 @@ using Xunit;
 namespace WeakToStrong.Tests.Tokenization;
 
 /// <summary>Every way a tokenizer folder can be broken ends in a <see cref="TokenizerException"/> naming the file.</summary>
+[Trait("Category", "Unit")]
 public sealed class TokenizerErrorTests
 {
     [Fact]

@@ -5,6 +5,7 @@ using static WeakToStrong.Tests.Tokenization.TokenizerJsonWriter;
 namespace WeakToStrong.Tests.Tokenization;
 
 /// <summary>Hugging Face tokenizer.json files: GPT-2's, rebuilt from its original files, and a Llama-3-style one.</summary>
+[Trait("Category", "Unit")]
 public sealed class TokenizerJsonTests
 {
     [Theory]
