@@ -5,6 +5,8 @@
 #   bash tools/sentiment-eval.sh            # everything (resumes: runs already in the files are skipped)
 #   PROMPTS=20 OUT=/tmp/s bash tools/sentiment-eval.sh   # a smaller run elsewhere
 #
+# The gold reward is VADER's compound score (--reward vader); the AFINN-165 run is kept in docs/sentiment/afinn and
+# docs/sentiment/table-afinn.md. Each line also records distinct-1/2 and rep-3 of the response (w2s eval).
 # Settings are the paper's sentiment settings and were fixed before any result was seen: temperature 0.7, top-k 50,
 # 50 new tokens; Base = sampling, Best-of-N 16, EFT beta 1, CBS W,K,L = 4,4,5 over the first $PROMPTS held-out
 # prompts x seeds 1,2,3; the compute sweep (W·K = 1,2,4,8 for CBS, N = 2,4,8 for Best-of-N) uses seed 1 only.
@@ -25,14 +27,14 @@ PAIR="--large $M/large --tuned $M/tuned --untuned $M/untuned"
 XPAIR="--large $M/large --tuned $M/tuned-xtok --untuned $M/untuned-xtok"
 
 # One eval per line: output file, then w2s eval arguments. Each method appends to its own file, so the parallel
-# jobs never write to one file; the report reads them all.
+# jobs never write to one file; the report reads them all. The main comparison comes first.
 jobs_file=$(mktemp)
 cat > "$jobs_file" <<JOBS
+sample      $PAIR --method sample --seeds 1,2,3
 cbs-4-4-5   $PAIR --method cbs --beam-width 4 --successors 4 --chunk-length 5 --seeds 1,2,3
 bon-16      $PAIR --method bon --n 16 --seeds 1,2,3
-xtok-cbs-4-4-5 $XPAIR --method cbs --beam-width 4 --successors 4 --chunk-length 5 --seeds 1,2,3
 eft-1       $PAIR --method eft --beta 1 --seeds 1,2,3
-sample      $PAIR --method sample --seeds 1,2,3
+xtok-cbs-4-4-5 $XPAIR --method cbs --beam-width 4 --successors 4 --chunk-length 5 --seeds 1,2,3
 cbs-2-4-5   $PAIR --method cbs --beam-width 2 --successors 4 --chunk-length 5 --seeds 1
 bon-8       $PAIR --method bon --n 8 --seeds 1
 cbs-2-2-5   $PAIR --method cbs --beam-width 2 --successors 2 --chunk-length 5 --seeds 1
@@ -43,6 +45,6 @@ cbs-1-1-5   $PAIR --method cbs --beam-width 1 --successors 1 --chunk-length 5 --
 JOBS
 export W OUT
 # shellcheck disable=SC2016
-xargs -P "$JOBS" -L 1 bash -c 'name=$0; DOTNET_PROCESSOR_COUNT=1 $W eval --prompts "$OUT/prompts.jsonl" --out "$OUT/$name.jsonl" --reward afinn "$@" > "$OUT/$name.log" 2>&1 && echo "done $name" || { echo "FAILED $name (see $OUT/$name.log)"; exit 255; }' < "$jobs_file"
+xargs -P "$JOBS" -L 1 bash -c 'name=$0; DOTNET_PROCESSOR_COUNT=1 $W eval --prompts "$OUT/prompts.jsonl" --out "$OUT/$name.jsonl" --reward vader "$@" > "$OUT/$name.log" 2>&1 && echo "done $name" || { echo "FAILED $name (see $OUT/$name.log)"; exit 255; }' < "$jobs_file"
 rm -f "$jobs_file"
 dotnet tools/SentimentPlot/bin/Release/net10.0/SentimentPlot.dll --png "$OUT/reward-vs-compute.png" --table "$OUT/table.md" $(ls "$OUT"/*.jsonl | grep -v /prompts.jsonl)
