@@ -4,6 +4,8 @@
 #
 #   bash tools/sentiment-eval.sh            # everything (resumes: runs already in the files are skipped)
 #   PROMPTS=20 OUT=/tmp/s bash tools/sentiment-eval.sh   # a smaller run elsewhere
+#   BLOCK=20 bash tools/sentiment-eval.sh   # every method on prompts 1-20, then 21-40, ...: stopped early, the
+#                                           # files still cover the same prompts (the block in progress aside)
 #
 # The gold reward is VADER's compound score (--reward vader); the AFINN-165 run is kept in docs/sentiment/afinn and
 # docs/sentiment/table-afinn.md. Each line also records distinct-1/2 and rep-3 of the response (w2s eval).
@@ -17,12 +19,12 @@ cd "$(dirname "$0")/.."
 PROMPTS=${PROMPTS:-200}
 OUT=${OUT:-docs/sentiment}
 JOBS=${JOBS:-3}
+BLOCK=${BLOCK:-$PROMPTS}
 M=samples/sentiment
 mkdir -p "$OUT"
 dotnet build src/WeakToStrong.Cli -c Release -v q -nologo >/dev/null
 dotnet build tools/SentimentPlot -c Release -v q -nologo >/dev/null
 W="dotnet src/WeakToStrong.Cli/bin/Release/net10.0/w2s.dll"
-head -n "$PROMPTS" "$M/prompts.jsonl" > "$OUT/prompts.jsonl"
 PAIR="--large $M/large --tuned $M/tuned --untuned $M/untuned"
 XPAIR="--large $M/large --tuned $M/tuned-xtok --untuned $M/untuned-xtok"
 
@@ -44,7 +46,10 @@ bon-2       $PAIR --method bon --n 2 --seeds 1
 cbs-1-1-5   $PAIR --method cbs --beam-width 1 --successors 1 --chunk-length 5 --seeds 1
 JOBS
 export W OUT
-# shellcheck disable=SC2016
-xargs -P "$JOBS" -L 1 bash -c 'name=$0; DOTNET_PROCESSOR_COUNT=1 $W eval --prompts "$OUT/prompts.jsonl" --out "$OUT/$name.jsonl" --reward vader "$@" > "$OUT/$name.log" 2>&1 && echo "done $name" || { echo "FAILED $name (see $OUT/$name.log)"; exit 255; }' < "$jobs_file"
+for ((upto = BLOCK; upto < PROMPTS + BLOCK; upto += BLOCK)); do
+  head -n "$((upto < PROMPTS ? upto : PROMPTS))" "$M/prompts.jsonl" > "$OUT/prompts.jsonl"
+  # shellcheck disable=SC2016
+  xargs -P "$JOBS" -L 1 bash -c 'name=$0; DOTNET_PROCESSOR_COUNT=1 $W eval --prompts "$OUT/prompts.jsonl" --out "$OUT/$name.jsonl" --reward vader "$@" >> "$OUT/$name.log" 2>&1 && echo "done $name" || { echo "FAILED $name (see $OUT/$name.log)"; exit 255; }' < "$jobs_file"
+done
 rm -f "$jobs_file"
 dotnet tools/SentimentPlot/bin/Release/net10.0/SentimentPlot.dll --png "$OUT/reward-vs-compute.png" --table "$OUT/table.md" $(ls "$OUT"/*.jsonl | grep -v /prompts.jsonl)

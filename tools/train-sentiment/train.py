@@ -13,7 +13,8 @@ Stages (each resumable: its checkpoint in --work is reused when present):
   export    Hugging Face folders (BF16 safetensors), held-out perplexities, reference log-probs, recipe.json
   retune    the tuned stage alone, from the untuned folders already exported in --out (their BF16 weights are the
             base and the reference), re-exporting only the tuned folders and their entries in reference.json and
-            recipe.json; needs no checkpoint from the other stages
+            recipe.json; needs no checkpoint from the other stages. With --on-policy: a second round (iterative DPO)
+            from the exported tuned folders on their own samples and the other 1000 prefixes
 """
 import argparse
 import json
@@ -320,25 +321,34 @@ def dpo(name, base, tok, prefixes, args, seed):
 
 
 def retune(args):
-    """DPO of the exported untuned models (as in the small stage: the same prefixes and seeds) into --out."""
+    """DPO of the exported untuned models (as in the small stage: the same prefixes and seeds) into --out.
+
+    With --on-policy, a second round instead: the exported tuned model is the initial policy, the sampler of the pairs
+    and the DPO reference (iterative DPO), on the other 1000 prefixes. Samples of the first round's model show what it
+    overdoes (repetition, which samples of the untuned model rarely have), so the labels' penalty can act on it."""
     docs = corpus.load(os.path.join(args.work, "npm"))
     train_docs = [d for d in docs if not corpus.is_heldout(d[0])]
     held_docs = [d for d in docs if corpus.is_heldout(d[0])]
-    prefixes = corpus.prompts(train_docs, 2000, seed=1)[:1000]
+    prefixes = corpus.prompts(train_docs, 2000, seed=1)
+    prefixes = prefixes[1000:] if args.on_policy else prefixes[:1000]
     for name, base_name, seed in (("tuned", "untuned", 21), ("tuned-xtok", "untuned-xtok", 22)):
         if name not in args.models.split(","):
             continue
-        base, merges = export.read_folder(os.path.join(args.out, base_name))
+        source = name if args.on_policy else base_name
+        base, merges = export.read_folder(os.path.join(args.out, source))
         with open(os.path.join(args.out, "recipe.json")) as f:
-            pretraining = json.load(f)["models"][base_name]
-        base.update({k: pretraining[k] for k in ("steps", "seed", "lr", "batch", "seq", "tokens_seen", "minutes",
-                                                 "final_train_loss", "parameters")})
+            earlier = json.load(f)["models"][source]
+        base.update({k: earlier[k] for k in ("steps", "seed", "lr", "batch", "seq", "tokens_seen", "minutes",
+                                             "final_train_loss", "parameters")})
+        if args.on_policy:
+            base["dpo_round_1"] = earlier["dpo"]
+            seed += 100
         tok = bpe.Tokenizer(merges)
         args.held_for_dpo = stream(tok, held_docs)
         base["heldout_nll"] = heldout_nll(load_model(base), args.held_for_dpo)
         log(f"{base_name} ({args.out}): held-out nll {base['heldout_nll']:.4f} (ppl {math.exp(base['heldout_nll']):.1f})")
         result = dpo(name, base, tok, prefixes, args, seed)
-        result["base"] = f"{base_name} as exported in {args.out}"
+        result["base"] = f"{source} as exported in {args.out}"
         export.update(args.out, name, result, tok)
         log(f"{name}: exported to {args.out}; held-out ppl {math.exp(result['heldout_nll']):.1f}")
 
@@ -354,6 +364,8 @@ def main():
     ap.add_argument("--repetition-penalty", type=float, default=1.0,
                     help="DPO labels: VADER compound minus this times the sample's rep-3")
     ap.add_argument("--models", default="tuned,tuned-xtok", help="retune: which tuned models")
+    ap.add_argument("--on-policy", action="store_true",
+                    help="retune: a second DPO round from the exported tuned model on its own samples")
     args = ap.parse_args()
     args.smoke = args.stage == "smoke"
     if args.smoke:
