@@ -6,6 +6,7 @@
 #   PROMPTS=20 OUT=/tmp/s bash tools/sentiment-eval.sh   # a smaller run elsewhere
 #   BLOCK=20 bash tools/sentiment-eval.sh   # every method on prompts 1-20, then 21-40, ...: stopped early, the
 #                                           # files still cover the same prompts (the block in progress aside)
+#   METHODS="sample cbs-4-4-5" bash tools/sentiment-eval.sh   # only these of the evals below
 #
 # The gold reward is VADER's compound score (--reward vader); the AFINN-165 run is kept in docs/sentiment/afinn and
 # docs/sentiment/table-afinn.md. Each line also records distinct-1/2 and rep-3 of the response (w2s eval).
@@ -20,6 +21,7 @@ PROMPTS=${PROMPTS:-200}
 OUT=${OUT:-docs/sentiment}
 JOBS=${JOBS:-3}
 BLOCK=${BLOCK:-$PROMPTS}
+METHODS=${METHODS:-}
 M=samples/sentiment
 mkdir -p "$OUT"
 dotnet build src/WeakToStrong.Cli -c Release -v q -nologo >/dev/null
@@ -45,6 +47,10 @@ cbs-1-2-5   $PAIR --method cbs --beam-width 1 --successors 2 --chunk-length 5 --
 bon-2       $PAIR --method bon --n 2 --seeds 1
 cbs-1-1-5   $PAIR --method cbs --beam-width 1 --successors 1 --chunk-length 5 --seeds 1
 JOBS
+if [ -n "$METHODS" ]; then
+  grep -E "^($(echo "$METHODS" | tr ' ' '|')) " "$jobs_file" > "$jobs_file.only" || true
+  mv "$jobs_file.only" "$jobs_file"
+fi
 export W OUT
 for ((upto = BLOCK; upto < PROMPTS + BLOCK; upto += BLOCK)); do
   head -n "$((upto < PROMPTS ? upto : PROMPTS))" "$M/prompts.jsonl" > "$OUT/prompts.jsonl"

@@ -346,7 +346,7 @@ def retune(args):
         tok = bpe.Tokenizer(merges)
         args.held_for_dpo = stream(tok, held_docs)
         base["heldout_nll"] = heldout_nll(load_model(base), args.held_for_dpo)
-        log(f"{base_name} ({args.out}): held-out nll {base['heldout_nll']:.4f} (ppl {math.exp(base['heldout_nll']):.1f})")
+        log(f"{source} ({args.out}): held-out nll {base['heldout_nll']:.4f} (ppl {math.exp(base['heldout_nll']):.1f})")
         result = dpo(name, base, tok, prefixes, args, seed)
         result["base"] = f"{source} as exported in {args.out}"
         export.update(args.out, name, result, tok)
