@@ -347,7 +347,8 @@ def retune(args):
         args.held_for_dpo = stream(tok, held_docs)
         base["heldout_nll"] = heldout_nll(load_model(base), args.held_for_dpo)
         log(f"{source} ({args.out}): held-out nll {base['heldout_nll']:.4f} (ppl {math.exp(base['heldout_nll']):.1f})")
-        result = dpo(name, base, tok, prefixes, args, seed)
+        # Its own checkpoint name, so that both rounds can share --work.
+        result = dpo(name + "-round2" if args.on_policy else name, base, tok, prefixes, args, seed)
         result["base"] = f"{source} as exported in {args.out}"
         export.update(args.out, name, result, tok)
         log(f"{name}: exported to {args.out}; held-out ppl {math.exp(result['heldout_nll']):.1f}")
