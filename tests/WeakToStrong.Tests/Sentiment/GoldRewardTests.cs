@@ -1,5 +1,4 @@
 using WeakToStrong.Cli.Rewards;
-using WeakToStrong.Rewards;
 
 namespace WeakToStrong.Tests.Sentiment;
 
