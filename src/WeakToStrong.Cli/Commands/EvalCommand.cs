@@ -4,6 +4,7 @@ using System.Text.Json;
 using Spectre.Console;
 using WeakToStrong.Chat;
 using WeakToStrong.Cli.Json;
+using WeakToStrong.Cli.Rewards;
 using WeakToStrong.Search;
 
 namespace WeakToStrong.Cli.Commands;
@@ -21,7 +22,7 @@ internal static class EvalCommand
         var prompts = new Option<string>("--prompts") { Description = "JSONL file, one {\"id\": …, \"prompt\": …} per line (\"instruction\" also works, as in AlpacaEval; or \"messages\": a conversation in OpenAI's format ending with a user message, run with the chat templates)", Required = true };
         var output = new Option<string>("--out") { Description = "JSONL file results are appended to; ids already in it are skipped", Required = true };
         var seeds = new Option<string>("--seeds") { Description = "comma-separated seeds; each prompt runs once per seed (default: --seed)" };
-        var rewardOption = new Option<string>("--reward") { Description = "gold reward of each response: afinn (AFINN-165 word valences, bundled) or lexicon:PATH (word<TAB>valence lines); also adds the large model's log-likelihood per token" };
+        var rewardOption = new Option<string>("--reward") { Description = "gold reward of each response: vader (VADER's compound score in [-1, 1], bundled), afinn (sum of AFINN-165 word valences, bundled) or lexicon:PATH (word<TAB>valence lines); also adds the large model's log-likelihood per token" };
         var command = new Command("eval", "Run a prompt set through a search method; resumable; ends with a summary table") { prompts, output, seeds, rewardOption };
         options.AddTo(command);
         command.SetAction((r, cancellationToken) => Task.FromResult(Cli.Run(() =>
@@ -49,9 +50,10 @@ internal static class EvalCommand
                     var result = SearchOptions.Explained(() => search.RunAsync(request, cancellationToken).GetAwaiter().GetResult());
                     double? gold = reward?.Score(result.Text);
                     double? fluency = reward is null ? null : EvalMetrics.LargeLogProbPerToken(search, request, result);
+                    var degeneration = Fluency.Measure(result.Text);
                     writer.WriteLine(JsonSerializer.Serialize(
                         new EvalLineJson(job.Item.Id, job.Seed, label, job.Item.Text, result.Text, result.Score, SearchJson.Finish(result.Finish), SearchJson.Stats(result.Stats, search),
-                            gold, reward?.Name, fluency),
+                            gold, reward?.Name, fluency, degeneration.Distinct1, degeneration.Distinct2, degeneration.Repeated3GramShare),
                         CliJson.Output.EvalLineJson));
                     writer.Flush();
                 }
@@ -91,9 +93,10 @@ internal static class EvalCommand
             bool rewards = summary.Any(x => x.MeanReward is not null);
             var table = new Table().AddColumns("method", "runs", "mean score");
             if (rewards) table.AddColumns("gold reward ± s.e.", "large logp/tok");
-            table.AddColumns("large tok", "small tok", "ms/run", "total s");
+            table.AddColumns("distinct-1", "distinct-2", "rep-3", "large tok", "small tok", "ms/run", "total s");
             table.Caption("per run: mean large-model tokens sampled, small-model tokens scored, wall ms"
-                + (rewards ? "; gold reward: mean ± standard error over prompts (seeds averaged per prompt); large logp/tok: the large model's mean log-likelihood per response token" : ""));
+                + (rewards ? "; gold reward: mean ± standard error over prompts (seeds averaged per prompt); large logp/tok: the large model's mean log-likelihood per response token" : "")
+                + "; distinct-n: unique word n-grams / n-grams of a response; rep-3: share of its word 3-grams that repeat an earlier one (means over responses)");
             foreach (var row in summary)
             {
                 var cells = new List<string> { Markup.Escape(row.Method), row.Runs.ToString(CultureInfo.InvariantCulture), F(row.MeanScore, "F4") };
@@ -102,7 +105,8 @@ internal static class EvalCommand
                     cells.Add(row.MeanReward is { } m ? $"{F(m, "F3")} ± {F(row.RewardStdErr ?? 0, "F3")}" : "-");
                     cells.Add(row.MeanLargeLogprobPerToken is { } f ? F(f, "F3") : "-");
                 }
-                cells.AddRange([F(row.MeanLargeTokensSampled, "F1"), F(row.MeanSmallTokensScored, "F1"), F(row.MeanWallMs, "F0"), F(row.TotalWallMs / 1000, "F1")]);
+                cells.AddRange([row.MeanDistinct1 is { } d1 ? F(d1, "F3") : "-", row.MeanDistinct2 is { } d2 ? F(d2, "F3") : "-",
+                    row.MeanRepeated3GramShare is { } r3 ? F(r3, "F3") : "-", F(row.MeanLargeTokensSampled, "F1"), F(row.MeanSmallTokensScored, "F1"), F(row.MeanWallMs, "F0"), F(row.TotalWallMs / 1000, "F1")]);
                 table.AddRow(cells.ToArray());
             }
             // Redirected output has no width of its own; keep a row on one line in logs.
@@ -119,7 +123,7 @@ internal static class EvalCommand
     private sealed record Prompt(string Id, string Text, ChatConversation? Conversation = null);
 
     private sealed record Record(string Id, ulong Seed, string Method, double Score, long LargeTokensSampled, long SmallTokensScored, double WallMs,
-        double? Reward, double? LargeLogProbPerToken);
+        double? Reward, double? LargeLogProbPerToken, double? Distinct1, double? Distinct2, double? Repeated3GramShare);
 
     private static List<Prompt> ReadPrompts(string path)
     {
@@ -200,7 +204,10 @@ internal static class EvalCommand
                     stats.GetProperty("small_tokens_scored").GetInt64(),
                     stats.GetProperty("wall_ms").GetDouble(),
                     RequestJson.Double(root, "reward"),
-                    RequestJson.Double(root, "large_logprob_per_token")));
+                    RequestJson.Double(root, "large_logprob_per_token"),
+                    RequestJson.Double(root, "distinct_1"),
+                    RequestJson.Double(root, "distinct_2"),
+                    RequestJson.Double(root, "repeated_3gram_share")));
             }
             catch (Exception e) when (e is JsonException or JsonFieldException or KeyNotFoundException or InvalidOperationException or FormatException)
             {
@@ -222,7 +229,10 @@ internal static class EvalCommand
             g.Sum(r => r.WallMs),
             EvalMetrics.MeanAndStandardError(g.Where(r => r.Reward is not null).Select(r => (r.Id, r.Reward!.Value)).ToList()) is var (mean, se) && mean is not null ? mean : null,
             se,
-            g.Any(r => r.LargeLogProbPerToken is not null) ? g.Where(r => r.LargeLogProbPerToken is not null).Average(r => r.LargeLogProbPerToken!.Value) : null))
+            g.Any(r => r.LargeLogProbPerToken is not null) ? g.Where(r => r.LargeLogProbPerToken is not null).Average(r => r.LargeLogProbPerToken!.Value) : null,
+            EvalMetrics.MeanOfPresent(g.Select(r => r.Distinct1)),
+            EvalMetrics.MeanOfPresent(g.Select(r => r.Distinct2)),
+            EvalMetrics.MeanOfPresent(g.Select(r => r.Repeated3GramShare))))
         .OrderBy(s => s.Method, StringComparer.Ordinal)
         .ToList();
 }

@@ -8,11 +8,11 @@ namespace WeakToStrong.Cli.Commands;
 internal static class EvalMetrics
 {
     /// <summary>The reward <c>--reward</c> names; a bad value or lexicon file is a usage error naming the option.</summary>
-    public static LexiconReward Reward(string spec)
+    public static GoldReward Reward(string spec)
     {
         try
         {
-            return LexiconReward.FromSpec(spec);
+            return GoldReward.FromSpec(spec);
         }
         catch (ArgumentException)
         {
@@ -37,6 +37,13 @@ internal static class EvalMetrics
         double sum = 0;
         foreach (float lp in logprobs) sum += lp;
         return sum / logprobs.Length;
+    }
+
+    /// <summary>The mean of the values that are there; null when none is.</summary>
+    public static double? MeanOfPresent(IEnumerable<double?> values)
+    {
+        var present = values.Where(v => v is not null).Select(v => v!.Value).ToList();
+        return present.Count == 0 ? null : present.Average();
     }
 
     /// <summary>

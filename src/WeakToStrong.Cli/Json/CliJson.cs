@@ -106,7 +106,10 @@ internal sealed record SearchResultJson(string Text, IReadOnlyList<int> Tokens, 
 internal sealed record EvalLineJson(string Id, ulong Seed, string Method, string Prompt, string Text, double Score, string Finish, SearchStatsJson Stats,
     [property: JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)] double? Reward = null,
     [property: JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)] string? RewardName = null,
-    [property: JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)] double? LargeLogprobPerToken = null);
+    [property: JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)] double? LargeLogprobPerToken = null,
+    [property: JsonPropertyName("distinct_1"), JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)] double? Distinct1 = null,
+    [property: JsonPropertyName("distinct_2"), JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)] double? Distinct2 = null,
+    [property: JsonPropertyName("repeated_3gram_share"), JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)] double? Repeated3GramShare = null);
 
 /// <summary>One method's row of the <c>w2s eval</c> summary.</summary>
 /// <remarks>The reward's standard error is over prompts: each prompt's mean over its seeds, then the standard deviation of
@@ -114,7 +117,10 @@ internal sealed record EvalLineJson(string Id, ulong Seed, string Method, string
 internal sealed record EvalSummaryJson(string Method, int Runs, double MeanScore, double MeanLargeTokensSampled, double MeanSmallTokensScored, double MeanWallMs, double TotalWallMs,
     [property: JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)] double? MeanReward = null,
     [property: JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)] double? RewardStdErr = null,
-    [property: JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)] double? MeanLargeLogprobPerToken = null);
+    [property: JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)] double? MeanLargeLogprobPerToken = null,
+    [property: JsonPropertyName("mean_distinct_1"), JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)] double? MeanDistinct1 = null,
+    [property: JsonPropertyName("mean_distinct_2"), JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)] double? MeanDistinct2 = null,
+    [property: JsonPropertyName("mean_repeated_3gram_share"), JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)] double? MeanRepeated3GramShare = null);
 
 /// <summary><c>w2s eval --json</c>.</summary>
 internal sealed record EvalJson(int Ran, int Skipped, string Out, List<EvalSummaryJson> Summary);
@@ -130,8 +136,10 @@ internal sealed record OpsJson(string Device, string DeviceName, string Mode,
     [property: JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)] List<OpCheckJson>? Checks,
     [property: JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)] List<OpTiming>? Timings,
     int Passed, int Failed, int Skipped);
-/// <summary>One method's response in <c>w2s demo</c>: text, AFINN gold reward, search score, wall time, work.</summary>
-internal sealed record DemoResultJson(string Text, double Reward, double Score, double WallMs, long LargeTokensSampled, long SmallTokensScored);
+/// <summary>One method's response in <c>w2s demo</c>: text, gold reward (VADER's compound), search score, wall time, work,
+/// and the most times one word 3-gram occurs in it.</summary>
+internal sealed record DemoResultJson(string Text, double Reward, double Score, double WallMs, long LargeTokensSampled, long SmallTokensScored,
+    [property: JsonPropertyName("max_3gram_count")] int Max3GramCount);
 
 /// <summary>One prompt of <c>w2s demo</c>: plain sampling and CBS side by side.</summary>
 internal sealed record DemoRowJson(string Prompt, DemoResultJson Base, DemoResultJson Cbs);

@@ -18,7 +18,7 @@ public class DemoAndEvalTests
         var root = JsonDocument.Parse(result.Stdout).RootElement;
         Assert.Equal("sample", root.GetProperty("base_method").GetString());
         Assert.Equal("cbs(4,4,5)", root.GetProperty("cbs_method").GetString());
-        Assert.Equal("afinn-165", root.GetProperty("reward").GetString());
+        Assert.Equal("vader-sentiment-1.1.3", root.GetProperty("reward").GetString());
         var rows = root.GetProperty("rows").EnumerateArray().ToList();
         Assert.Equal(3, rows.Count);
         var prompts = File.ReadLines(Path.Combine(AppContext.BaseDirectory, "models", "sentiment", "prompts.jsonl")).Take(3)
@@ -32,7 +32,8 @@ public class DemoAndEvalTests
                 var x = rows[i].GetProperty(method);
                 string text = x.GetProperty("text").GetString()!;
                 Assert.False(string.IsNullOrWhiteSpace(text));
-                Assert.Equal(LexiconReward.Afinn165.Score(text), x.GetProperty("reward").GetDouble());
+                Assert.Equal(VaderSentiment.Default.Compound(text), x.GetProperty("reward").GetDouble());
+                Assert.Equal(Fluency.Measure(text).Max3GramCount, x.GetProperty("max_3gram_count").GetInt32());
                 double wall = x.GetProperty("wall_ms").GetDouble();
                 Assert.True(wall > 0, $"{method} wall_ms {wall}");
                 wallSum += wall;
@@ -88,7 +89,7 @@ public class DemoAndEvalTests
         using var dir = TestPaths.Temp();
         string prompts = dir.File_("p.jsonl"), output = dir.File_("out.jsonl");
         File.WriteAllLines(prompts, ["{\"id\": \"a\", \"prompt\": \"It was a\"}", "{\"id\": \"b\", \"prompt\": \"The old man\"}"]);
-        var result = CliRunner.Run("eval", "--prompts", prompts, "--out", output, "--method", "sample", "--seeds", "1,2", "--max-new-tokens", "12", "--reward", "afinn", "--json");
+        var result = CliRunner.Run("eval", "--prompts", prompts, "--out", output, "--method", "sample", "--seeds", "1,2", "--max-new-tokens", "12", "--reward", "vader", "--json");
         Assert.True(result.ExitCode == 0, result.Stderr);
         var lines = File.ReadAllLines(output).Select(l => JsonDocument.Parse(l).RootElement).ToList();
         Assert.Equal(4, lines.Count);
@@ -113,8 +114,12 @@ public class DemoAndEvalTests
         {
             double reward = line.GetProperty("reward").GetDouble();
             string text = line.GetProperty("text").GetString()!;
-            Assert.Equal(LexiconReward.Afinn165.Score(text), reward);
-            Assert.Equal("afinn-165", line.GetProperty("reward_name").GetString());
+            Assert.Equal(VaderSentiment.Default.Compound(text), reward);
+            Assert.Equal("vader-sentiment-1.1.3", line.GetProperty("reward_name").GetString());
+            var measures = Fluency.Measure(text);
+            Assert.Equal(measures.Distinct1, line.GetProperty("distinct_1").GetDouble());
+            Assert.Equal(measures.Distinct2, line.GetProperty("distinct_2").GetDouble());
+            Assert.Equal(measures.Repeated3GramShare, line.GetProperty("repeated_3gram_share").GetDouble());
             string id = line.GetProperty("id").GetString()!;
             var again = await search.RunAsync(new SearchRequest { Prompt = prompt[id], Method = SearchMethodKind.Sample, Seed = line.GetProperty("seed").GetUInt64(), MaxNewTokens = 12 });
             Assert.Equal(text, again.Text);
@@ -131,6 +136,8 @@ public class DemoAndEvalTests
         double se = Math.Sqrt(perPrompt.Sum(x => (x - m) * (x - m)) / 1 / 2);
         Assert.Equal(se, summary.GetProperty("reward_std_err").GetDouble(), 9);
         Assert.Equal(lines.Average(l => l.GetProperty("large_logprob_per_token").GetDouble()), summary.GetProperty("mean_large_logprob_per_token").GetDouble(), 9);
+        Assert.Equal(lines.Average(l => l.GetProperty("distinct_2").GetDouble()), summary.GetProperty("mean_distinct_2").GetDouble(), 9);
+        Assert.Equal(lines.Average(l => l.GetProperty("repeated_3gram_share").GetDouble()), summary.GetProperty("mean_repeated_3gram_share").GetDouble(), 9);
     }
 
     [Fact]
