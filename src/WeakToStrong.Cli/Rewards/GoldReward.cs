@@ -1,4 +1,3 @@
-using WeakToStrong.Rewards;
 
 namespace WeakToStrong.Cli.Rewards;
 
