@@ -10,12 +10,13 @@ using Microsoft.Extensions.Logging;
 using OpenTelemetry.Metrics;
 using WeakToStrong.Search;
 using WeakToStrong.Server.Admission;
+using WeakToStrong.Server.Deployment;
 using WeakToStrong.Server.Protocol;
 
 namespace WeakToStrong.Server;
 
 /// <summary>How the server listens and what it accepts.</summary>
-public sealed record ServerOptions
+public sealed partial record ServerOptions
 {
     /// <summary>An IP address, <c>localhost</c>, or <c>*</c> for every interface (see <see cref="W2sServer.ListenHost"/>).</summary>
     public string Host { get; init; } = "127.0.0.1";
@@ -79,12 +80,13 @@ public sealed class W2sServer : IAsyncDisposable
             k.AddServerHeader = false;
         });
         builder.WebHost.UseUrls($"http://{host}:{options.Port}");
-        builder.Services.AddOpenTelemetry().WithMetrics(m => m.AddMeter(ServerMetrics.MeterName).AddPrometheusExporter());
+        builder.Services.AddOpenTelemetry().WithMetrics(m => m.AddMeter(ServerMetrics.MeterName).AddPrometheusExporter(p => p.ScrapeResponseCacheDurationMilliseconds = 0));
 
         var pools = search.LocalModels.Select((m, i) => (Roles(search)[i], m.Transformer.Cache)).ToList();
         var admission = new KvAdmission(pools, options.MaxQueue);
         var metrics = new ServerMetrics(search, admission);
         var app = builder.Build();
+        ApiKeys.Use(app, options, metrics);
         var completions = new CompletionHandler(search, admission, metrics, options);
         var started = DateTimeOffset.UtcNow.ToUnixTimeSeconds();
 
