@@ -85,7 +85,12 @@ public sealed class W2sServer : IAsyncDisposable
         var pools = search.LocalModels.Select((m, i) => (Roles(search)[i], m.Transformer.Cache)).ToList();
         var admission = new KvAdmission(pools, options.MaxQueue);
         var metrics = new ServerMetrics(search, admission);
+        var drain = new ShutdownDrain(options.ShutdownTimeout, metrics);
+        builder.Services.AddSingleton<IHostedService>(drain);
+        // The host's own limit covers the drain and the cancelled requests' unwinding after it.
+        builder.Services.Configure<HostOptions>(h => h.ShutdownTimeout = options.ShutdownTimeout + TimeSpan.FromSeconds(30));
         var app = builder.Build();
+        drain.Use(app);
         ApiKeys.Use(app, options, metrics);
         var completions = new CompletionHandler(search, admission, metrics, options);
         var started = DateTimeOffset.UtcNow.ToUnixTimeSeconds();
@@ -164,6 +169,9 @@ public sealed class W2sServer : IAsyncDisposable
 
     /// <summary>Runs until <paramref name="cancellationToken"/> fires (Ctrl+C in <c>w2s serve</c>).</summary>
     public Task WaitForShutdownAsync(CancellationToken cancellationToken) => _app.WaitForShutdownAsync(cancellationToken);
+
+    /// <summary>Stops gracefully: new requests get 503, those in flight get <see cref="ServerOptions.ShutdownTimeout"/> to finish, then the rest are cancelled.</summary>
+    public Task StopAsync(CancellationToken cancellationToken = default) => _app.StopAsync(cancellationToken);
 
     public async ValueTask DisposeAsync()
     {

@@ -11,4 +11,17 @@ public sealed partial record ServerOptions
 
     /// <summary>Put <c>/metrics</c> behind <see cref="ApiKeys"/> too; by default it is open, like <c>/health</c>.</summary>
     public bool MetricsNeedKey { get; init; }
+
+    /// <summary>
+    /// The most a completions request may take from arrival to its last byte, waiting for KV included (local and
+    /// remote large models alike); past it the request is cancelled, its KV freed, and it gets a 504 (an error event
+    /// once a stream has started). Null: no deadline.
+    /// </summary>
+    public TimeSpan? RequestTimeout { get; init; }
+
+    /// <summary>
+    /// On shutdown (SIGTERM, Ctrl-C, <see cref="W2sServer.StopAsync"/>) new requests get 503 while the requests in
+    /// flight may finish for this long; then they are cancelled (their KV freed) and the server stops.
+    /// </summary>
+    public TimeSpan ShutdownTimeout { get; init; } = TimeSpan.FromSeconds(30);
 }
