@@ -45,6 +45,7 @@ public sealed class W2sServer : IAsyncDisposable
 {
     private readonly WebApplication _app;
     private readonly ServerMetrics _metrics;
+    private DeploymentMetrics? _deployment;
 
     private W2sServer(WebApplication app, WeakToStrongSearch search, KvAdmission admission, ServerMetrics metrics, Uri address)
     {
@@ -86,6 +87,7 @@ public sealed class W2sServer : IAsyncDisposable
         var admission = new KvAdmission(pools, options.MaxQueue);
         var metrics = new ServerMetrics(search, admission);
         var drain = new ShutdownDrain(options.ShutdownTimeout, metrics);
+        var deployment = new DeploymentMetrics(search, drain);
         builder.Services.AddSingleton<IHostedService>(drain);
         // The host's own limit covers the drain and the cancelled requests' unwinding after it.
         builder.Services.Configure<HostOptions>(h => h.ShutdownTimeout = options.ShutdownTimeout + TimeSpan.FromSeconds(30));
@@ -134,11 +136,12 @@ public sealed class W2sServer : IAsyncDisposable
         catch
         {
             metrics.Dispose();
+            deployment.Dispose();
             await app.DisposeAsync().ConfigureAwait(false);
             throw;
         }
         var address = app.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()!.Addresses.First();
-        return new W2sServer(app, search, admission, metrics, new Uri(address.TrimEnd('/') + "/"));
+        return new W2sServer(app, search, admission, metrics, new Uri(address.TrimEnd('/') + "/")) { _deployment = deployment };
     }
 
     /// <summary>
@@ -178,5 +181,6 @@ public sealed class W2sServer : IAsyncDisposable
         await _app.StopAsync().ConfigureAwait(false);
         await _app.DisposeAsync().ConfigureAwait(false);
         _metrics.Dispose();
+        _deployment?.Dispose();
     }
 }

@@ -81,6 +81,9 @@ public sealed class UpstreamFaultTests(ServerFixture models) : IClassFixture<Ser
             Assert.NotEmpty(Api.Text(body));
             Assert.Equal(1, remote.Retries);
             Assert.Equal(upstream.Calls, remote.Attempts);
+            string metrics = await http.GetStringAsync("metrics");
+            Assert.Equal(1, MetricsText.Value(metrics, "w2s_upstream_retries_total"));
+            Assert.Equal(upstream.Calls, MetricsText.Value(metrics, "w2s_upstream_attempts_total"));
             Assert.True(upstream.Calls >= 3, $"the 429 and at least the two chunks of 2 tokens (got {upstream.Calls} calls)");
         }
     }
