@@ -61,6 +61,9 @@ internal static class RequestParser
 
     public static ParsedRequest Parse(ReadOnlyMemory<byte> body, bool chat, RequestLimits limits)
     {
+        // The JSON reader checks the structure but leaves the bytes inside strings to GetString, which would throw
+        // InvalidOperationException (a 500) on a malformed UTF-8 sequence.
+        if (!System.Text.Unicode.Utf8.IsValid(body.Span)) throw ApiException.BadRequest("The request body is not valid UTF-8.", null, "invalid_json");
         JsonDocument document;
         try
         {
