@@ -77,6 +77,7 @@ internal static class RequestParser
         {
             var root = document.RootElement;
             if (root.ValueKind != JsonValueKind.Object) throw ApiException.BadRequest("The request body must be a JSON object.", null, "invalid_json");
+            JsonTextCheck.ThrowIfInvalid(root);
             return Parse(root, chat, limits);
         }
     }
