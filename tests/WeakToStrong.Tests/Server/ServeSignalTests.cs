@@ -110,3 +110,23 @@ public sealed partial class ServeSignalTests
         Assert.DoesNotContain("warning", stderr); // loopback, and keyed
     }
 }
+
+/// <summary>The deployment flags of <c>w2s serve</c> refuse bad values as one-line usage errors (exit code 2).</summary>
+[Trait("Category", "Integration")]
+public sealed class ServeDeploymentOptionsTests
+{
+    [Theory]
+    [InlineData("--api-key ,", "--api-key: no key given")]
+    [InlineData("--large-timeout 0", "--large-timeout must be between 0.01 and 86400 seconds")]
+    [InlineData("--large-retries -1", "--large-retries must be between 0 and 100")]
+    [InlineData("--request-timeout 0", "--request-timeout must be between 0.01 and 86400 seconds")]
+    [InlineData("--shutdown-timeout -1", "--shutdown-timeout must be between 0 and 86400 seconds")]
+    public void BadValuesAreUsageErrors(string options, string message)
+    {
+        string tiny = TestPaths.Fixture("gpt2-tiny");
+        var r = CliRunner.Run(["serve", "--large", tiny, "--tuned", tiny, "--untuned", tiny, .. options.Split(' ')]);
+        Assert.Equal(2, r.ExitCode);
+        Assert.Contains(message, r.Stderr);
+        Assert.Single(r.Stderr.Trim().Split('\n'));
+    }
+}
