@@ -60,7 +60,10 @@ internal sealed class CompletionHandler(WeakToStrongSearch search, KvAdmission a
         }
     }
 
-    /// <summary>Library failures that are the request's fault become 400s; anything else is a 500 that names itself.</summary>
+    /// <summary>
+    /// Library failures that are the request's fault become 400s, a remote large model's failure 502/504; anything
+    /// else is a 500 that names itself.
+    /// </summary>
     internal static ApiException Translate(Exception e) => e switch
     {
         LargeModelUnavailableException u => UpstreamErrors.ToApi(u),

@@ -50,7 +50,8 @@ public sealed class ApiKeysTests
 
 /// <summary>A server started with API keys: /v1 needs one, /health does not, /metrics by flag; the official SDK's apiKey works.</summary>
 [Trait("Category", "Integration")]
-public sealed class AuthenticationTests(ServerFixture models) : IClassFixture<ServerFixture>
+[Collection(ExactMetricsCollection.Name)]
+public sealed class AuthenticationTests(ServerModels models)
 {
     private const string M = ServerFixture.Model;
     private static readonly string Completion = $$$"""{"model":"{{{M}}}","prompt":"Hi","max_tokens":2,"seed":1,"search":{"method":"sample"}}""";

@@ -6,7 +6,8 @@ namespace WeakToStrong.Tests.Server;
 
 /// <summary>/metrics scraped after known traffic: every count equals what the clients saw.</summary>
 [Trait("Category", "Integration")]
-public sealed class DeploymentMetricsTests(ServerFixture models) : IClassFixture<ServerFixture>
+[Collection(ExactMetricsCollection.Name)]
+public sealed class DeploymentMetricsTests(ServerModels models)
 {
     private const string M = ServerFixture.Model;
 

@@ -13,7 +13,8 @@ namespace WeakToStrong.Tests.Server;
 /// blaming it; retries, the circuit breaker and the whole-request deadline do what they say; KV is freed.
 /// </summary>
 [Trait("Category", "Integration")]
-public sealed class UpstreamFaultTests(ServerFixture models) : IClassFixture<ServerFixture>
+[Collection(ExactMetricsCollection.Name)]
+public sealed class UpstreamFaultTests(ServerModels models)
 {
     private const string M = ServerFixture.Model;
     private static readonly string Body = $$$"""{"model":"{{{M}}}","prompt":"The film was","max_tokens":4,"seed":3,"search":{"method":"cbs","beam_width":1,"successors":2,"chunk_length":2}}""";

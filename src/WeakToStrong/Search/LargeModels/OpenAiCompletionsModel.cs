@@ -48,9 +48,13 @@ public sealed record OpenAiCompletionsOptions
     /// <summary>Attempts within the breaker's 30 s window before it may open (at least 2).</summary>
     public int CircuitMinimumThroughput { get; init; } = 10;
 
-    /// <summary>First backoff; doubled per retry up to <see cref="MaxBackoff"/>, with ±25 % jitter; Retry-After wins when given.</summary>
+    /// <summary>
+    /// Median first backoff; exponential per retry with Polly's decorrelated jitter, capped at <see cref="MaxBackoff"/>;
+    /// Retry-After wins when given.
+    /// </summary>
     public TimeSpan InitialBackoff { get; init; } = TimeSpan.FromMilliseconds(500);
 
+    /// <summary>Longest wait between attempts, a Retry-After included.</summary>
     public TimeSpan MaxBackoff { get; init; } = TimeSpan.FromSeconds(30);
 
     /// <summary>Requests in flight at once.</summary>
