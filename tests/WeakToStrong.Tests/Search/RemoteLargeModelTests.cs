@@ -131,6 +131,24 @@ public class RemoteLargeModelTests(SearchModelsFixture models) : IClassFixture<S
         Assert.Equal(1, large.Attempts);
     }
 
+    [Theory]
+    [InlineData("""{"choices":[{"index":0,"text":"\ud800","finish_reason":"length"}]}""", "not valid Unicode")]
+    [InlineData("""{"choices":[1]}""", "a choice is not an object")]
+    [InlineData("""{"choices":{}}""", "no \"choices\" array")]
+    [InlineData("""[]""", "no \"choices\" array")]
+    [InlineData("""{"choices":[{"index":7,"text":"x"}]}""", "index 7")]
+    [InlineData("""{"choices":[]}""", "asked for 1 continuations, got 0")]
+    public async Task AReplyOfTheWrongShapeIsTheUpstreamsFailure(string reply, string message)
+    {
+        var server = new FakeServer((_, _) => new HttpResponseMessage(HttpStatusCode.OK) { Content = new StringContent(reply) });
+        using var large = Remote(server);
+        var error = await Assert.ThrowsAsync<LargeModelUnavailableException>(() => Run(large, new SearchRequest { Prompt = Prompt, Method = SearchMethodKind.Sample, MaxNewTokens = 3 }));
+        Assert.Equal(LargeModelFailure.Failed, error.Kind);
+        Assert.Equal(1, error.Attempts); // not retried: the upstream answered, wrongly
+        Assert.Contains(message, error.Message);
+        Assert.StartsWith(large.Name, error.Message);
+    }
+
     [Fact]
     public async Task ASlowServerTimesOutAndIsRetriedThenGivenUp()
     {

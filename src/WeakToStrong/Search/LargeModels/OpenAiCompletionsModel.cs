@@ -188,6 +188,18 @@ public sealed class OpenAiCompletionsModel : ILargeModel
         var root = reply.RootElement;
         // A reply of the wrong shape is the upstream's failure, like one that is not JSON.
         LargeModelUnavailableException Malformed(string what) => new(LargeModelFailure.Failed, Name, attempts, $"{Name}: {what}");
+        // JSON may escape an unpaired surrogate ("\ud800"), which parses but is no text.
+        string Text(JsonElement value)
+        {
+            try
+            {
+                return value.GetString()!;
+            }
+            catch (InvalidOperationException)
+            {
+                throw Malformed("a choice's text is not valid Unicode");
+            }
+        }
         if (root.ValueKind != JsonValueKind.Object || !root.TryGetProperty("choices", out var choicesElement) || choicesElement.ValueKind != JsonValueKind.Array)
             throw Malformed("the reply has no \"choices\" array");
         var choices = new (string, string?, int)[group.Count];
@@ -197,7 +209,7 @@ public sealed class OpenAiCompletionsModel : ILargeModel
             if (choice.ValueKind != JsonValueKind.Object) throw Malformed("a choice is not an object");
             int index = choice.TryGetProperty("index", out var i) && i.TryGetInt32(out int n) ? n : filled;
             if (index < 0 || index >= group.Count) throw Malformed($"a choice has index {index}, outside the {group.Count} asked for");
-            string text = choice.TryGetProperty("text", out var t) && t.ValueKind == JsonValueKind.String ? t.GetString()! : "";
+            string text = choice.TryGetProperty("text", out var t) && t.ValueKind == JsonValueKind.String ? Text(t) : "";
             string? reason = choice.TryGetProperty("finish_reason", out var f) && f.ValueKind == JsonValueKind.String ? f.GetString() : null;
             choices[index] = (text, reason, 0);
             filled++;
