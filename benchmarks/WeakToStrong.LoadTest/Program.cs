@@ -1,7 +1,7 @@
 // Load test for `w2s serve`: streamed completions from N concurrent clients, reporting tokens/s, latency and time
 // to first streamed token per (method, concurrency). By default it serves a GPT-2-124M-shaped large model and a
 // 4-layer × 256 small pair with random weights in-process (real Kestrel on loopback); --url points it at any
-// running server instead. Usage: see benchmarks/serve-load.sh.
+// running server instead. Usage: see benchmarks/serve-load.sh. `soak …` runs the soak test instead (Soak.cs, benchmarks/soak.sh).
 using System.Diagnostics;
 using System.Globalization;
 using System.Text;
@@ -16,6 +16,8 @@ using WeakToStrong.Search.LargeModels;
 using WeakToStrong.Server;
 using WeakToStrong.Server.Protocol;
 using WeakToStrong.Tokenization;
+
+if (args is ["soak", .. var soakArgs]) return await Soak.RunAsync(soakArgs);
 
 var options = LoadOptions.Parse(args);
 long largeRows = 0, largeForwards = 0, forwardTicks = 0, largeTicks = 0;

@@ -29,4 +29,6 @@ if (parsed.Errors.Count > 0)
     Console.Error.WriteLine($"error: {error.Message} (see {hint})");
     return 2;
 }
-return parsed.Invoke();
+// `w2s serve` leaves SIGTERM/SIGINT to its web host, which drains for --shutdown-timeout and exits 0;
+// System.CommandLine's own handler would end the process 2 s after the signal, with exit code 143/130.
+return parsed.Invoke(parsed.CommandResult.Command.Name == "serve" ? new InvocationConfiguration { ProcessTerminationTimeout = null } : new InvocationConfiguration());

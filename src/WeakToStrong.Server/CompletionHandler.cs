@@ -6,7 +6,9 @@ using Microsoft.AspNetCore.Http;
 using Microsoft.AspNetCore.Http.Features;
 using WeakToStrong.Engine.Scheduling;
 using WeakToStrong.Search;
+using WeakToStrong.Search.LargeModels;
 using WeakToStrong.Server.Admission;
+using WeakToStrong.Server.Deployment;
 using WeakToStrong.Server.Protocol;
 
 namespace WeakToStrong.Server;
@@ -25,7 +27,8 @@ internal sealed class CompletionHandler(WeakToStrongSearch search, KvAdmission a
     {
         string endpoint = chat ? "chat_completions" : "completions";
         var clock = Stopwatch.StartNew();
-        var aborted = http.RequestAborted;
+        using var scope = new RequestScope(http, options.RequestTimeout);
+        var aborted = scope.Token;
         int status = 200;
         try
         {
@@ -35,6 +38,11 @@ internal sealed class CompletionHandler(WeakToStrongSearch search, KvAdmission a
             using var lease = await admission.AcquireAsync(plan.Blocks, options.MaxQueue, aborted).ConfigureAwait(false);
             if (request.Stream) await StreamAsync(http, request, plan, clock, aborted).ConfigureAwait(false);
             else await RespondAsync(http, request, plan, aborted).ConfigureAwait(false);
+        }
+        catch (Exception) when (scope.Stopped is { } stopped)
+        {
+            status = stopped.Status; // the deadline passed or the shutdown drain ran out: say so
+            await WriteErrorAsync(http, stopped).ConfigureAwait(false);
         }
         catch (Exception e) when (aborted.IsCancellationRequested || e is ClientGoneException)
         {
@@ -55,10 +63,11 @@ internal sealed class CompletionHandler(WeakToStrongSearch search, KvAdmission a
 
     /// <summary>
     /// Library failures that are the request's fault (a search that cannot run, a field the library refuses) become
-    /// 400s; anything else is a 500 that names itself.
+    /// 400s, a remote large model's failure 502/504; anything else is a 500 that names itself.
     /// </summary>
     internal static ApiException Translate(Exception e, bool chat = false) => e switch
     {
+        LargeModelUnavailableException u => UpstreamErrors.ToApi(u),
         BadHttpRequestException { StatusCode: 413 } => new ApiException(413, $"The request body is larger than this server's limit: {e.Message}", null, "request_too_large"),
         BadHttpRequestException b => new ApiException(b.StatusCode, e.Message, null, "bad_request"),
         KvAdmissionException k => AdmissionErrors.ToApiException(k),

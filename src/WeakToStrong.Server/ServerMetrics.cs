@@ -54,6 +54,15 @@ public sealed class ServerMetrics : IDisposable
 
     private readonly Action<BatchedForward> _onForward;
 
+    /// <summary>The <c>endpoint</c> label of a request path (requests answered before reaching a route are counted under it too).</summary>
+    public static string Endpoint(Microsoft.AspNetCore.Http.PathString path) =>
+        path.StartsWithSegments("/v1/chat/completions") ? "chat_completions"
+        : path.StartsWithSegments("/v1/completions") ? "completions"
+        : path.StartsWithSegments("/v1/models") ? "models"
+        : path.StartsWithSegments("/metrics") ? "metrics"
+        : path.StartsWithSegments("/health") ? "health"
+        : "other";
+
     public void Request(string endpoint, int status) =>
         _requests.Add(1, new("endpoint", endpoint), new("status", status));
 

@@ -10,12 +10,13 @@ using Microsoft.Extensions.Logging;
 using OpenTelemetry.Metrics;
 using WeakToStrong.Engine.Scheduling;
 using WeakToStrong.Search;
+using WeakToStrong.Server.Deployment;
 using WeakToStrong.Server.Protocol;
 
 namespace WeakToStrong.Server;
 
 /// <summary>How the server listens and what it accepts.</summary>
-public sealed record ServerOptions
+public sealed partial record ServerOptions
 {
     /// <summary>An IP address, <c>localhost</c>, or <c>*</c> for every interface (see <see cref="W2sServer.ListenHost"/>).</summary>
     public string Host { get; init; } = "127.0.0.1";
@@ -44,6 +45,7 @@ public sealed class W2sServer : IAsyncDisposable
 {
     private readonly WebApplication _app;
     private readonly ServerMetrics _metrics;
+    private DeploymentMetrics? _deployment;
 
     private W2sServer(WebApplication app, WeakToStrongSearch search, ServerMetrics metrics, Uri address)
     {
@@ -79,11 +81,18 @@ public sealed class W2sServer : IAsyncDisposable
             k.AddServerHeader = false;
         });
         builder.WebHost.UseUrls($"http://{host}:{options.Port}");
-        builder.Services.AddOpenTelemetry().WithMetrics(m => m.AddMeter(ServerMetrics.MeterName).AddPrometheusExporter());
+        builder.Services.AddOpenTelemetry().WithMetrics(m => m.AddMeter(ServerMetrics.MeterName).AddPrometheusExporter(p => p.ScrapeResponseCacheDurationMilliseconds = 0));
 
         var admission = search.Admission;
         var metrics = new ServerMetrics(search, admission);
+        var drain = new ShutdownDrain(options.ShutdownTimeout, metrics);
+        var deployment = new DeploymentMetrics(search, drain);
+        builder.Services.AddSingleton<IHostedService>(drain);
+        // The host's own limit covers the drain and the cancelled requests' unwinding after it.
+        builder.Services.Configure<HostOptions>(h => h.ShutdownTimeout = options.ShutdownTimeout + TimeSpan.FromSeconds(30));
         var app = builder.Build();
+        drain.Use(app);
+        ApiKeys.Use(app, options, metrics);
         var completions = new CompletionHandler(search, admission, metrics, options);
         var started = DateTimeOffset.UtcNow.ToUnixTimeSeconds();
 
@@ -126,11 +135,12 @@ public sealed class W2sServer : IAsyncDisposable
         catch
         {
             metrics.Dispose();
+            deployment.Dispose();
             await app.DisposeAsync().ConfigureAwait(false);
             throw;
         }
         var address = app.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()!.Addresses.First();
-        return new W2sServer(app, search, metrics, new Uri(address.TrimEnd('/') + "/"));
+        return new W2sServer(app, search, metrics, new Uri(address.TrimEnd('/') + "/")) { _deployment = deployment };
     }
 
     /// <summary>
@@ -158,10 +168,14 @@ public sealed class W2sServer : IAsyncDisposable
     /// <summary>Runs until <paramref name="cancellationToken"/> fires (Ctrl+C in <c>w2s serve</c>).</summary>
     public Task WaitForShutdownAsync(CancellationToken cancellationToken) => _app.WaitForShutdownAsync(cancellationToken);
 
+    /// <summary>Stops gracefully: new requests get 503, those in flight get <see cref="ServerOptions.ShutdownTimeout"/> to finish, then the rest are cancelled.</summary>
+    public Task StopAsync(CancellationToken cancellationToken = default) => _app.StopAsync(cancellationToken);
+
     public async ValueTask DisposeAsync()
     {
         await _app.StopAsync().ConfigureAwait(false);
         await _app.DisposeAsync().ConfigureAwait(false);
         _metrics.Dispose();
+        _deployment?.Dispose();
     }
 }

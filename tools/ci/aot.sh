@@ -31,7 +31,7 @@ echo "NativeAOT w2s: $(stat -c %s "$out/w2s") bytes"
 # limits and bundled models. CliJsonTests and BenchmarkAccountingTests' other tests run in-process, so they are not here.
 filter="FullyQualifiedName~WeakToStrong.Tests.Cli.CliTests|FullyQualifiedName~WeakToStrong.Tests.Cli.ParseErrorTests"
 filter+="|FullyQualifiedName~SearchCliTests|FullyQualifiedName~BenchmarkAccountingTests.BenchReportsDecodeAgainstTheCeilingsItMeasured"
-filter+="|FullyQualifiedName~ServeCommandTests|FullyQualifiedName~DemoAndEvalTests"
+filter+="|FullyQualifiedName~ServeCommandTests|FullyQualifiedName~ServeSignalTests|FullyQualifiedName~DemoAndEvalTests"
 filter+="|FullyQualifiedName~SearchLimitsTests.Cli|FullyQualifiedName~SearchLimitsTests.JsonStatsReportTheKvBudget"
 filter+="|FullyQualifiedName~InfoValidationTests.Cli|FullyQualifiedName~CpuIsaTests.TheCliNamesABadPathInOneLine"
 W2S_EXE="$out/w2s" dotnet test tests/WeakToStrong.Tests -c Release --filter "$filter" \

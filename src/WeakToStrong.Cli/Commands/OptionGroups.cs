@@ -139,7 +139,9 @@ internal sealed class ModelSelectionOptions
     /// <param name="r">The parsed command line.</param>
     /// <param name="shape">A request whose shape is checked against the KV pools before the weights are loaded.</param>
     /// <param name="continuousBatching">Run the models behind an engine loop that merges concurrent requests' forwards.</param>
-    public WeakToStrongSearch Load(ParseResult r, SearchRequest? shape = null, bool continuousBatching = false)
+    /// <param name="remoteOptions">Adjusts a remote large model's options (timeouts and retries of <c>w2s serve</c>).</param>
+    public WeakToStrongSearch Load(ParseResult r, SearchRequest? shape = null, bool continuousBatching = false,
+        Func<OpenAiCompletionsOptions, OpenAiCompletionsOptions>? remoteOptions = null)
     {
         string? folder = r.GetValue(Large), url = r.GetValue(LargeUrl), tuned = r.GetValue(Tuned), untuned = r.GetValue(Untuned);
         if (folder is null && url is null && tuned is null && untuned is null)
@@ -158,14 +160,15 @@ internal sealed class ModelSelectionOptions
             if (!Uri.TryCreate(url, UriKind.Absolute, out var endpoint) || endpoint.Scheme is not ("http" or "https"))
                 throw new UsageException($"--large-url: '{url}' is not an http(s) URL");
             string model = r.GetValue(LargeApiModel) ?? throw new UsageException("--large-url needs --large-api-model (the endpoint's model name)");
-            remote = new OpenAiCompletionsModel(new OpenAiCompletionsOptions
+            var options = new OpenAiCompletionsOptions
             {
                 Endpoint = endpoint,
                 Model = model,
                 ApiKey = Environment.GetEnvironmentVariable(r.GetValue(ApiKeyEnv)!),
                 Template = largeTemplate ?? ChatTemplate.None,
                 SendTopK = !r.GetValue(NoTopK),
-            });
+            };
+            remote = new OpenAiCompletionsModel(remoteOptions?.Invoke(options) ?? options);
         }
         var (kvBlocks, kvBudget) = Kv.Pools(r);
         return SearchOptions.Explained(() => WeakToStrongSearch.Load(new SearchModelOptions

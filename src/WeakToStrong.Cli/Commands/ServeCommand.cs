@@ -1,6 +1,8 @@
 using System.CommandLine;
 using WeakToStrong.Search;
+using WeakToStrong.Search.LargeModels;
 using WeakToStrong.Server;
+using WeakToStrong.Server.Deployment;
 using WeakToStrong.Server.Protocol;
 
 namespace WeakToStrong.Cli.Commands;
@@ -24,9 +26,16 @@ internal static class ServeCommand
         var maxChoices = new Option<int>("--max-choices") { Description = "largest n and best_of", DefaultValueFactory = _ => 16 };
         var maxCandidates = new Option<int>("--max-candidates") { Description = "largest number of candidates per search (CBS W·K, Best-of-N's N)", DefaultValueFactory = _ => 64 };
         var verbose = new Option<bool>("--verbose") { Description = "log each request" };
+        var apiKey = new Option<string>("--api-key") { Description = $"bearer key(s), comma-separated, that every /v1 route needs (default: ${ApiKeyVariable}; none: open to anyone who can connect)" };
+        var metricsNeedKey = new Option<bool>("--metrics-need-key") { Description = "put /metrics behind the API key too (/health stays open)" };
+        var largeTimeout = new Option<double>("--large-timeout") { Description = "with --large-url: seconds allowed for one call to the endpoint, reading the reply included", DefaultValueFactory = _ => 120 };
+        var largeRetries = new Option<int>("--large-retries") { Description = "with --large-url: retries of a call that failed transiently (timeout, connection error, 408, 429, 5xx)", DefaultValueFactory = _ => 5 };
+        var requestTimeout = new Option<double?>("--request-timeout") { Description = "seconds a completions request may take in all, waiting included; past it: 504 (default: no limit)" };
+        var shutdownTimeout = new Option<double>("--shutdown-timeout") { Description = "on SIGTERM/Ctrl-C: seconds in-flight requests may finish (new ones get 503) before they are cancelled", DefaultValueFactory = _ => 30 };
         var command = new Command("serve", "OpenAI-compatible HTTP server for weak-to-strong search (continuous batching, streaming)")
         {
-            host, port, name, method, maxQueue, maxBody, maxTokens, maxChoices, maxCandidates, verbose,
+            host, port, name, method, maxQueue, maxBody, maxTokens, maxChoices, maxCandidates, verbose, apiKey, metricsNeedKey,
+            largeTimeout, largeRetries, requestTimeout, shutdownTimeout,
         };
         foreach (var option in models.All) command.Options.Add(option);
         command.SetAction((r, cancellationToken) => Task.FromResult(Cli.Run(() =>
@@ -39,6 +48,10 @@ internal static class ServeCommand
                 MaxQueue = Range(r.GetValue(maxQueue), 0, int.MaxValue, "--max-queue"),
                 MaxBodyBytes = r.GetValue(maxBody) is > 0 and var b ? b : throw new UsageException("--max-body-bytes must be positive"),
                 Verbose = r.GetValue(verbose),
+                ApiKeys = Keys(r.GetValue(apiKey)),
+                MetricsNeedKey = r.GetValue(metricsNeedKey),
+                RequestTimeout = r.GetValue(requestTimeout) is { } deadline ? Seconds(deadline, 0.01, "--request-timeout") : null,
+                ShutdownTimeout = Seconds(r.GetValue(shutdownTimeout), 0, "--shutdown-timeout"),
                 Limits = new RequestLimits
                 {
                     ModelName = r.GetValue(name) is { Length: > 0 } n ? n : throw new UsageException("--served-model-name must not be empty"),
@@ -48,7 +61,9 @@ internal static class ServeCommand
                     MaxCandidates = Range(r.GetValue(maxCandidates), 1, 4096, "--max-candidates"),
                 },
             };
-            using var search = models.Load(r, continuousBatching: true);
+            var callTimeout = Seconds(r.GetValue(largeTimeout), 0.01, "--large-timeout");
+            int retries = Range(r.GetValue(largeRetries), 0, 100, "--large-retries");
+            using var search = models.Load(r, continuousBatching: true, remoteOptions: o => o with { Timeout = callTimeout, MaxRetries = retries });
             return Serve(search, options, cancellationToken).GetAwaiter().GetResult();
         })));
         return command;
@@ -62,10 +77,26 @@ internal static class ServeCommand
         Console.Out.Flush();
         string pools = string.Join(", ", Enumerable.Range(0, server.Admission.Models).Select(m =>
             $"{server.Admission.Name(m)} {server.Admission.Pool(m).TotalBlocks} KV blocks"));
+        if (options.ApiKeys.Count == 0 && ApiKeys.IsReachableFromOutside(options.Host))
+            Console.Error.WriteLine($"warning: listening on {options.Host} without an API key: anyone who can reach this port can use the server (set --api-key or {ApiKeyVariable})");
         Console.Error.WriteLine($"model '{options.Limits.ModelName}' ({pools}); POST /v1/completions, /v1/chat/completions; GET /v1/models, /health, /metrics");
         await server.WaitForShutdownAsync(cancellationToken).ConfigureAwait(false);
         return 0;
     }
+
+    private const string ApiKeyVariable = "W2S_API_KEY";
+
+    /// <summary>--api-key, else W2S_API_KEY; a flag given with no key in it is a mistake, not an open server.</summary>
+    private static IReadOnlyList<string> Keys(string? option)
+    {
+        var keys = ApiKeys.Parse(option ?? Environment.GetEnvironmentVariable(ApiKeyVariable));
+        if (keys.Count == 0 && option is not null) throw new UsageException("--api-key: no key given (comma-separated keys)");
+        return keys;
+    }
+
+    /// <summary>A number of seconds from <paramref name="min"/> up to a day.</summary>
+    private static TimeSpan Seconds(double value, double min, string option) =>
+        value >= min && value <= 86400 ? TimeSpan.FromSeconds(value) : throw new UsageException($"{option} must be between {min} and 86400 seconds (got {value})");
 
     private static int Range(int value, int min, int max, string option) =>
         value >= min && value <= max ? value : throw new UsageException($"{option} must be between {min} and {max} (got {value})");

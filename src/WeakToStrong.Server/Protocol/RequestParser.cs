@@ -61,6 +61,9 @@ internal static class RequestParser
 
     public static ParsedRequest Parse(ReadOnlyMemory<byte> body, bool chat, RequestLimits limits)
     {
+        // The JSON reader checks the structure but leaves the bytes inside strings to GetString, which would throw
+        // InvalidOperationException (a 500) on a malformed UTF-8 sequence.
+        if (!System.Text.Unicode.Utf8.IsValid(body.Span)) throw ApiException.BadRequest("The request body is not valid UTF-8.", null, "invalid_json");
         JsonDocument document;
         try
         {
@@ -74,6 +77,7 @@ internal static class RequestParser
         {
             var root = document.RootElement;
             if (root.ValueKind != JsonValueKind.Object) throw ApiException.BadRequest("The request body must be a JSON object.", null, "invalid_json");
+            JsonTextCheck.ThrowIfInvalid(root);
             try
             {
                 return Parse(root, chat, limits);

@@ -114,6 +114,7 @@ public class RemoteLargeModelTests(SearchModelsFixture models) : IClassFixture<S
         using var large = Remote(server);
         var result = await Run(large, new SearchRequest { Prompt = Prompt, Method = SearchMethodKind.Sample, MaxNewTokens = 3 });
         Assert.Equal(3, large.Attempts);
+        Assert.Equal(2, large.Retries);
         Assert.NotEmpty(result.Text);
     }
 
@@ -125,9 +126,29 @@ public class RemoteLargeModelTests(SearchModelsFixture models) : IClassFixture<S
             Content = new StringContent("""{"error":{"message":"top_k is not supported","type":"invalid_request_error"}}"""),
         });
         using var large = Remote(server);
-        var error = await Assert.ThrowsAsync<SearchException>(() => Run(large, new SearchRequest { Prompt = Prompt, MaxNewTokens = 3 }));
+        var error = await Assert.ThrowsAsync<LargeModelUnavailableException>(() => Run(large, new SearchRequest { Prompt = Prompt, MaxNewTokens = 3 }));
         Assert.Contains("HTTP 400 top_k is not supported", error.Message);
+        Assert.Equal(LargeModelFailure.Failed, error.Kind);
+        Assert.Equal(1, error.Attempts);
         Assert.Equal(1, large.Attempts);
+    }
+
+    [Theory]
+    [InlineData("""{"choices":[{"index":0,"text":"\ud800","finish_reason":"length"}]}""", "not valid Unicode")]
+    [InlineData("""{"choices":[1]}""", "a choice is not an object")]
+    [InlineData("""{"choices":{}}""", "no \"choices\" array")]
+    [InlineData("""[]""", "no \"choices\" array")]
+    [InlineData("""{"choices":[{"index":7,"text":"x"}]}""", "index 7")]
+    [InlineData("""{"choices":[]}""", "asked for 1 continuations, got 0")]
+    public async Task AReplyOfTheWrongShapeIsTheUpstreamsFailure(string reply, string message)
+    {
+        var server = new FakeServer((_, _) => new HttpResponseMessage(HttpStatusCode.OK) { Content = new StringContent(reply) });
+        using var large = Remote(server);
+        var error = await Assert.ThrowsAsync<LargeModelUnavailableException>(() => Run(large, new SearchRequest { Prompt = Prompt, Method = SearchMethodKind.Sample, MaxNewTokens = 3 }));
+        Assert.Equal(LargeModelFailure.Failed, error.Kind);
+        Assert.Equal(1, error.Attempts); // not retried: the upstream answered, wrongly
+        Assert.Contains(message, error.Message);
+        Assert.StartsWith(large.Name, error.Message);
     }
 
     [Fact]
@@ -139,7 +160,10 @@ public class RemoteLargeModelTests(SearchModelsFixture models) : IClassFixture<S
         {
             Endpoint = new Uri("http://cluster.test/v1"), Model = "large", Timeout = TimeSpan.FromMilliseconds(100), MaxRetries = 1, InitialBackoff = TimeSpan.FromMilliseconds(1),
         }, new HttpClient(slow));
-        var error = await Assert.ThrowsAsync<SearchException>(() => Run(large, new SearchRequest { Prompt = Prompt, MaxNewTokens = 3 }));
+        var error = await Assert.ThrowsAsync<LargeModelUnavailableException>(() => Run(large, new SearchRequest { Prompt = Prompt, MaxNewTokens = 3 }));
+        Assert.Equal(LargeModelFailure.Timeout, error.Kind);
+        Assert.Equal(2, error.Attempts);
+        Assert.Equal(1, large.Retries);
         Assert.Contains("gave up after 2 attempts", error.Message);
         Assert.Contains("no reply within 0.1 s", error.Message);
     }
