@@ -29,6 +29,9 @@ public sealed unsafe class CpuTensor : Tensor
     /// <summary>Input columns of a packed linear weight.</summary>
     internal int PackedColumns { get; init; }
 
+    /// <summary>Inputs per scale of an int8 linear weight (<see cref="CpuLinear.PackInt8"/>); 0 for float weights.</summary>
+    internal int PackedGroup { get; init; }
+
     /// <summary>The elements as floats (F32 tensors; at most 2^31 − 1 elements per span).</summary>
     public Span<float> AsFloats(long offset, int count)
     {
