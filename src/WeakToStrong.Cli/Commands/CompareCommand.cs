@@ -18,7 +18,7 @@ internal static class CompareCommand
         var model = Cli.Model();
         var weights = new Option<string>("--weights") { Description = "the weights compared with the stored ones: int8", DefaultValueFactory = _ => "int8" };
         var text = new Option<string>("--text") { Description = "file of text to read (tokenized with the model's tokenizer, BOS first)", Required = true };
-        var window = new Option<int>("--window") { Description = "tokens predicted per window (each window starts from one token of context)", DefaultValueFactory = _ => 128 };
+        var window = new Option<int?>("--window") { Description = "tokens predicted per window, each from one token of context (default 128, or the context − 1 when shorter)" };
         var device = Cli.Device();
         var json = Cli.Json();
         var command = new Command("compare", "How far a model with int8 weights is from the stored model: KL, top-1 agreement, perplexity")

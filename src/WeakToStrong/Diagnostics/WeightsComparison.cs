@@ -1,4 +1,5 @@
 using WeakToStrong.Engine;
+using WeakToStrong.Engine.KvCache;
 
 namespace WeakToStrong.Diagnostics;
 
@@ -36,9 +37,9 @@ public static class WeightsComparison
     /// <param name="reference">The model as stored.</param>
     /// <param name="candidate">The same model with other weights (same vocabulary).</param>
     /// <param name="tokens">The text's tokens (BOS first where the model expects one).</param>
-    /// <param name="window">Tokens predicted per window (at most the model's context − 1).</param>
+    /// <param name="window">Tokens predicted per window, at most the models' context − 1; null: 128, or that when the context is shorter.</param>
     /// <param name="cancellationToken">Checked between steps.</param>
-    public static WeightsComparisonResult Run(LanguageModel reference, LanguageModel candidate, IReadOnlyList<int> tokens, int window = 128, CancellationToken cancellationToken = default)
+    public static WeightsComparisonResult Run(LanguageModel reference, LanguageModel candidate, IReadOnlyList<int> tokens, int? window = null, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(reference);
         ArgumentNullException.ThrowIfNull(candidate);
@@ -47,15 +48,22 @@ public static class WeightsComparison
             throw new ArgumentException($"the models' vocabularies differ ({reference.Spec.VocabSize} and {candidate.Spec.VocabSize} tokens)", nameof(candidate));
         if (tokens.Count < 2) throw new ArgumentException("the text needs at least two tokens (one to predict)", nameof(tokens));
         int context = Math.Min(reference.Spec.MaxPositions, candidate.Spec.MaxPositions);
-        if (window < 1 || window + 1 > context) throw new ArgumentOutOfRangeException(nameof(window), window, $"a window predicts 1 to {context - 1} tokens (the models' context is {context})");
+        int span = window ?? Math.Min(128, context - 1);
+        if (span < 1 || span + 1 > context) throw new ArgumentOutOfRangeException(nameof(window), window, $"a window predicts 1 to {context - 1} tokens (the models' context is {context})");
 
         var windows = new List<int[]>();
-        for (int s = 0; s + 1 < tokens.Count; s += window) windows.Add(tokens.Skip(s).Take(window + 1).ToArray());
+        for (int s = 0; s + 1 < tokens.Count; s += span) windows.Add(tokens.Skip(s).Take(span + 1).ToArray());
+        // As many windows side by side as both KV pools hold (a window needs its tokens' blocks, one more when it
+        // straddles a block boundary).
+        int blocksPerWindow(PagedKvCache cache) => (span + 1 + cache.BlockSize - 1) / cache.BlockSize + 1;
+        int perBatch = Math.Min(WindowsPerBatch, Math.Min(reference.Transformer.Cache.FreeBlocks / blocksPerWindow(reference.Transformer.Cache),
+            candidate.Transformer.Cache.FreeBlocks / blocksPerWindow(candidate.Transformer.Cache)));
+        if (perBatch < 1) throw new KvCacheExhaustedException($"the KV pools have too few free blocks for one window of {span + 1} tokens");
         double kl = 0, maxKl = 0, referenceNll = 0, candidateNll = 0;
         int positions = 0, agree = 0;
-        for (int b = 0; b < windows.Count; b += WindowsPerBatch)
+        for (int b = 0; b < windows.Count; b += perBatch)
         {
-            var batch = windows.Skip(b).Take(WindowsPerBatch).ToArray();
+            var batch = windows.Skip(b).Take(perBatch).ToArray();
             var referenceSequences = batch.Select(w => reference.Transformer.CreateSequence([w[0]])).ToList();
             var candidateSequences = batch.Select(w => candidate.Transformer.CreateSequence([w[0]])).ToList();
             try
