@@ -28,15 +28,7 @@ internal static class CompareCommand
         command.SetAction(r => Cli.Run(() =>
         {
             string dir = r.GetValue(model)!;
-            LinearWeights format;
-            try
-            {
-                format = LinearWeightsNames.Parse(r.GetValue(weights)!);
-            }
-            catch (ArgumentException)
-            {
-                throw new UsageException($"--weights: '{r.GetValue(weights)}' is not a weight format (int8, stored)");
-            }
+            var format = WeightsOption.Parse(r.GetValue(weights)!);
             string path = r.GetValue(text)!;
             if (!File.Exists(path)) throw new UsageException($"--text: no file '{path}'");
             var tokens = Cli.LoadTokenizer(dir).Encode(File.ReadAllText(path), addBos: true);

@@ -19,10 +19,11 @@ internal static class GenerateCommand
         var topP = new Option<float>("--top-p") { Description = "nucleus probability (1 = all)", DefaultValueFactory = _ => 1f };
         var seed = new Option<ulong>("--seed") { Description = "RNG seed", DefaultValueFactory = _ => 0UL };
         var device = Cli.Device();
+        var weights = WeightsOption.Create();
         var json = Cli.Json();
         var command = new Command("generate", "Generate a continuation with one model")
         {
-            model, prompt, promptTokens, maxNew, temperature, topK, topP, seed, device, json,
+            model, prompt, promptTokens, maxNew, temperature, topK, topP, seed, device, weights, json,
         };
         command.SetAction(r => Cli.Run(() =>
         {
@@ -41,7 +42,7 @@ internal static class GenerateCommand
             {
                 throw new UsageException($"--{e.ParamName switch { "TopK" => "top-k", "TopP" => "top-p", _ => "temperature" }}: {e.Message.Split(" (Parameter")[0]}");
             }
-            using var lm = LanguageModel.Load(dir, new ModelOptions { Device = r.GetValue(device)! });
+            using var lm = LanguageModel.Load(dir, new ModelOptions { Device = r.GetValue(device)!, Weights = WeightsOption.Parse(r.GetValue(weights)!) });
             if (p.Length >= lm.Spec.MaxPositions)
                 throw new UsageException($"the prompt has {p.Length} tokens; the model's context is {lm.Spec.MaxPositions}");
             bool asJson = r.GetValue(json);

@@ -19,10 +19,11 @@ internal static class ScoreCommand
         var continuation = new Option<string>("--continuation") { Description = "continuation text" };
         var continuationTokens = new Option<string>("--continuation-tokens") { Description = "continuation token ids" };
         var device = Cli.Device();
+        var weights = WeightsOption.Create();
         var json = Cli.Json();
         var command = new Command("score", "Log-probabilities of a continuation given a prompt")
         {
-            model, prompt, promptTokens, continuation, continuationTokens, device, json,
+            model, prompt, promptTokens, continuation, continuationTokens, device, weights, json,
         };
         command.SetAction(r => Cli.Run(() =>
         {
@@ -31,7 +32,7 @@ internal static class ScoreCommand
             TextTokenizer Tok() => tokenizer ??= Cli.LoadTokenizer(dir);
             var p = Cli.TextOrTokens(r.GetValue(prompt), r.GetValue(promptTokens), "--prompt", "--prompt-tokens", Tok, addBos: true, allowEmpty: false);
             var c = Cli.TextOrTokens(r.GetValue(continuation), r.GetValue(continuationTokens), "--continuation", "--continuation-tokens", Tok, addBos: false, allowEmpty: false);
-            using var lm = LanguageModel.Load(dir, new ModelOptions { Device = r.GetValue(device)! });
+            using var lm = LanguageModel.Load(dir, new ModelOptions { Device = r.GetValue(device)!, Weights = WeightsOption.Parse(r.GetValue(weights)!) });
             var logprobs = lm.Score(p, c);
             double total = logprobs.Sum(x => (double)x);
             if (r.GetValue(json))

@@ -104,6 +104,9 @@ internal sealed class SearchOptions
     public Option<int?> KvBlocks { get; } = new("--kv-blocks") { Description = "KV cache blocks of 16 tokens per model (instead of --kv-memory)" };
     public Option<string> KvMemory { get; } = new("--kv-memory") { Description = "KV cache memory shared by the local models, e.g. 512MiB, 2GB (default: 1/8 of memory, at most 8 full contexts per model)" };
     public Option<string> Device { get; } = Cli.Device();
+    public Option<string> Weights { get; } = WeightsOption.Create();
+    public Option<string> LargeWeights { get; } = WeightsOption.Override("--large-weights", "the large model");
+    public Option<string> SmallWeights { get; } = WeightsOption.Override("--small-weights", "the tuned and untuned models");
     public Option<bool> Json { get; } = Cli.Json();
 
     private static Option<string> Template(string name) =>
@@ -112,7 +115,7 @@ internal sealed class SearchOptions
     /// <summary>Only the options that pick and load the models (for <c>w2s serve</c>, whose requests carry the rest).</summary>
     public void AddModelOptionsTo(Command command)
     {
-        foreach (var option in new Option[] { Large, LargeUrl, LargeApiModel, ApiKeyEnv, NoTopK, Tuned, Untuned, LargeTemplate, TunedTemplate, UntunedTemplate, KvBlocks, KvMemory, Device })
+        foreach (var option in new Option[] { Large, LargeUrl, LargeApiModel, ApiKeyEnv, NoTopK, Tuned, Untuned, LargeTemplate, TunedTemplate, UntunedTemplate, KvBlocks, KvMemory, Device, Weights, LargeWeights, SmallWeights })
             command.Options.Add(option);
     }
 
@@ -121,7 +124,7 @@ internal sealed class SearchOptions
         foreach (var option in new Option[]
         {
             Large, LargeUrl, LargeApiModel, ApiKeyEnv, NoTopK, Tuned, Untuned, Method, BeamWidth, Successors, ChunkLength, N, Beta, Temperature, TopK, TopP, MaxNewTokens,
-            Stop, Seed, Chat, System, LargeTemplate, TunedTemplate, UntunedTemplate, Dedupe, NoCache, KvBlocks, KvMemory, Device, Json,
+            Stop, Seed, Chat, System, LargeTemplate, TunedTemplate, UntunedTemplate, Dedupe, NoCache, KvBlocks, KvMemory, Device, Weights, LargeWeights, SmallWeights, Json,
         })
             command.Options.Add(option);
     }
@@ -249,7 +252,9 @@ internal sealed class SearchOptions
             LargeModel = remote,
             TunedDirectory = tuned,
             UntunedDirectory = untuned,
-            Model = new ModelOptions { Device = r.GetValue(Device)!, KvBlocks = kvBlocks, KvBudget = kvBudget },
+            Model = new ModelOptions { Device = r.GetValue(Device)!, KvBlocks = kvBlocks, KvBudget = kvBudget, Weights = WeightsOption.Parse(r.GetValue(Weights)!) },
+            LargeWeights = WeightsOption.ParseOverride(r.GetValue(LargeWeights), "--large-weights"),
+            SmallWeights = WeightsOption.ParseOverride(r.GetValue(SmallWeights), "--small-weights"),
             LargeTemplate = largeTemplate,
             TunedTemplate = ParseTemplate(r.GetValue(TunedTemplate), "--tuned-template"),
             UntunedTemplate = ParseTemplate(r.GetValue(UntunedTemplate), "--untuned-template"),
