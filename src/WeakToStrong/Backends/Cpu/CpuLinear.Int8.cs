@@ -266,14 +266,16 @@ internal static unsafe partial class CpuLinear
         int m = TT.Count;
         for (int i = 0; i < m * PanelRows; i += 8) Vector256<float>.Zero.Store(acc + i);
         var ones = Vector256.Create((short)1);
+        // The batch's fields as locals: read through the reference they would be reloaded at every group.
+        int k = x.K, group = x.Group, groups = x.Groups;
         long stride = x.PaddedK;
         // Each token's 4 inputs of a step are one int32: broadcast, they meet the 4 weights of every row.
         int* q0 = (int*)(x.Q + t0 * stride), q1 = (int*)((sbyte*)q0 + stride), q2 = (int*)((sbyte*)q1 + stride), q3 = (int*)((sbyte*)q2 + stride);
         int* a0 = (int*)(x.Magnitudes + t0 * stride), a1 = (int*)((byte*)a0 + stride), a2 = (int*)((byte*)a1 + stride), a3 = (int*)((byte*)a2 + stride);
-        float* s0 = x.Scales + (long)t0 * x.Groups;
-        for (int g = 0, start = 0; g < x.Groups; g++, start += x.Group)
+        float* s0 = x.Scales + (long)t0 * groups, s1 = s0 + groups, s2 = s1 + groups, s3 = s2 + groups;
+        for (int g = 0, start = 0; g < groups; g++, start += group)
         {
-            int steps = (Math.Min(x.Group, x.K - start) + 3) / 4, first = start / 4;
+            int steps = (Math.Min(group, k - start) + 3) / 4, first = start / 4;
             Vector256<int> l0 = default, h0 = default, l1 = default, h1 = default, l2 = default, h2 = default, l3 = default, h3 = default;
             for (int i = first; i < first + steps; i++, panel += Int8StepBytes)
             {
@@ -301,9 +303,9 @@ internal static unsafe partial class CpuLinear
             var scaleHi = Vector256.Load((float*)panel + 8);
             panel += Int8ScaleBytes;
             Scale(acc, l0, h0, scaleLo, scaleHi, s0[g]);
-            if (m > 1) Scale(acc + PanelRows, l1, h1, scaleLo, scaleHi, s0[x.Groups + g]);
-            if (m > 2) Scale(acc + 2 * PanelRows, l2, h2, scaleLo, scaleHi, s0[2 * x.Groups + g]);
-            if (m > 3) Scale(acc + 3 * PanelRows, l3, h3, scaleLo, scaleHi, s0[3 * x.Groups + g]);
+            if (m > 1) Scale(acc + PanelRows, l1, h1, scaleLo, scaleHi, s1[g]);
+            if (m > 2) Scale(acc + 2 * PanelRows, l2, h2, scaleLo, scaleHi, s2[g]);
+            if (m > 3) Scale(acc + 3 * PanelRows, l3, h3, scaleLo, scaleHi, s3[g]);
         }
     }
 
