@@ -47,7 +47,7 @@ public static class Int8Peak
     {
         var sink = new int[CpuParallel.Threads];
         CpuParallel.For(CpuParallel.Threads, t => sink[t] = Chain(iterations, t));
-        return sink.Sum();
+        return sink.Aggregate(0, (a, b) => unchecked(a + b)); // the chains wrap; Sum would throw on overflow
     }
 
     [MethodImpl(MethodImplOptions.NoInlining | MethodImplOptions.AggressiveOptimization)]
