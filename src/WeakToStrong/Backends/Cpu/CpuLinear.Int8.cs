@@ -26,12 +26,13 @@ namespace WeakToStrong.Backends.Cpu;
 /// Kernel (AVX2). Per 4 inputs and 8 rows: vpsignb, vpmaddubsw, vpmaddwd, vpaddd — 32 multiply-adds in 4
 /// instructions against 8 in one F32 FMA. vpmaddubsw multiplies unsigned by signed bytes, so the token's |q| is the
 /// unsigned operand and the weight takes the token's sign (vpsignb); both are at most 127 in magnitude, so its
-/// pairwise int16 sums (≤ 2 · 127²) never saturate. Without AVX2 a scalar loop computes the same sums.
+/// pairwise int16 sums (≤ 2 · 127²) never saturate. Without AVX2 a scalar loop computes the same sums. Both
+/// CPU paths run this 256-bit kernel (no AVX-512 BW or AVX-VNNI variant yet), so they give the same bits.
 /// </para>
 /// </summary>
 internal static unsafe partial class CpuLinear
 {
-    /// <summary>Inputs per scale: the measured best of 32, 64 and 128 (docs/int8.md).</summary>
+    /// <summary>Inputs per scale, chosen from 32, 64 and 128 by measured error and speed (docs/int8.md).</summary>
     public const int Int8Group = 64;
 
     /// <summary>The largest group whose integer sums stay exact in F32 (1024 · 127² &lt; 2²⁴).</summary>
@@ -62,7 +63,7 @@ internal static unsafe partial class CpuLinear
 
     /// <summary>
     /// Quantizes W (row-major [n, k], or with <paramref name="transposed"/> Wᵀ [k, n]) in F32, F16 or BF16 straight
-    /// into int8 panels: one pass over the source, no other copy of the weight.
+    /// into int8 panels: one pass over the source; besides the result, only one panel's rows in F32 per thread.
     /// </summary>
     public static CpuTensor PackInt8(byte* source, DType dtype, int n, int k, bool transposed, int group = Int8Group)
     {
