@@ -17,6 +17,7 @@ var root = new RootCommand("w2s — weak-to-strong search: steer a large model w
     EvalCommand.Create(),
     OpsCommand.Create(),
     ServeCommand.Create(),
+    CompareCommand.Create(),
 };
 var parsed = root.Parse(args);
 // A usage error is one line naming the option or token, exit code 2 (System.CommandLine's default prints the whole help

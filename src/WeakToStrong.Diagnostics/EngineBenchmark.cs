@@ -19,7 +19,7 @@ namespace WeakToStrong.Diagnostics;
 /// <param name="BandwidthGigabytesPerSecond">Memory bandwidth measured around this decode run: the CPU's read bandwidth, or a device-to-device copy (bytes read + written) on a GPU.</param>
 /// <param name="Gigaflops">Matrix-multiply GFLOP/s achieved (2 FLOP per weight per token; attention not counted).</param>
 /// <param name="FractionOfCompute">Gigaflops over the FMA ceiling measured just before (CPU backend only).</param>
-/// <param name="ComputeGigaflops">The CPU's F32 FMA ceiling, all cores, measured just before this run (0: not measured).</param>
+/// <param name="ComputeGigaflops">The CPU's F32 FMA ceiling (int8 weights: the int8 multiply-add ceiling of their kernel's path), all cores, measured just before this run (0: not measured).</param>
 public sealed record BenchResult(string Model, string Dtype, string Phase, int Batch, int Tokens, double Seconds, double TokensPerSecond, double WeightGigabytesPerSecond, double FractionOfBandwidth, double BandwidthGigabytesPerSecond = 0,
     double Gigaflops = 0, double FractionOfCompute = 0, double ComputeGigaflops = 0);
 
@@ -42,6 +42,8 @@ public static class EngineBenchmark
         long stepBytes = model.Weights.BytesPerDecodeStep;
         double flopsPerToken = 2.0 * MatmulWeights(model.Spec), headFlops = 2.0 * model.Spec.VocabSize * model.Spec.Dim;
         bool cpu = model.Backend.Name == "cpu";
+        // Int8 weights chase the int8 multiply-add ceiling of their kernel's path, float weights the F32 FMA one.
+        Func<double> ceiling = model.Weights.WeightDType == DType.I8 ? () => Int8Peak.Measure() : () => ComputePeak.MeasureFma();
         foreach (int batch in batches)
         {
             progress?.Report($"{name} {dtype} batch {batch}: prefill");
@@ -65,7 +67,7 @@ public static class EngineBenchmark
                 for (int i = 0; i < batch; i++) sequences[i].Append(first[i].SampledToken);
                 // Prefill computes logits for each sequence's last token only.
                 double prefillFlops = (batch * promptTokens * (flopsPerToken - headFlops) + batch * headFlops) / prefill;
-                double peak = cpu ? ComputePeak.MeasureFma() : 0;
+                double peak = cpu ? ceiling() : 0;
                 results.Add(new BenchResult(name, dtype, "prefill", batch, batch * promptTokens, prefill, batch * promptTokens / prefill, 0, 0,
                     Gigaflops: prefillFlops / 1e9, FractionOfCompute: cpu ? prefillFlops / peak : 0, ComputeGigaflops: peak / 1e9));
 
@@ -73,7 +75,7 @@ public static class EngineBenchmark
                 Step(model, sequences, sampling, cancellationToken); // warm-up steps, kept out of the timing
                 Step(model, sequences, sampling, cancellationToken);
                 double bandwidthBytesPerSecond = Ops.Ceilings.MemoryBytesPerSecond(model.Backend);
-                peak = cpu ? ComputePeak.MeasureFma() : 0;
+                peak = cpu ? ceiling() : 0;
                 var times = new double[decodeSteps];
                 for (int step = 0; step < decodeSteps; step++)
                 {
@@ -84,7 +86,7 @@ public static class EngineBenchmark
                 // Ceilings are the best seen before and after the run (a neighbour's burst during one probe would
                 // otherwise make the ratio exceed 100 %); the step is the median, robust to the other tenants.
                 bandwidthBytesPerSecond = Math.Max(bandwidthBytesPerSecond, Ops.Ceilings.MemoryBytesPerSecond(model.Backend));
-                if (cpu) peak = Math.Max(peak, ComputePeak.MeasureFma());
+                if (cpu) peak = Math.Max(peak, ceiling());
                 Array.Sort(times);
                 double median = times[decodeSteps / 2];
                 double gbps = stepBytes / median;

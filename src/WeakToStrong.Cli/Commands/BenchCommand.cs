@@ -9,7 +9,7 @@ using WeakToStrong.Engine;
 namespace WeakToStrong.Cli.Commands;
 
 /// <summary>
-/// <c>w2s bench</c>: prefill and decode tokens/s of a GPT-2-124M-shaped model (random weights, fp32 and bf16) at
+/// <c>w2s bench</c>: prefill and decode tokens/s of a GPT-2-124M-shaped model (random weights, fp32 and bf16; f16 and int8 on request) at
 /// batch 1 and 16, with achieved weight-read GB/s next to the memory bandwidth measured in the same run (the CPU's
 /// read bandwidth, or a device-to-device copy on a GPU).
 /// </summary>
@@ -46,7 +46,8 @@ internal static class BenchCommand
                 "f32" => DType.F32,
                 "bf16" => DType.BF16,
                 "f16" => DType.F16,
-                _ => throw new UsageException($"--dtypes: unknown dtype '{t}' (f32, bf16, f16)"),
+                "int8" => DType.I8,
+                _ => throw new UsageException($"--dtypes: unknown dtype '{t}' (f32, bf16, f16, int8)"),
             }).ToArray();
             int decodeSteps = r.GetValue(steps), promptTokens = r.GetValue(prompt);
             if (decodeSteps <= 0 || promptTokens <= 0) throw new UsageException("--steps and --prompt-tokens must be positive");
@@ -62,7 +63,9 @@ internal static class BenchCommand
             foreach (var dtype in types)
             {
                 Status($"building {r.GetValue(model)} with random {dtype} weights");
-                using var transformer = SyntheticModel.Create(spec, dtype, backend, blocks);
+                // int8: BF16 random weights quantized as a checkpoint's are at load.
+                using var transformer = dtype == DType.I8 ? SyntheticModel.Create(spec, DType.BF16, backend, blocks, LinearWeights.Int8)
+                    : SyntheticModel.Create(spec, dtype, backend, blocks);
                 results.AddRange(EngineBenchmark.Run(transformer, r.GetValue(model)!, batchSizes, promptTokens, decodeSteps, new Progress<string>(Status)));
             }
 
@@ -71,7 +74,7 @@ internal static class BenchCommand
             var speedups = results.Where(x => x.Phase == "decode" && x.Batch > 1 && decode1.ContainsKey(x.Dtype))
                 .Select(x => new DecodeSpeedupJson(x.Dtype, x.Batch, x.TokensPerSecond / decode1[x.Dtype].TokensPerSecond)).ToList();
             // The widest path's ceiling was already probed around every run (the best of those); only the others are probed here.
-            double widest = results.Select(x => x.ComputeGigaflops).DefaultIfEmpty(0).Max();
+            double widest = results.Where(x => x.Dtype != DType.I8.Name()).Select(x => x.ComputeGigaflops).DefaultIfEmpty(0).Max();
             var ceilings = cpuPath is null ? null
                 : CpuIsas.Supported.Select(isa => new PathCeilingJson(CpuIsas.Name(isa),
                     Math.Round(isa == CpuIsas.Widest && widest > 0 ? widest : ComputePeak.MeasureFma(isa: isa) / 1e9, 1))).ToList();
@@ -99,9 +102,23 @@ internal static class BenchCommand
             foreach (var s in speedups) AnsiConsole.MarkupLine($"{s.Dtype} decode batch {s.Batch}: [bold]{s.SpeedupVsBatch1:F1}×[/] the batch-1 tokens/s");
             if (ceilings is not null)
                 Console.WriteLine("F32 FMA ceiling by path (all cores): " + string.Join(", ", ceilings.Select(c => $"{c.Path} {c.Gigaflops:F0} GFLOP/s")));
+            if (results.Any(x => x.Dtype == DType.I8.Name()))
+                Int8Lines(results);
             return 0;
         }));
         return command;
+    }
+
+    /// <summary>What the int8 rows' peak is, and their speed over BF16's in this run (same phase and batch).</summary>
+    private static void Int8Lines(List<BenchResult> results)
+    {
+        Console.WriteLine($"I8 rows: int8 weights (LinearWeights.Int8), kernel path {Int8Peak.Path}; their peak is the int8 multiply-add ceiling of that path (GOP/s, all cores)");
+        string int8 = DType.I8.Name(), bf16 = DType.BF16.Name();
+        var pairs = results.Where(x => x.Dtype == int8)
+            .Select(x => (x.Phase, x.Batch, Int8: x.TokensPerSecond, Bf16: results.FirstOrDefault(b => b.Dtype == bf16 && b.Phase == x.Phase && b.Batch == x.Batch)?.TokensPerSecond))
+            .Where(p => p.Bf16 > 0).ToList();
+        if (pairs.Count > 0)
+            Console.WriteLine("I8 over BF16 tokens/s, this run: " + string.Join(", ", pairs.Select(p => $"{p.Phase} batch {p.Batch} {p.Int8 / p.Bf16:F2}×")));
     }
 
     /// <summary><c>w2s bench --load DIR</c>: one load, measured (see <see cref="LoadBenchmark"/>).</summary>

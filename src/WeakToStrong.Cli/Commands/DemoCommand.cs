@@ -24,7 +24,8 @@ internal static class DemoCommand
         var count = new Option<int>("--prompts") { Description = "how many prompts of the bundled prompt set", DefaultValueFactory = _ => DefaultPrompts };
         var seed = new Option<ulong>("--seed") { Description = "RNG seed (the same for both methods)", DefaultValueFactory = _ => 1UL };
         var json = Cli.Json();
-        var command = new Command("demo", "Steer the bundled sentiment models: plain sampling vs weak-to-strong search, with gold rewards") { count, seed, json };
+        var weights = WeightsOption.Create();
+        var command = new Command("demo", "Steer the bundled sentiment models: plain sampling vs weak-to-strong search, with gold rewards") { count, seed, weights, json };
         command.SetAction((r, cancellationToken) => Task.FromResult(Cli.Run(() =>
         {
             int n = r.GetValue(count);
@@ -38,7 +39,7 @@ internal static class DemoCommand
                 LargeDirectory = BundledModels.Folder(BundledModels.Large),
                 TunedDirectory = BundledModels.Folder(BundledModels.Tuned),
                 UntunedDirectory = BundledModels.Folder(BundledModels.Untuned),
-                Model = new ModelOptions(),
+                Model = new ModelOptions { Weights = WeightsOption.Parse(r.GetValue(weights)!) },
             });
             // Warm-up (JIT, first-use allocations) so that the per-method times below compare the methods, not the cold start.
             foreach (var method in new[] { SearchMethodKind.Sample, SearchMethodKind.ChunkBeamSearch })

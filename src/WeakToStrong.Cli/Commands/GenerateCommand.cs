@@ -14,9 +14,10 @@ internal static class GenerateCommand
         var prompt = new TextOrTokensOptions("prompt");
         var sampling = SamplingOptions.ForGenerate();
         var device = Cli.Device();
+        var weights = WeightsOption.Create();
         var json = Cli.Json();
         var command = new Command("generate", "Generate a continuation with one model") { model };
-        Option[] options = [.. prompt.All, .. sampling.All, device, json];
+        Option[] options = [.. prompt.All, .. sampling.All, device, weights, json];
         foreach (var option in options) command.Options.Add(option);
         command.SetAction(r => Cli.Run(() =>
         {
@@ -27,7 +28,7 @@ internal static class GenerateCommand
             int max = r.GetValue(sampling.MaxNewTokens);
             if (max < 0) throw new UsageException("--max-new-tokens must be ≥ 0");
             var settings = sampling.Settings(r).Validate();
-            using var lm = LanguageModel.Load(dir, new ModelOptions { Device = r.GetValue(device)! });
+            using var lm = LanguageModel.Load(dir, new ModelOptions { Device = r.GetValue(device)!, Weights = WeightsOption.Parse(r.GetValue(weights)!) });
             prompt.CheckVocabulary(r, p, lm.Spec.VocabSize);
             if (p.Length >= lm.Spec.MaxPositions)
                 throw new UsageException($"the prompt has {p.Length} tokens; the model's context is {lm.Spec.MaxPositions}");

@@ -125,12 +125,15 @@ internal sealed class ModelSelectionOptions
     public Option<string> TunedTemplate { get; } = Template("--tuned-template");
     public Option<string> UntunedTemplate { get; } = Template("--untuned-template");
     public Option<string> Device { get; } = Cli.Device();
+    public Option<string> Weights { get; } = WeightsOption.Create();
+    public Option<string> LargeWeights { get; } = WeightsOption.Override("--large-weights", "the large model");
+    public Option<string> SmallWeights { get; } = WeightsOption.Override("--small-weights", "the tuned and untuned models");
 
     /// <summary>The KV pools the local models get.</summary>
     public KvOptions Kv { get; } = new();
 
     public IEnumerable<Option> All =>
-        [Large, LargeUrl, LargeApiModel, ApiKeyEnv, NoTopK, Tuned, Untuned, LargeTemplate, TunedTemplate, UntunedTemplate, .. Kv.All, Device];
+        [Large, LargeUrl, LargeApiModel, ApiKeyEnv, NoTopK, Tuned, Untuned, LargeTemplate, TunedTemplate, UntunedTemplate, .. Kv.All, Device, Weights, LargeWeights, SmallWeights];
 
     private static Option<string> Template(string name) =>
         new(name) { Description = $"chat template: auto (from tokenizer_config.json), {string.Join(", ", ChatTemplate.Names)}", DefaultValueFactory = _ => "auto" };
@@ -177,7 +180,9 @@ internal sealed class ModelSelectionOptions
             LargeModel = remote,
             TunedDirectory = tuned,
             UntunedDirectory = untuned,
-            Model = new Engine.ModelOptions { Device = r.GetValue(Device)!, KvBlocks = kvBlocks, KvBudget = kvBudget },
+            Model = new Engine.ModelOptions { Device = r.GetValue(Device)!, KvBlocks = kvBlocks, KvBudget = kvBudget, Weights = WeightsOption.Parse(r.GetValue(Weights)!) },
+            LargeWeights = WeightsOption.ParseOverride(r.GetValue(LargeWeights), "--large-weights"),
+            SmallWeights = WeightsOption.ParseOverride(r.GetValue(SmallWeights), "--small-weights"),
             LargeTemplate = largeTemplate,
             TunedTemplate = ParseTemplate(r, TunedTemplate),
             UntunedTemplate = ParseTemplate(r, UntunedTemplate),

@@ -17,9 +17,10 @@ internal static class ScoreCommand
         var prompt = new TextOrTokensOptions("prompt");
         var continuation = new TextOrTokensOptions("continuation");
         var device = Cli.Device();
+        var weights = WeightsOption.Create();
         var json = Cli.Json();
         var command = new Command("score", "Log-probabilities of a continuation given a prompt") { model };
-        Option[] options = [.. prompt.All, .. continuation.All, device, json];
+        Option[] options = [.. prompt.All, .. continuation.All, device, weights, json];
         foreach (var option in options) command.Options.Add(option);
         command.SetAction(r => Cli.Run(() =>
         {
@@ -28,7 +29,7 @@ internal static class ScoreCommand
             TextTokenizer Tok() => tokenizer ??= Cli.LoadTokenizer(dir);
             var p = prompt.Read(r, Tok, addBos: true);
             var c = continuation.Read(r, Tok, addBos: false);
-            using var lm = LanguageModel.Load(dir, new ModelOptions { Device = r.GetValue(device)! });
+            using var lm = LanguageModel.Load(dir, new ModelOptions { Device = r.GetValue(device)!, Weights = WeightsOption.Parse(r.GetValue(weights)!) });
             prompt.CheckVocabulary(r, p, lm.Spec.VocabSize);
             continuation.CheckVocabulary(r, c, lm.Spec.VocabSize);
             var logprobs = lm.Score(p, c);

@@ -23,6 +23,7 @@ namespace WeakToStrong.Cli.Json;
 [JsonSerializable(typeof(EvalJson))]
 [JsonSerializable(typeof(OpsJson))]
 [JsonSerializable(typeof(DemoJson))]
+[JsonSerializable(typeof(WeakToStrong.Cli.Commands.CompareJson))]
 internal sealed partial class CliJson : JsonSerializerContext
 {
     /// <summary>The options every CLI output uses: snake_case names, non-ASCII text written as is (not \uXXXX).</summary>

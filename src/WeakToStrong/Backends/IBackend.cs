@@ -111,6 +111,15 @@ public interface IBackend : IDisposable
     /// </summary>
     Tensor LoadLinear(ReadOnlySpan<byte> bytes, DType dtype, int outDim, int inDim, bool transposed = false);
 
+    /// <summary>
+    /// <see cref="LoadLinear(ReadOnlySpan{byte}, DType, int, int, bool)"/> held as <paramref name="format"/> says:
+    /// <see cref="LinearWeights.Stored"/> is that method; a format this backend does not have throws
+    /// <see cref="NotSupportedException"/> with one line naming it (<see cref="LinearWeights.Int8"/> is CPU-only).
+    /// </summary>
+    Tensor LoadLinear(ReadOnlySpan<byte> bytes, DType dtype, int outDim, int inDim, bool transposed, LinearWeights format) =>
+        format == LinearWeights.Stored ? LoadLinear(bytes, dtype, outDim, inDim, transposed)
+            : throw new NotSupportedException($"the {Name} backend has no {format.Name()} weights: --weights {format.Name()} runs on the cpu backend only");
+
     /// <summary>y = x · Wᵀ (+ bias). x: [rows, inDim] F32; w: a weight from <see cref="PrepareLinear"/>, any weight
     /// type; y: [rows, outDim].</summary>
     void Linear(Tensor x, Tensor w, Tensor? bias, Tensor y, int rows, int inDim, int outDim);

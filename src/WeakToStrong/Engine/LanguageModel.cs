@@ -20,6 +20,10 @@ public sealed record ModelOptions
     public KvBudget? KvBudget { get; init; }
 
     public int KvBlockSize { get; init; } = 16;
+
+    /// <summary>How the linear weights are held: as stored (default) or <see cref="LinearWeights.Int8"/> (cpu only;
+    /// see docs/int8.md for its measured error and speed).</summary>
+    public LinearWeights Weights { get; init; } = LinearWeights.Stored;
 }
 
 /// <summary>
@@ -75,7 +79,7 @@ public sealed class LanguageModel : IDisposable
             ModelWeights.Validate(checkpoint); // a broken checkpoint is named before its pool is sized
             backend ??= Backends.BackendFactory.Create(options.Device);
             int blocks = options.KvBlocks ?? (options.KvBudget ?? KvBudget.Default([checkpoint.Spec])).BlocksPerModel([checkpoint.Spec], options.KvBlockSize);
-            var transformer = Transformer.Load(checkpoint, backend, blocks, options.KvBlockSize);
+            var transformer = Transformer.Load(checkpoint, backend, blocks, options.KvBlockSize, options.Weights);
             return new LanguageModel(checkpoint, transformer, owns);
         }
         catch

@@ -36,8 +36,8 @@ public sealed class ModelWeights : IDisposable
     public Tensor? FinalNormBias { get; init; }               // [dim]
     public required Tensor LmHead { get; init; }              // [vocab, dim]; the embedding itself when tied
 
-    /// <summary>Dtype of the large matrices (the embedding's).</summary>
-    public DType WeightDType => TokenEmbedding.DType;
+    /// <summary>Dtype of the large matrices (the lm_head's: <see cref="DType.I8"/> for int8 weights, else the embedding's).</summary>
+    public DType WeightDType => LmHead.DType;
 
     /// <summary>Bytes of all weights held by the backend.</summary>
     public long ResidentBytes => AllTensors().Distinct().Sum(t => t.ByteLength);
@@ -58,23 +58,30 @@ public sealed class ModelWeights : IDisposable
     /// Loads and validates every tensor the spec needs (presence, shape, dtype). Each tensor's pages of the mapped
     /// file are released once the backend holds it, so the file is not kept resident beside the weights.
     /// </summary>
-    public static ModelWeights Load(Checkpoint checkpoint, IBackend backend)
+    public static ModelWeights Load(Checkpoint checkpoint, IBackend backend) => Load(checkpoint, backend, LinearWeights.Stored);
+
+    /// <summary>
+    /// <see cref="Load(Checkpoint, IBackend)"/> with the linear weights (every layer's matrices and the lm_head, a
+    /// tied embedding included) held as <paramref name="weights"/> says; an untied embedding, the norms and the
+    /// biases stay as stored.
+    /// </summary>
+    public static ModelWeights Load(Checkpoint checkpoint, IBackend backend, LinearWeights weights)
     {
         ArgumentNullException.ThrowIfNull(backend);
-        return Run(checkpoint, backend);
+        return Run(checkpoint, backend, weights);
     }
 
     /// <summary>
-    /// The checks of <see cref="Load"/> (every tensor the spec needs is present, with the config's shape and a
+    /// The checks of <see cref="Load(Checkpoint, IBackend)"/> (every tensor the spec needs is present, with the config's shape and a
     /// usable dtype; fused tensors share one) without reading a byte of weights or allocating for them. Throws the
     /// same <see cref="CheckpointException"/> that loading would.
     /// </summary>
-    public static void Validate(Checkpoint checkpoint) => Run(checkpoint, backend: null);
+    public static void Validate(Checkpoint checkpoint) => Run(checkpoint, backend: null, LinearWeights.Stored);
 
-    private static ModelWeights Run(Checkpoint checkpoint, IBackend? backend)
+    private static ModelWeights Run(Checkpoint checkpoint, IBackend? backend, LinearWeights weights)
     {
         ArgumentNullException.ThrowIfNull(checkpoint);
-        var loader = new Loader(checkpoint, backend);
+        var loader = new Loader(checkpoint, backend, weights);
         try
         {
             return checkpoint.Spec.Family == "gpt2" ? loader.Gpt2() : loader.LlamaLike();
@@ -95,7 +102,7 @@ public sealed class ModelWeights : IDisposable
     }
 
     /// <summary>Finds, checks and (with a backend) loads each tensor; without a backend it only checks.</summary>
-    private sealed class Loader(Checkpoint checkpoint, IBackend? backend)
+    private sealed class Loader(Checkpoint checkpoint, IBackend? backend, LinearWeights weights)
     {
         private readonly ModelSpec _spec = checkpoint.Spec;
         private readonly List<Tensor> _loaded = [];
@@ -204,6 +211,8 @@ public sealed class ModelWeights : IDisposable
         private Tensor Prepared(Tensor rowMajor, int rows, int cols)
         {
             if (backend is null) return rowMajor;
+            if (weights != LinearWeights.Stored)
+                throw new NotSupportedException($"a [{rows}, {cols}] weight of {rowMajor.ByteLength} bytes is too large for {weights.Name()} weights (quantized from one span of at most 2 GiB)");
             var prepared = backend.PrepareLinear(rowMajor, rows, cols);
             if (ReferenceEquals(prepared, rowMajor)) return prepared;
             _loaded.Remove(rowMajor);
@@ -229,7 +238,7 @@ public sealed class ModelWeights : IDisposable
             var (file, info, dtype) = Find(fullName, rows, cols);
             if (backend is null) return Allocate(dtype, (long)rows * cols);
             if (info.ByteLength > int.MaxValue) return Prepared(MatrixNoPrefix(fullName, rows, cols), rows, cols); // a span holds < 2 GiB
-            var tensor = Track(backend.LoadLinear(file.Bytes(info, 0, (int)info.ByteLength), dtype, rows, cols));
+            var tensor = Track(backend.LoadLinear(file.Bytes(info, 0, (int)info.ByteLength), dtype, rows, cols, transposed: false, weights));
             file.Release(info);
             return tensor;
         }
@@ -252,7 +261,7 @@ public sealed class ModelWeights : IDisposable
                 CopyFromFile(file, info, stacked[(int)offset..]);
                 offset += info.ByteLength;
             }
-            return Track(backend.LoadLinear(stacked, dtype, rows, cols));
+            return Track(backend.LoadLinear(stacked, dtype, rows, cols, transposed: false, weights));
         }
 
         /// <summary>Parts stacked in one backend tensor (for a fused weight too large for one span).</summary>
@@ -294,7 +303,7 @@ public sealed class ModelWeights : IDisposable
             var (file, info, dtype) = Find(_prefix + name, inDim, outDim);
             if (backend is null) return Allocate(dtype, (long)inDim * outDim);
             if (info.ByteLength > int.MaxValue) throw new CheckpointException(file.FilePath, info.Name, $"a Conv1D weight of {info.ByteLength} bytes is larger than this loader handles (2 GiB)");
-            var tensor = Track(backend.LoadLinear(file.Bytes(info, 0, (int)info.ByteLength), dtype, outDim, inDim, transposed: true));
+            var tensor = Track(backend.LoadLinear(file.Bytes(info, 0, (int)info.ByteLength), dtype, outDim, inDim, transposed: true, weights));
             file.Release(info);
             return tensor;
         }

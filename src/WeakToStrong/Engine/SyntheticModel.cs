@@ -34,12 +34,20 @@ public static class SyntheticModel
     };
 
     /// <summary>A transformer with random weights (matrices in <paramref name="dtype"/>, norms 1, biases small).</summary>
-    public static Transformer Create(ModelSpec spec, DType dtype, IBackend backend, int kvBlocks, int blockSize = 16, int seed = 1)
+    public static Transformer Create(ModelSpec spec, DType dtype, IBackend backend, int kvBlocks, int blockSize = 16, int seed = 1) =>
+        Create(spec, dtype, backend, kvBlocks, LinearWeights.Stored, blockSize, seed);
+
+    /// <summary>A transformer with random weights in <paramref name="dtype"/>, its linear weights (a tied embedding
+    /// included) held as <paramref name="linearWeights"/> says, as a checkpoint's would be at load.</summary>
+    public static Transformer Create(ModelSpec spec, DType dtype, IBackend backend, int kvBlocks, LinearWeights linearWeights, int blockSize = 16, int seed = 1)
     {
+        ArgumentNullException.ThrowIfNull(backend);
         var random = new Random(seed);
         float scale = 1f / MathF.Sqrt(spec.Dim);
         Tensor Matrix(long rows, long cols) => Random(backend, dtype, rows * cols, scale, random);
-        Tensor Linear(int rows, int cols) => backend.PrepareLinear(Matrix(rows, cols), rows, cols);
+        Tensor Linear(int rows, int cols) => linearWeights == LinearWeights.Stored
+            ? backend.PrepareLinear(Matrix(rows, cols), rows, cols)
+            : backend.LoadLinear(RandomBytes(dtype, (long)rows * cols, scale, random), dtype, rows, cols, transposed: false, linearWeights);
         Tensor Vector(int n, float value) => Constant(backend, n, value);
         Tensor? Bias(bool has, int n) => has ? Random(backend, DType.F32, n, 0.02f, random) : null;
         bool ln = spec.Norm == NormKind.LayerNorm;
@@ -91,8 +99,23 @@ public static class SyntheticModel
     private static Tensor Random(IBackend backend, DType dtype, long count, float scale, Random random)
     {
         var t = backend.Allocate(dtype, count);
-        const int chunk = 1 << 20, pool = 4 * chunk;
-        var values = new float[Math.Min(pool, count)];
+        var (values, bytes) = Pool(dtype, count, scale, random);
+        int size = dtype.Size();
+        for (long done = 0; done < count; done += Chunk)
+        {
+            int n = (int)Math.Min(Chunk, count - done);
+            int offset = random.Next(values - n + 1);
+            backend.Upload(t, bytes.AsSpan(offset * size, n * size), done);
+        }
+        return t;
+    }
+
+    private const int Chunk = 1 << 20;
+
+    /// <summary>Up to 4 Mi random values in <paramref name="dtype"/>: their count and bytes.</summary>
+    private static (int Count, byte[] Bytes) Pool(DType dtype, long count, float scale, Random random)
+    {
+        var values = new float[Math.Min(4 * Chunk, count)];
         for (int i = 0; i < values.Length; i++) values[i] = (random.NextSingle() * 2 - 1) * scale;
         byte[] bytes = dtype switch
         {
@@ -101,13 +124,21 @@ public static class SyntheticModel
             DType.F16 => MemoryMarshal.AsBytes(values.Select(v => BitConverter.HalfToUInt16Bits((Half)v)).ToArray().AsSpan()).ToArray(),
             _ => throw new ArgumentOutOfRangeException(nameof(dtype), dtype, "weights are F32, F16 or BF16"),
         };
+        return (values.Length, bytes);
+    }
+
+    /// <summary><see cref="Random"/>'s values as host bytes (for a backend that builds the weight from bytes).</summary>
+    private static byte[] RandomBytes(DType dtype, long count, float scale, Random random)
+    {
+        var (values, pool) = Pool(dtype, count, scale, random);
         int size = dtype.Size();
-        for (long done = 0; done < count; done += chunk)
+        var bytes = GC.AllocateUninitializedArray<byte>(checked((int)(count * size)));
+        for (long done = 0; done < count; done += Chunk)
         {
-            int n = (int)Math.Min(chunk, count - done);
-            int offset = random.Next(values.Length - n + 1);
-            backend.Upload(t, bytes.AsSpan(offset * size, n * size), done);
+            int n = (int)Math.Min(Chunk, count - done);
+            int offset = random.Next(values - n + 1);
+            pool.AsSpan(offset * size, n * size).CopyTo(bytes.AsSpan((int)(done * size)));
         }
-        return t;
+        return bytes;
     }
 }

@@ -71,10 +71,15 @@ public sealed class Transformer : IDisposable
     }
 
     /// <summary>Loads a checkpoint into a backend with a KV pool of <paramref name="kvBlocks"/> blocks.</summary>
-    public static Transformer Load(Checkpoint checkpoint, IBackend backend, int kvBlocks, int blockSize = 16)
+    public static Transformer Load(Checkpoint checkpoint, IBackend backend, int kvBlocks, int blockSize = 16) =>
+        Load(checkpoint, backend, kvBlocks, blockSize, LinearWeights.Stored);
+
+    /// <summary>Loads a checkpoint with its linear weights held as <paramref name="linearWeights"/> says (see
+    /// <see cref="ModelWeights.Load(Checkpoint, IBackend, LinearWeights)"/>).</summary>
+    public static Transformer Load(Checkpoint checkpoint, IBackend backend, int kvBlocks, int blockSize, LinearWeights linearWeights)
     {
         var spec = checkpoint.Spec;
-        var weights = ModelWeights.Load(checkpoint, backend);
+        var weights = ModelWeights.Load(checkpoint, backend, linearWeights);
         var cache = new PagedKvCache(backend, spec.Layers, spec.KvHeads, spec.HeadDim, kvBlocks, blockSize);
         return new Transformer(spec, weights, backend, cache);
     }

@@ -28,6 +28,14 @@ public sealed record SearchModelOptions
     /// </summary>
     public ModelOptions Model { get; init; } = new();
 
+    /// <summary>The large model's linear weights when they differ from <see cref="ModelOptions.Weights"/> of
+    /// <see cref="Model"/> (e.g. an int8 large model steered by a stored small pair); null: the same.</summary>
+    public LinearWeights? LargeWeights { get; init; }
+
+    /// <summary>The small pair's linear weights when they differ from <see cref="ModelOptions.Weights"/> of
+    /// <see cref="Model"/>; null: the same.</summary>
+    public LinearWeights? SmallWeights { get; init; }
+
     /// <summary>Chat templates per model; null picks the one tokenizer_config.json names (none when it names none).</summary>
     public ChatTemplate? LargeTemplate { get; init; }
 
@@ -142,13 +150,14 @@ public sealed class WeakToStrongSearch : IDisposable
             else
             {
                 ArgumentException.ThrowIfNullOrWhiteSpace(options.LargeDirectory, nameof(options.LargeDirectory));
-                var model = ChatModel.Load(options.LargeDirectory, modelOptions, options.LargeTemplate, backend);
+                var model = ChatModel.Load(options.LargeDirectory, modelOptions with { Weights = options.LargeWeights ?? modelOptions.Weights }, options.LargeTemplate, backend);
                 owned.Add(model);
                 large = new LocalLargeModel(model);
             }
-            var tuned = ChatModel.Load(options.TunedDirectory, modelOptions, options.TunedTemplate, backend);
+            var small = modelOptions with { Weights = options.SmallWeights ?? modelOptions.Weights };
+            var tuned = ChatModel.Load(options.TunedDirectory, small, options.TunedTemplate, backend);
             owned.Add(tuned);
-            var untuned = ChatModel.Load(options.UntunedDirectory, modelOptions, options.UntunedTemplate, backend);
+            var untuned = ChatModel.Load(options.UntunedDirectory, small, options.UntunedTemplate, backend);
             owned.Add(untuned);
             owned.Add(backend); // disposed after the models that use it
             EngineLoop? loop = null;

@@ -78,6 +78,16 @@ public sealed unsafe class CpuBackend : IBackend
             return transposed ? CpuLinear.PackFromTransposed(source, dtype, outDim, inDim) : CpuLinear.PackFrom(source, dtype, outDim, inDim);
     }
 
+    /// <summary><see cref="LinearWeights.Int8"/> quantizes straight from the bytes into int8 panels (CpuLinear.Int8.cs).</summary>
+    public Tensor LoadLinear(ReadOnlySpan<byte> bytes, DType dtype, int outDim, int inDim, bool transposed, LinearWeights format)
+    {
+        if (format == LinearWeights.Stored) return LoadLinear(bytes, dtype, outDim, inDim, transposed);
+        if (format != LinearWeights.Int8) throw new ArgumentOutOfRangeException(nameof(format), format, null);
+        if (bytes.Length != (long)outDim * inDim * dtype.Size()) throw new ArgumentException($"{bytes.Length} bytes are not a [{outDim}, {inDim}] {dtype} weight", nameof(bytes));
+        fixed (byte* source = bytes)
+            return CpuLinear.PackInt8(source, dtype, outDim, inDim, transposed);
+    }
+
     public void Linear(Tensor x, Tensor w, Tensor? bias, Tensor y, int rows, int inDim, int outDim) =>
         CpuLinear.Run(Isa, P(x), AsCpu(w), POrNull(bias), P(y), rows, inDim, outDim);
 

@@ -192,6 +192,11 @@ internal static unsafe partial class CpuLinear
     /// <summary>Row <paramref name="row"/> of a packed weight as F32 (the embedding lookup of a tied lm_head).</summary>
     public static void Row(CpuTensor packed, int row, Span<float> destination)
     {
+        if (packed.DType == DType.I8)
+        {
+            RowInt8(packed, row, destination);
+            return;
+        }
         int k = packed.PackedColumns;
         int panel = row / PanelRows, j = row % PanelRows;
         long start = (long)panel * k * PanelRows + (packed.DType == DType.BF16 ? Bf16Slot(j) : j);
@@ -209,6 +214,11 @@ internal static unsafe partial class CpuLinear
 
     public static void Run(CpuIsa isa, float* x, CpuTensor w, float* bias, float* y, int tokens, int k, int n)
     {
+        if (w.DType == DType.I8)
+        {
+            RunInt8(x, w, bias, y, tokens, k, n); // one 256-bit kernel on every path (CpuLinear.Int8.cs)
+            return;
+        }
         if (w.PackedRows != n || w.PackedColumns != k)
             throw new ArgumentException($"weight is not packed for a {n}×{k} linear (packed {w.PackedRows}×{w.PackedColumns}); pass it through PrepareLinear first", nameof(w));
         bool wide = isa == CpuIsa.Avx512;

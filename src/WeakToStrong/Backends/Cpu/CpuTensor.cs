@@ -30,6 +30,9 @@ public sealed unsafe class CpuTensor : Tensor
     /// <summary>Input columns of a packed linear weight.</summary>
     internal int PackedColumns { get; init; }
 
+    /// <summary>Inputs per scale of an int8 linear weight (<see cref="CpuLinear.PackInt8"/>); 0 for float weights.</summary>
+    internal int PackedGroup { get; init; }
+
     /// <summary>The CPU tensor behind <paramref name="t"/>; a tensor of another backend is refused.</summary>
     internal static CpuTensor AsCpu(Tensor t) => t as CpuTensor ?? throw new ArgumentException($"tensor belongs to another backend ({t.GetType().Name})");
 
