@@ -11,7 +11,6 @@ namespace WeakToStrong.Tests.CpuOps;
 /// group size and path (<see cref="Int8LinearOnAvx2"/>, <see cref="Int8LinearOnAvx512"/>, and the scalar loop a
 /// CPU without AVX2 runs).
 /// </summary>
-[Trait("Category", "Unit")]
 public abstract unsafe class Int8LinearTests
 {
     private readonly CpuBackend _b;
@@ -251,6 +250,8 @@ public abstract unsafe class Int8LinearTests
     }
 }
 
+[Trait("Category", "Unit")]
 public sealed class Int8LinearOnAvx2() : Int8LinearTests(CpuIsa.Avx2);
 
+[Trait("Category", "Unit")]
 public sealed class Int8LinearOnAvx512() : Int8LinearTests(CpuIsa.Avx512);

@@ -6,6 +6,7 @@ namespace WeakToStrong.Tests.Cuda;
 
 /// <summary>The CUDA backend has no int8 weights (issue 21): asking for them is one line naming the cpu backend,
 /// raised at the first linear weight, and the weights loaded until then are released.</summary>
+[Trait("Category", "Integration")]
 public class Int8RefusalTests
 {
     private const string Refusal = "the cuda backend has no int8 weights: --weights int8 runs on the cpu backend only";
