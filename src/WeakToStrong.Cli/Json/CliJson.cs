@@ -145,6 +145,6 @@ internal sealed record DemoResultJson(string Text, double Reward, double Score, 
 /// <summary>One prompt of <c>w2s demo</c>: plain sampling and CBS side by side.</summary>
 internal sealed record DemoRowJson(string Prompt, DemoResultJson Base, DemoResultJson Cbs);
 
-/// <summary><c>w2s demo --json</c>.</summary>
+/// <summary><c>w2s demo --json</c>; <paramref name="CbsWins"/>: prompts where CBS's gold reward is above Base's.</summary>
 internal sealed record DemoJson(string Models, double LoadMs, double TotalMs, string BaseMethod, string CbsMethod, string Reward, List<DemoRowJson> Rows,
-    double MeanBaseReward, double MeanCbsReward);
+    double MeanBaseReward, double MeanCbsReward, int CbsWins);
