@@ -75,6 +75,9 @@ internal sealed record SearchStatsJson(long LargeTokensSampled, long SmallTokens
     /// <summary>Part of the wall time spent in the large model (prompt and sampling steps), disjoint from scoring.</summary>
     public double SamplingMs { get; init; }
 
+    /// <summary>Tokens a local large model fed through its forward (prompt included; 0 for a remote one).</summary>
+    public long LargeTokensFed { get; init; }
+
     /// <summary>The KV pools the search chose (absent where no search is at hand).</summary>
     [JsonPropertyOrder(-1), JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)]
     public long? KvMemoryBytes { get; init; }
