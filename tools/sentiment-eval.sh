@@ -49,8 +49,8 @@ cbs-1-2-5   $PAIR --method cbs --beam-width 1 --successors 2 --chunk-length 5 --
 bon-2       $PAIR --method bon --n 2 --seeds 1
 cbs-1-1-5   $PAIR --method cbs --beam-width 1 --successors 1 --chunk-length 5 --seeds 1
 cbs-1-2-1   $PAIR --method cbs --beam-width 1 --successors 2 --chunk-length 1 --seeds 1
-cbs-2-4-1   $PAIR --method cbs --beam-width 2 --successors 4 --chunk-length 1 --seeds 1 --kv-memory 256MiB
-cbs-4-4-1   $PAIR --method cbs --beam-width 4 --successors 4 --chunk-length 1 --seeds 1 --kv-memory 256MiB
+cbs-2-4-1   $PAIR --method cbs --beam-width 2 --successors 4 --chunk-length 1 --seeds 1
+cbs-4-4-1   $PAIR --method cbs --beam-width 4 --successors 4 --chunk-length 1 --seeds 1
 JOBS
 if [ -n "$METHODS" ]; then
   grep -E "^($(echo "$METHODS" | tr ' ' '|')) " "$jobs_file" > "$jobs_file.only" || true

@@ -104,6 +104,16 @@ public class KvBudgetTests
     }
 
     [Fact]
+    public void OneTokenChunksNeedNoMoreThanTheLiveSequencesCanHold()
+    {
+        // CBS (4,4,1), prompt 11, 50 new tokens: the tree count adds 4 copied fork blocks for each of 50 chunks, but
+        // at most 16 candidates and the root are alive, each within ⌈61/16⌉ = 4 blocks.
+        Assert.Equal(17 * 4, KvDemand.TreeSearchBlocks(11, 50, 4, 4, 1, 16));
+        // Where the tree is the tighter count it stays: Best-of-16 above is 2 + 16 × 3 = 50, under 17 × 4 = 68.
+        Assert.Equal(2 + 16 * 3, KvDemand.TreeSearchBlocks(20, 30, 1, 16, null, 16));
+    }
+
+    [Fact]
     public void AbsurdShapesSaturateInsteadOfOverflowing()
     {
         Assert.Equal(long.MaxValue, KvDemand.TreeSearchBlocks(1000, 1_000_000, int.MaxValue, int.MaxValue, 1, 1));

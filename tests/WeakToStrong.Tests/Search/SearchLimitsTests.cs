@@ -52,6 +52,7 @@ public class SearchLimitsTests(SearchModelsFixture models, ITestOutputHelper out
     [InlineData(SearchMethodKind.ChunkBeamSearch, 2, 3, 4, 13)]
     [InlineData(SearchMethodKind.ChunkBeamSearch, 3, 2, 5, 20)]
     [InlineData(SearchMethodKind.ChunkBeamSearch, 2, 2, 16, 40)]
+    [InlineData(SearchMethodKind.ChunkBeamSearch, 2, 3, 1, 40)]
     [InlineData(SearchMethodKind.BestOfN, 1, 5, null, 18)]
     [InlineData(SearchMethodKind.EmulatedFineTuning, 1, 1, null, 12)]
     public async Task ShapesThatJustFitRunWithinTheComputedBlocks(SearchMethodKind method, int w, int k, int? l, int maxNew)

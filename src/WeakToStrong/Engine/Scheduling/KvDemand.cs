@@ -27,6 +27,9 @@ public static class KvDemand
     /// its end; and W·K live candidates with their own segments. The result is the largest such total over c (a short last
     /// chunk can hold less than the one before). A candidate writes positions
     /// [P − 1 + j·L, P + min((j+1)·L, M) + extra) in chunk j.
+    /// With many short chunks that tree count grows with every chunk's copied fork blocks, past what can ever be
+    /// live: at most W·K candidate sequences and the root exist at once, none holding more than P + M + extra
+    /// tokens, and blocks they share count once — so the result is also capped at (W·K + 1) full sequences.
     /// </remarks>
     /// <param name="promptTokens">P: the prompt in this model's tokens (template and BOS included).</param>
     /// <param name="maxNewTokens">M: the longest response, in this model's tokens.</param>
@@ -60,7 +63,8 @@ public static class KvDemand
             if (peak > long.MaxValue) return long.MaxValue;
             ancestors += (Int128)beamWidth * own;
         }
-        return (long)peak;
+        Int128 aliveAtOnce = ((Int128)beamWidth * successors + 1) * SequenceBlocks(p + m + extraTokens, blockSize);
+        return (long)Int128.Min(peak, aliveAtOnce);
     }
 
     /// <summary>
