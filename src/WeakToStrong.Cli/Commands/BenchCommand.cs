@@ -5,6 +5,7 @@ using WeakToStrong.Backends.Cpu;
 using WeakToStrong.Cli.Json;
 using WeakToStrong.Diagnostics;
 using WeakToStrong.Engine;
+using WeakToStrong.Engine.Profiling;
 
 namespace WeakToStrong.Cli.Commands;
 
@@ -26,9 +27,10 @@ internal static class BenchCommand
         var model = new Option<string>("--shape") { Description = "gpt2-124m (default) or llama3-8b", DefaultValueFactory = _ => "gpt2-124m" };
         var load = new Option<string>("--load") { Description = "instead: load this model folder once and report load time, GB/s and peak resident memory" };
         var kvMemory = new Option<string>("--kv-memory") { Description = "with --load: the KV budget, e.g. 512MiB (default: chosen from memory)" };
+        var profile = new Option<bool>("--profile") { Description = "also profile a decode step and a scoring call at each batch: the share of each op (linear by role, attention, norms, activations, sampling, log-softmax, copies, barrier wait)" };
         var command = new Command("bench", "Measure prefill/decode throughput against the machine's memory bandwidth, or a model's load")
         {
-            device, json, dtypes, batches, steps, prompt, model, load, kvMemory,
+            device, json, dtypes, batches, steps, prompt, model, load, kvMemory, profile,
         };
         command.SetAction(r => Cli.Run(() =>
         {
@@ -58,6 +60,7 @@ internal static class BenchCommand
                 else Console.Error.WriteLine(s);
             }
             var results = new List<BenchResult>();
+            var profiles = new List<StepProfile>();
             using var backend = BackendFactory.Create(r.GetValue(device)!);
             int blocks = batchSizes.Max() * ((promptTokens + decodeSteps + 2) / 16 + 2);
             foreach (var dtype in types)
@@ -67,6 +70,12 @@ internal static class BenchCommand
                 using var transformer = dtype == DType.I8 ? SyntheticModel.Create(spec, DType.BF16, backend, blocks, LinearWeights.Int8)
                     : SyntheticModel.Create(spec, dtype, backend, blocks);
                 results.AddRange(EngineBenchmark.Run(transformer, r.GetValue(model)!, batchSizes, promptTokens, decodeSteps, new Progress<string>(Status)));
+                if (r.GetValue(profile))
+                    foreach (int batch in batchSizes)
+                    {
+                        Status($"{r.GetValue(model)} {dtype} batch {batch}: profile");
+                        profiles.AddRange(StepProfiler.Run(transformer, r.GetValue(model)!, batch, promptTokens, decodeSteps));
+                    }
             }
 
             string? cpuPath = backend is CpuBackend cpu ? CpuIsas.Name(cpu.Isa) : null;
@@ -80,7 +89,8 @@ internal static class BenchCommand
                     Math.Round(isa == CpuIsas.Widest && widest > 0 ? widest : ComputePeak.MeasureFma(isa: isa) / 1e9, 1))).ToList();
             if (asJson)
             {
-                Cli.WriteJson(new BenchJson(backend.Name, Environment.ProcessorCount, results, speedups, cpuPath, cpuPath is null ? null : CpuIsas.Name(CpuIsas.Widest), ceilings), CliJson.Output.BenchJson);
+                Cli.WriteJson(new BenchJson(backend.Name, Environment.ProcessorCount, results, speedups, cpuPath, cpuPath is null ? null : CpuIsas.Name(CpuIsas.Widest), ceilings,
+                    profiles.Count > 0 ? profiles : null), CliJson.Output.BenchJson);
                 return 0;
             }
             if (cpuPath is not null)
@@ -104,6 +114,8 @@ internal static class BenchCommand
                 Console.WriteLine("F32 FMA ceiling by path (all cores): " + string.Join(", ", ceilings.Select(c => $"{c.Path} {c.Gigaflops:F0} GFLOP/s")));
             if (results.Any(x => x.Dtype == DType.I8.Name()))
                 Int8Lines(results);
+            foreach (var group in profiles.GroupBy(p => p.Dtype))
+                ProfileTable(group.ToList());
             return 0;
         }));
         return command;
@@ -119,6 +131,25 @@ internal static class BenchCommand
             .Where(p => p.Bf16 > 0).ToList();
         if (pairs.Count > 0)
             Console.WriteLine("I8 over BF16 tokens/s, this run: " + string.Join(", ", pairs.Select(p => $"{p.Phase} batch {p.Batch} {p.Int8 / p.Bf16:F2}×")));
+    }
+
+    /// <summary>One dtype's profiles side by side: a row per op, a column per call and batch (ms per call, share).</summary>
+    private static void ProfileTable(List<StepProfile> profiles)
+    {
+        var first = profiles[0];
+        Console.WriteLine();
+        Console.WriteLine($"profile, {first.Model} {first.Dtype}: ms per call (share of the call); score = {StepProfiler.ScoreTokens} new tokens per sequence, log-probs gathered");
+        // Forward order (the ops' enum order), the barrier and the host last.
+        var names = Enum.GetValues<ForwardOp>().Where(op => op != ForwardOp.Barrier).Select(ForwardProfile.Name)
+            .Append(ForwardProfile.Name(ForwardOp.Barrier)).Append(StepProfiler.Host)
+            .Where(name => profiles.Any(p => p.Ops.Any(o => o.Op == name))).ToList();
+        string header = $"{"op",-22}" + string.Concat(profiles.Select(p => $"{$"{p.Call} ×{p.Batch}",18}"));
+        Console.WriteLine(header);
+        Console.WriteLine(new string('─', header.Length));
+        foreach (string name in names)
+            Console.WriteLine($"{name,-22}" + string.Concat(profiles.Select(p => p.Ops.FirstOrDefault(o => o.Op == name) is { } o ? $"{$"{o.Milliseconds:F2} ({o.Share,4:P0})",18}" : $"{"",18}")));
+        Console.WriteLine($"{"linear, all roles",-22}" + string.Concat(profiles.Select(p => $"{$"({p.LinearShare,4:P0})",18}")));
+        Console.WriteLine($"{"call",-22}" + string.Concat(profiles.Select(p => $"{$"{p.Milliseconds:F2}",18}")));
     }
 
     /// <summary><c>w2s bench --load DIR</c>: one load, measured (see <see cref="LoadBenchmark"/>).</summary>

@@ -62,8 +62,9 @@ internal sealed record LoadBenchJson(
 /// <param name="FmaCeilings">The F32 FMA ceiling of all cores at each path this CPU runs (the widest: the best probe around
 /// the runs; the others probed after them): equal
 /// where 512-bit FMAs are split into two 256-bit halves (AMD Zen 4), about double at avx512 where they are not.</param>
+/// <param name="Profiles">With <c>--profile</c>: each decode step's and scoring call's time by op (null otherwise).</param>
 internal sealed record BenchJson(string Device, int Cores, List<BenchResult> Results, List<DecodeSpeedupJson> DecodeSpeedups, string? CpuPath, string? PeakPath,
-    List<PathCeilingJson>? FmaCeilings);
+    List<PathCeilingJson>? FmaCeilings, [property: JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)] List<StepProfile>? Profiles);
 
 /// <summary>One vector path's F32 FMA ceiling (all cores, best of 5).</summary>
 internal sealed record PathCeilingJson(string Path, double Gigaflops);
