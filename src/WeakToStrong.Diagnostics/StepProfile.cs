@@ -9,7 +9,9 @@ namespace WeakToStrong.Diagnostics;
 /// <param name="Op">The op's name (<see cref="ForwardProfile.Name"/>).</param>
 /// <param name="Milliseconds">Its milliseconds per call.</param>
 /// <param name="Share">Its part of the call's wall time.</param>
-public sealed record OpShare(string Op, double Milliseconds, double Share);
+/// <param name="Gflops">A linear's multiply-add GFLOP/s over its own time (0 for other ops).</param>
+/// <param name="WeightGigabytesPerSecond">A linear's weight bytes read per second of its own time (0 for other ops).</param>
+public sealed record OpShare(string Op, double Milliseconds, double Share, double Gflops = 0, double WeightGigabytesPerSecond = 0);
 
 /// <summary>Where one kind of forward call spends its time, op by op (<see cref="ForwardProfile"/>).</summary>
 /// <param name="Model">Shape name.</param>
@@ -97,7 +99,11 @@ public static class StepProfiler
         double perCall = profile.ForwardSeconds / profile.Forwards;
         OpShare Share(string op, double seconds) => new(op, seconds / profile.Forwards * 1e3, seconds / profile.Forwards / perCall);
         var ops = Enum.GetValues<ForwardOp>().Where(op => profile.CallsOf(op) > 0 && op != ForwardOp.Barrier)
-            .Select(op => Share(ForwardProfile.Name(op), profile.SecondsIn(op))).ToList();
+            .Select(op => Share(ForwardProfile.Name(op), profile.SecondsIn(op)) with
+            {
+                Gflops = profile.FlopsIn(op) / profile.SecondsIn(op) / 1e9,
+                WeightGigabytesPerSecond = profile.WeightBytesIn(op) / profile.SecondsIn(op) / 1e9,
+            }).ToList();
         ops.Add(Share(ForwardProfile.Name(ForwardOp.Barrier), profile.SecondsIn(ForwardOp.Barrier)));
         ops.Add(Share(Host, profile.HostSeconds));
         return new StepProfile(model, dtype, call, batch, (int)profile.Forwards, perCall * 1e3, ops);

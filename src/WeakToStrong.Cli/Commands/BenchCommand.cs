@@ -115,7 +115,7 @@ internal static class BenchCommand
             if (results.Any(x => x.Dtype == DType.I8.Name()))
                 Int8Lines(results);
             foreach (var group in profiles.GroupBy(p => p.Dtype))
-                ProfileTable(group.ToList());
+                ProfileTable(group.ToList(), results);
             return 0;
         }));
         return command;
@@ -134,7 +134,7 @@ internal static class BenchCommand
     }
 
     /// <summary>One dtype's profiles side by side: a row per op, a column per call and batch (ms per call, share).</summary>
-    private static void ProfileTable(List<StepProfile> profiles)
+    private static void ProfileTable(List<StepProfile> profiles, List<BenchResult> results)
     {
         var first = profiles[0];
         Console.WriteLine();
@@ -150,6 +150,13 @@ internal static class BenchCommand
             Console.WriteLine($"{name,-22}" + string.Concat(profiles.Select(p => p.Ops.FirstOrDefault(o => o.Op == name) is { } o ? $"{$"{o.Milliseconds:F2} ({o.Share,4:P0})",18}" : $"{"",18}")));
         Console.WriteLine($"{"linear, all roles",-22}" + string.Concat(profiles.Select(p => $"{$"({p.LinearShare,4:P0})",18}")));
         Console.WriteLine($"{"call",-22}" + string.Concat(profiles.Select(p => $"{$"{p.Milliseconds:F2}",18}")));
+        // Each linear's own rate against the ceilings probed around the same dtype and batch's decode run.
+        BenchResult? Decode(StepProfile p) => results.FirstOrDefault(x => x.Dtype == p.Dtype && x.Phase == "decode" && x.Batch == p.Batch);
+        Console.WriteLine("linear rates: GFLOP/s (of the FMA peak) | weight GB/s (of the read bandwidth), ceilings from the same batch's decode run");
+        Console.WriteLine($"{"",-22}" + string.Concat(profiles.Select(p => $"{$"{p.Call} ×{p.Batch}",30}")));
+        foreach (string name in names.Where(n => n.StartsWith("linear", StringComparison.Ordinal)))
+            Console.WriteLine($"{name,-22}" + string.Concat(profiles.Select(p => p.Ops.FirstOrDefault(o => o.Op == name) is { } o && Decode(p) is { } d && d.ComputeGigaflops > 0
+                ? $"{$"{o.Gflops:F0} ({o.Gflops / d.ComputeGigaflops:P0}) | {o.WeightGigabytesPerSecond:F1} ({o.WeightGigabytesPerSecond / d.BandwidthGigabytesPerSecond:P0})",30}" : $"{"",30}")));
     }
 
     /// <summary><c>w2s bench --load DIR</c>: one load, measured (see <see cref="LoadBenchmark"/>).</summary>
@@ -161,13 +168,17 @@ internal static class BenchCommand
             Cli.WriteJson(new LoadBenchJson(Path.GetFullPath(folder), device, m.CheckpointBytes, Math.Round(m.LoadSeconds, 3),
                 Math.Round(m.GigabytesPerSecond, 3), Math.Round(m.LoadCpuSeconds, 3), Math.Round(m.ReadSeconds, 3),
                 Math.Round(m.LoadSeconds / m.ReadSeconds, 3), m.PeakRssBytes, m.RssAfterBytes, m.ResidentWeightBytes, m.KvPoolBytes,
-                m.TargetPeakBytes, m.MeetsMemoryTarget, m.MeetsSpeedTarget, m.PeakWasReset), CliJson.Output.LoadBenchJson);
+                m.TargetPeakBytes, m.MeetsMemoryTarget, m.MeetsSpeedTarget, m.PeakWasReset,
+                Math.Round(m.FirstTouch.FreshSeconds, 3), Math.Round(m.FirstTouch.AgainSeconds, 3), Math.Round(m.FirstTouch.FreshHugeSeconds, 3), Math.Round(m.LoadVsFirstTouch, 3)),
+                CliJson.Output.LoadBenchJson);
             return 0;
         }
         static string Gb(long bytes) => $"{bytes / 1e9:F2} GB";
         Console.WriteLine($"{Path.GetFullPath(folder)} on {device}: {Gb(m.CheckpointBytes)} of safetensors");
         Console.WriteLine($"load        {m.LoadSeconds:F2} s = {m.GigabytesPerSecond:F2} GB/s (target ≥ 1 GB/s: {(m.MeetsSpeedTarget ? "met" : "NOT met")}); {m.LoadCpuSeconds:F2} CPU s = {m.LoadCpuSeconds * 1e9 / m.CheckpointBytes:F2} CPU s/GB");
         Console.WriteLine($"baseline    reading the same bytes from the page cache, one thread: {m.ReadSeconds:F2} s = {m.CheckpointBytes / m.ReadSeconds / 1e9:F2} GB/s; load ÷ read = {m.LoadSeconds / m.ReadSeconds:F2}");
+        var t = m.FirstTouch;
+        Console.WriteLine($"first touch writing {Gb(t.Bytes)} of fresh memory, all cores: {t.FreshSeconds:F2} s = {t.FreshGigabytesPerSecond:F2} GB/s; the same memory again {t.AgainSeconds:F2} s = {t.AgainGigabytesPerSecond:F2} GB/s; fresh on 2 MiB pages {t.FreshHugeSeconds:F2} s = {t.FreshHugeGigabytesPerSecond:F2} GB/s; load ÷ first touch = {m.LoadVsFirstTouch:F2} (target ≤ 1.3)");
         Console.WriteLine($"peak RSS    {Gb(m.PeakRssBytes)}{(m.PeakWasReset ? "" : " (incl. start-up: the peak could not be reset)")}; target ≤ 1.15 × {Gb(m.CheckpointBytes)} + KV {Gb(m.KvPoolBytes)} + 0.5 GB = {Gb(m.TargetPeakBytes)}: {(m.MeetsMemoryTarget ? "met" : "NOT met")}");
         Console.WriteLine($"RSS after   {Gb(m.RssAfterBytes)} (weights held: {Gb(m.ResidentWeightBytes)})");
         return 0;

@@ -54,7 +54,7 @@ internal sealed record LoadBenchJson(
     string Model, string Device, long CheckpointBytes, double LoadSeconds, [property: JsonPropertyName("load_gb_per_s")] double LoadGbPerS,
     double LoadCpuSeconds, double ReadSeconds, double LoadVsRead, long PeakRssBytes, long RssAfterBytes, long ResidentWeightBytes,
     long KvPoolBytes, long TargetPeakRssBytes, bool PeakRssWithinTarget, [property: JsonPropertyName("load_at_least_1_gb_per_s")] bool LoadAtLeast1GbPerS,
-    bool PeakResetBeforeLoad);
+    bool PeakResetBeforeLoad, double FirstTouchSeconds, double TouchAgainSeconds, double FirstTouchHugePagesSeconds, double LoadVsFirstTouch);
 
 /// <summary><c>w2s bench --json</c>.</summary>
 /// <param name="CpuPath">The CPU backend's vector path ("avx2" or "avx512"; null on another device).</param>

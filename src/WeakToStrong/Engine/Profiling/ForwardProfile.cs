@@ -65,6 +65,8 @@ public sealed class ForwardProfile
 {
     private readonly long[] _ticks = new long[Enum.GetValues<ForwardOp>().Length];
     private readonly long[] _calls = new long[Enum.GetValues<ForwardOp>().Length];
+    private readonly double[] _flops = new double[Enum.GetValues<ForwardOp>().Length];
+    private readonly long[] _weightBytes = new long[Enum.GetValues<ForwardOp>().Length];
     private long _forwardTicks;
 
     /// <summary>Forward calls profiled since the last <see cref="Reset"/>.</summary>
@@ -79,6 +81,12 @@ public sealed class ForwardProfile
     /// <summary>Backend calls counted under <paramref name="op"/> (a region's barrier wait counts one per region).</summary>
     public long CallsOf(ForwardOp op) => _calls[(int)op];
 
+    /// <summary>Multiply-add FLOPs (2 per weight per row) of the linears counted under <paramref name="op"/>.</summary>
+    public double FlopsIn(ForwardOp op) => _flops[(int)op];
+
+    /// <summary>Weight bytes the linears counted under <paramref name="op"/> read (each weight once per call).</summary>
+    public long WeightBytesIn(ForwardOp op) => _weightBytes[(int)op];
+
     /// <summary>Seconds of every op together: the forwards' time inside the backend.</summary>
     public double OpSeconds => Seconds(_ticks.Sum());
 
@@ -90,6 +98,8 @@ public sealed class ForwardProfile
     {
         Array.Clear(_ticks);
         Array.Clear(_calls);
+        Array.Clear(_flops);
+        Array.Clear(_weightBytes);
         _forwardTicks = 0;
         Forwards = 0;
     }
@@ -98,6 +108,12 @@ public sealed class ForwardProfile
     {
         _ticks[(int)op] += ticks;
         _calls[(int)op] += calls;
+    }
+
+    internal void AddWork(ForwardOp op, double flops, long weightBytes)
+    {
+        _flops[(int)op] += flops;
+        _weightBytes[(int)op] += weightBytes;
     }
 
     internal void AddForward(long ticks)

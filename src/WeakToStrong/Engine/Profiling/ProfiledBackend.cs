@@ -137,6 +137,7 @@ internal sealed class ProfiledBackend : IBackend
         var t = Time(role);
         _inner.Linear(x, w, bias, y, rows, inDim, outDim);
         t.End();
+        _profile.AddWork(role, 2.0 * rows * inDim * outDim, w.ByteLength);
     }
 
     public void RopeAndCacheWrite(BatchLayout layout, Tensor qkv, Tensor keyCache, Tensor valueCache, RopeTable? rope, int heads, int kvHeads, int headDim, int blockSize)
