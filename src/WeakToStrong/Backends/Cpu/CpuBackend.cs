@@ -15,7 +15,7 @@ namespace WeakToStrong.Backends.Cpu;
 /// <see cref="CpuSampler"/> (sample.cu), <see cref="CpuCopy"/> (copy.cu).
 /// </para>
 /// </summary>
-public sealed unsafe class CpuBackend : IBackend, IBarrierClock
+public sealed unsafe class CpuBackend : IBackend, IBarrierClock, IStackedLinearLoad
 {
     /// <summary>A backend on <see cref="CpuIsas.Default"/>: the widest vectors this CPU has, unless <c>W2S_CPU_ISA</c>
     /// forces a path.</summary>
@@ -87,6 +87,9 @@ public sealed unsafe class CpuBackend : IBackend, IBarrierClock
         fixed (byte* source = bytes)
             return transposed ? CpuLinear.PackFromTransposed(source, dtype, outDim, inDim) : CpuLinear.PackFrom(source, dtype, outDim, inDim);
     }
+
+    Tensor IStackedLinearLoad.LoadLinearStacked(ReadOnlySpan<nint> parts, ReadOnlySpan<int> partRows, DType dtype, int inDim) =>
+        CpuLinear.PackFromParts(parts, partRows, dtype, inDim);
 
     /// <summary><see cref="LinearWeights.Int8"/> quantizes straight from the bytes into int8 panels (CpuLinear.Int8.cs).</summary>
     public Tensor LoadLinear(ReadOnlySpan<byte> bytes, DType dtype, int outDim, int inDim, bool transposed, LinearWeights format)
