@@ -127,18 +127,42 @@ internal static unsafe partial class CpuLinear
         int size = dtype.Size();
         byte* src = source, dst = packed.Pointer;
         bool permute = dtype == DType.BF16;
-        CpuParallel.For((int)panels, p =>
+        long panelBytes = (long)k * PanelRows * size;
+        // A task packs a group of neighbouring panels, walking the source row by row: each row is read as one
+        // contiguous 1 KiB run, not as 64-byte pieces n elements apart (a TLB miss and a cache miss per piece).
+        int group = Math.Max(1, 1024 / (PanelRows * size));
+        int tasks = (int)((panels + group - 1) / group);
+        CpuParallel.For(tasks, task =>
         {
-            int rows = (int)Math.Min(PanelRows, n - (long)p * PanelRows); // rows past n stay zero
-            byte* to = dst + (long)p * k * PanelRows * size;
-            PrefaultPanel(packed, (long)p * k * PanelRows * size, (long)k * PanelRows * size);
+            long p0 = (long)task * group, p1 = Math.Min(panels, p0 + group);
+            PrefaultPanel(packed, p0 * panelBytes, (p1 - p0) * panelBytes);
             for (int i = 0; i < k; i++)
             {
-                byte* from = src + ((long)i * n + (long)p * PanelRows) * size;
-                byte* panel = to + (long)i * PanelRows * size;
-                if (!permute) Buffer.MemoryCopy(from, panel, PanelRows * size, rows * size);
-                else
-                    for (int j = 0; j < rows; j++) ((ushort*)panel)[Bf16Slot(j)] = ((ushort*)from)[j];
+                byte* row = src + ((long)i * n + p0 * PanelRows) * size;
+                for (long p = p0; p < p1; p++)
+                {
+                    int rows = (int)Math.Min(PanelRows, n - p * PanelRows); // rows past n stay zero
+                    byte* from = row + (p - p0) * PanelRows * size;
+                    byte* panel = dst + p * panelBytes + (long)i * PanelRows * size;
+                    if (rows == PanelRows && size == 4)
+                    {
+                        Vector256.Store(Vector256.Load((float*)from), (float*)panel);
+                        Vector256.Store(Vector256.Load((float*)from + 8), (float*)panel + 8);
+                    }
+                    else if (rows == PanelRows && Avx2.IsSupported)
+                    {
+                        // 16 two-byte values are four 64-bit lanes of rows 0–3, 4–7, 8–11, 12–15; BF16's slot order
+                        // (Bf16Slot) swaps the middle two.
+                        var v = Vector256.Load((ulong*)from);
+                        Vector256.Store(permute ? Avx2.Permute4x64(v, 0b11_01_10_00) : v, (ulong*)panel);
+                    }
+                    else
+                        for (int j = 0; j < rows; j++)
+                        {
+                            if (size == 4) ((uint*)panel)[j] = ((uint*)from)[j];
+                            else ((ushort*)panel)[permute ? Bf16Slot(j) : j] = ((ushort*)from)[j];
+                        }
+                }
             }
         });
         return packed;
