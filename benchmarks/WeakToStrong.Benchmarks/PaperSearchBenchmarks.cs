@@ -43,7 +43,8 @@ namespace WeakToStrong.Benchmarks;
 /// SampBarrier% — shares of the large model's forward time in its linears (all roles), attention, sampling and
 /// barrier waits; ScoreLinear%, ScoreAttn%, ScoreLogSoftmax% — the same for the small pair's forwards;
 /// LinearGflops = the large model's matrix-multiply FLOPs ÷ the seconds its forwards spent in linears (the kernels'
-/// own rate, to hold against the FMA ceiling). After the run each case's full split, op by op, is printed as
+/// own rate); FmaCeiling = this path's F32 FMA ceiling probed just before and after each search (best of the two),
+/// SampOfCeiling% and LinearOfCeiling% = SamplingGflops and LinearGflops over it (same-run ratios). After the run each case's full split, op by op, is printed as
 /// "// PaperSearch profile" lines.</item>
 /// </list>
 /// </summary>
@@ -120,11 +121,15 @@ public class PaperSearchBenchmarks
         _largeModel.Profile = sampling;
         _tunedModel.Profile = scoring;
         _untunedModel.Profile = scoring;
+        // The FMA ceiling of this path, probed just before and just after the search (the best of the two), so the
+        // search's rates are read against a ceiling measured while the same neighbours shared the machine.
+        double ceiling = ComputePeak.MeasureFma(isa: Isa);
         var cpu = Process.GetCurrentProcess().TotalProcessorTime;
         var result = ChunkBeamSearch.Instance.RunAsync(_context, Request).GetAwaiter().GetResult();
         double cpuSeconds = (Process.GetCurrentProcess().TotalProcessorTime - cpu).TotalSeconds;
+        ceiling = Math.Max(ceiling, ComputePeak.MeasureFma(isa: Isa));
         string dtype = Large.ToString();
-        Searches.GetOrAdd((Large, Isa), _ => new()).Enqueue(new Measure(result.Stats, result.Tokens, cpuSeconds,
+        Searches.GetOrAdd((Large, Isa), _ => new()).Enqueue(new Measure(result.Stats, result.Tokens, cpuSeconds, ceiling / 1e9,
             StepProfiler.Summary(sampling, "gpt2-large", dtype, "sampling", Request.BeamWidth * Request.Successors),
             StepProfiler.Summary(scoring, "gpt2 pair", "F32", "scoring", Request.BeamWidth * Request.Successors)));
         return result;
@@ -147,8 +152,15 @@ public class PaperSearchBenchmarks
         _backend.Dispose();
     }
 
-    private sealed record Measure(SearchStats Stats, IReadOnlyList<int> Tokens, double CpuSeconds, StepProfile Sampling, StepProfile Scoring)
+    private sealed record Measure(SearchStats Stats, IReadOnlyList<int> Tokens, double CpuSeconds, double CeilingGflops, StepProfile Sampling, StepProfile Scoring)
     {
+        /// <summary>The large model's matrix-multiply GFLOP of its sampled tokens per second of sampling.</summary>
+        public double SamplingGflops => 2.0 * EngineBenchmark.MatmulWeights(SyntheticModel.Gpt2Large()) * Stats.LargeTokensSampled / (Stats.SamplingMs * 1e6);
+
+        /// <summary>The same FLOPs per second of the large model's forwards spent in linears (the prompt is in the time).</summary>
+        public double LinearGflops => 2.0 * EngineBenchmark.MatmulWeights(SyntheticModel.Gpt2Large()) * Stats.LargeTokensSampled
+            / (Sampling.Ops.Where(o => o.Op.StartsWith("linear", StringComparison.Ordinal)).Sum(o => o.Milliseconds) * Sampling.Calls * 1e6);
+
         /// <summary>A named op's share of the sampling or scoring profile (0 when the phase never ran it).</summary>
         public static double Share(StepProfile profile, ForwardOp op) => profile.Ops.FirstOrDefault(o => o.Op == ForwardProfile.Name(op))?.Share ?? 0;
     }
@@ -176,8 +188,9 @@ public class PaperSearchBenchmarks
                 new StatColumn("ScoringSec", "seconds per search in the small pair (scoring)", m => m.Stats.ScoringMs / 1000),
                 new StatColumn("CpuSec", "process CPU seconds per search (all threads)", m => m.CpuSeconds),
                 new StatColumn("LargeTokPerSec", "large-model tokens sampled per second of sampling time", m => m.Stats.LargeTokensSampled / (m.Stats.SamplingMs / 1000), "F0"),
-                new StatColumn("SamplingGflops", "large-model matrix-multiply GFLOP per second of sampling time (a lower bound)",
-                    m => 2.0 * EngineBenchmark.MatmulWeights(SyntheticModel.Gpt2Large()) * m.Stats.LargeTokensSampled / (m.Stats.SamplingMs * 1e6), "F0"),
+                new StatColumn("SamplingGflops", "large-model matrix-multiply GFLOP per second of sampling time (a lower bound)", m => m.SamplingGflops, "F0"),
+                new StatColumn("FmaCeiling", "this path's F32 FMA ceiling, all cores, GFLOP/s: the best of probes just before and after each search", m => m.CeilingGflops, "F0"),
+                new StatColumn("SampOfCeiling%", "SamplingGflops over the FMA ceiling probed around the same search", m => 100 * m.SamplingGflops / m.CeilingGflops, "F0"),
                 new StatColumn("SmallTokens", "tokens fed through the tuned and untuned models per search", m => m.Stats.SmallTokensScored, "F0"),
                 new SpeedupColumn("WallSpeedup", "the avx2 path's wall seconds ÷ this path's, same large-model dtype", m => m.Stats.WallMs),
                 new SpeedupColumn("SamplingSpeedup", "the avx2 path's sampling seconds ÷ this path's, same large-model dtype", m => m.Stats.SamplingMs),
@@ -187,9 +200,8 @@ public class PaperSearchBenchmarks
                 new StatColumn("SampAttn%", "share of the large model's forward time in attention", m => 100 * Measure.Share(m.Sampling, ForwardOp.Attention), "F1"),
                 new StatColumn("SampSample%", "share of the large model's forward time in sampling (top-k, top-p)", m => 100 * Measure.Share(m.Sampling, ForwardOp.Sampling), "F1"),
                 new StatColumn("SampBarrier%", "share of the large model's forward time waiting at the end of parallel regions", m => 100 * Measure.Share(m.Sampling, ForwardOp.Barrier), "F1"),
-                new StatColumn("LinearGflops", "the large model's matrix-multiply GFLOP of its sampled tokens ÷ the seconds its forwards spent in linears (a lower bound: the prompt is in the time)",
-                    m => 2.0 * EngineBenchmark.MatmulWeights(SyntheticModel.Gpt2Large()) * m.Stats.LargeTokensSampled
-                        / (m.Sampling.Ops.Where(o => o.Op.StartsWith("linear", StringComparison.Ordinal)).Sum(o => o.Milliseconds) * m.Sampling.Calls * 1e6), "F0"),
+                new StatColumn("LinearGflops", "the large model's matrix-multiply GFLOP of its sampled tokens ÷ the seconds its forwards spent in linears (a lower bound: the prompt is in the time)", m => m.LinearGflops, "F0"),
+                new StatColumn("LinearOfCeiling%", "LinearGflops over the FMA ceiling probed around the same search", m => 100 * m.LinearGflops / m.CeilingGflops, "F0"),
                 new StatColumn("ScoreLinear%", "share of the small pair's forward time in linears", m => 100 * m.Scoring.LinearShare, "F1"),
                 new StatColumn("ScoreAttn%", "share of the small pair's forward time in attention", m => 100 * Measure.Share(m.Scoring, ForwardOp.Attention), "F1"),
                 new StatColumn("ScoreLogSoftmax%", "share of the small pair's forward time in log-softmax + gather", m => 100 * Measure.Share(m.Scoring, ForwardOp.LogSoftmaxGather), "F1"));
