@@ -101,8 +101,9 @@ public static class StepProfiler
         var ops = Enum.GetValues<ForwardOp>().Where(op => profile.CallsOf(op) > 0 && op != ForwardOp.Barrier)
             .Select(op => Share(ForwardProfile.Name(op), profile.SecondsIn(op)) with
             {
-                Gflops = profile.FlopsIn(op) / profile.SecondsIn(op) / 1e9,
-                WeightGigabytesPerSecond = profile.WeightBytesIn(op) / profile.SecondsIn(op) / 1e9,
+                // An op too short for the clock has no rate (and JSON has no NaN).
+                Gflops = profile.SecondsIn(op) > 0 ? profile.FlopsIn(op) / profile.SecondsIn(op) / 1e9 : 0,
+                WeightGigabytesPerSecond = profile.SecondsIn(op) > 0 ? profile.WeightBytesIn(op) / profile.SecondsIn(op) / 1e9 : 0,
             }).ToList();
         ops.Add(Share(ForwardProfile.Name(ForwardOp.Barrier), profile.SecondsIn(ForwardOp.Barrier)));
         ops.Add(Share(Host, profile.HostSeconds));
