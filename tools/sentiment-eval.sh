@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Regenerates the sentiment experiment (docs/sentiment.md): w2s eval JSONL files in docs/sentiment/ and, from them, the
-# plot (docs/sentiment/reward-vs-compute.png) and table (docs/sentiment/table.md).
+# plots (docs/sentiment/reward-vs-compute.png, reward-vs-tokens.png) and table (docs/sentiment/table.md).
 #
 #   bash tools/sentiment-eval.sh            # everything (resumes: runs already in the files are skipped)
 #   PROMPTS=20 OUT=/tmp/s bash tools/sentiment-eval.sh   # a smaller run elsewhere
@@ -39,6 +39,8 @@ cbs-4-4-5   $PAIR --method cbs --beam-width 4 --successors 4 --chunk-length 5 --
 bon-16      $PAIR --method bon --n 16 --seeds 1,2,3
 eft-1       $PAIR --method eft --beta 1 --seeds 1,2,3
 xtok-cbs-4-4-5 $XPAIR --method cbs --beam-width 4 --successors 4 --chunk-length 5 --seeds 1,2,3
+cbs-2-2-1   $PAIR --method cbs --beam-width 2 --successors 2 --chunk-length 1 --seeds 1,2,3
+xtok-cbs-2-2-1 $XPAIR --method cbs --beam-width 2 --successors 2 --chunk-length 1 --seeds 1,2,3
 cbs-2-4-5   $PAIR --method cbs --beam-width 2 --successors 4 --chunk-length 5 --seeds 1
 bon-8       $PAIR --method bon --n 8 --seeds 1
 cbs-2-2-5   $PAIR --method cbs --beam-width 2 --successors 2 --chunk-length 5 --seeds 1
@@ -46,6 +48,9 @@ bon-4       $PAIR --method bon --n 4 --seeds 1
 cbs-1-2-5   $PAIR --method cbs --beam-width 1 --successors 2 --chunk-length 5 --seeds 1
 bon-2       $PAIR --method bon --n 2 --seeds 1
 cbs-1-1-5   $PAIR --method cbs --beam-width 1 --successors 1 --chunk-length 5 --seeds 1
+cbs-1-2-1   $PAIR --method cbs --beam-width 1 --successors 2 --chunk-length 1 --seeds 1
+cbs-2-4-1   $PAIR --method cbs --beam-width 2 --successors 4 --chunk-length 1 --seeds 1 --kv-memory 256MiB
+cbs-4-4-1   $PAIR --method cbs --beam-width 4 --successors 4 --chunk-length 1 --seeds 1 --kv-memory 256MiB
 JOBS
 if [ -n "$METHODS" ]; then
   grep -E "^($(echo "$METHODS" | tr ' ' '|')) " "$jobs_file" > "$jobs_file.only" || true
@@ -58,4 +63,4 @@ for ((upto = BLOCK; upto < PROMPTS + BLOCK; upto += BLOCK)); do
   xargs -P "$JOBS" -L 1 bash -c 'name=$0; DOTNET_PROCESSOR_COUNT=1 $W eval --prompts "$OUT/prompts.jsonl" --out "$OUT/$name.jsonl" --reward vader "$@" >> "$OUT/$name.log" 2>&1 && echo "done $name" || { echo "FAILED $name (see $OUT/$name.log)"; exit 255; }' < "$jobs_file"
 done
 rm -f "$jobs_file"
-dotnet tools/SentimentPlot/bin/Release/net10.0/SentimentPlot.dll --png "$OUT/reward-vs-compute.png" --table "$OUT/table.md" $(ls "$OUT"/*.jsonl | grep -v /prompts.jsonl)
+dotnet tools/SentimentPlot/bin/Release/net10.0/SentimentPlot.dll --png "$OUT/reward-vs-compute.png" --tokens-png "$OUT/reward-vs-tokens.png" --table "$OUT/table.md" $(ls "$OUT"/*.jsonl | grep -v /prompts.jsonl)

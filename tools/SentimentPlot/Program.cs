@@ -1,6 +1,6 @@
 // Sentiment experiment report: reads w2s eval JSONL files (with --reward), writes the gold-reward-vs-compute plot
-// (PNG, ScottPlot) and a Markdown table. Usage:
-//   dotnet run --project tools/SentimentPlot -- --png OUT.png --table OUT.md FILE.jsonl...
+// (PNG, ScottPlot), optionally gold reward against large-model tokens per response, and a Markdown table. Usage:
+//   dotnet run --project tools/SentimentPlot -- --png OUT.png [--tokens-png OUT.png] --table OUT.md FILE.jsonl...
 // A file whose name starts with "xtok" holds runs with the cross-tokenizer small pair; its methods get a suffix.
 using System.Globalization;
 using System.Text;
@@ -23,7 +23,7 @@ namespace SentimentPlot
     {
         public static int Run(string[] args)
         {
-            string? png = null, table = null;
+            string? png = null, tokensPng = null, table = null;
             var files = new List<string>();
             for (int i = 0; i < args.Length; i++)
             {
@@ -31,10 +31,11 @@ namespace SentimentPlot
                 {
                     case "--png" when i + 1 < args.Length: png = args[++i]; break;
                     case "--table" when i + 1 < args.Length: table = args[++i]; break;
+                    case "--tokens-png" when i + 1 < args.Length: tokensPng = args[++i]; break;
                     default:
                         if (args[i].StartsWith("--", StringComparison.Ordinal))
                         {
-                            Console.Error.WriteLine($"error: unknown option {args[i]} (usage: --png OUT.png --table OUT.md FILE.jsonl...)");
+                            Console.Error.WriteLine($"error: unknown option {args[i]} (usage: --png OUT.png [--tokens-png OUT.png] [--table OUT.md] FILE.jsonl...)");
                             return 2;
                         }
                         files.Add(args[i]);
@@ -43,7 +44,7 @@ namespace SentimentPlot
             }
             if (files.Count == 0 || png is null)
             {
-                Console.Error.WriteLine("error: usage: --png OUT.png [--table OUT.md] FILE.jsonl...");
+                Console.Error.WriteLine("error: usage: --png OUT.png [--tokens-png OUT.png] [--table OUT.md] FILE.jsonl...");
                 return 2;
             }
             List<EvalRun> runs;
@@ -69,6 +70,11 @@ namespace SentimentPlot
             if (table is not null) File.WriteAllText(table, markdown);
             Plot(rows, png, reward);
             Console.Error.WriteLine($"wrote {png}");
+            if (tokensPng is not null)
+            {
+                PlotTokens(rows, tokensPng, reward);
+                Console.Error.WriteLine($"wrote {tokensPng}");
+            }
             return 0;
         }
 
@@ -142,6 +148,10 @@ namespace SentimentPlot
         [GeneratedRegex(@"^cbs\((\d+),(\d+),(\d+|inf)\)$")]
         private static partial Regex CbsLabel();
 
+        /// <summary>CBS's chunk length L ("inf" as 0), or null for the other methods.</summary>
+        public static int? ChunkLength(string method) =>
+            CbsLabel().Match(method) is { Success: true } c ? (c.Groups[3].Value == "inf" ? 0 : int.Parse(c.Groups[3].Value, CultureInfo.InvariantCulture)) : null;
+
         [GeneratedRegex(@"^bon\((\d+)\)$")]
         private static partial Regex BonLabel();
 
@@ -185,9 +195,11 @@ namespace SentimentPlot
             // Sampling is compute 1 of a series that has no point of its own there (Best-of-1 is sampling; CBS(1,1,L) is its own run).
             var baseRow = same.FirstOrDefault(r => r.Method == "sample");
             IEnumerable<Row> WithBase(List<Row> series) => baseRow is not null && !series.Any(r => Compute(r.Method) == 1) ? series.Append(baseRow) : series;
-            Line(WithBase(same.Where(r => r.Method.StartsWith("cbs", StringComparison.Ordinal)).ToList()), "CBS (L = 5), W·K", ScottPlot.Colors.Blue, ScottPlot.MarkerShape.FilledCircle);
+            Line(WithBase(same.Where(r => ChunkLength(r.Method) == 5).ToList()), "CBS (L = 5), W·K", ScottPlot.Colors.Blue, ScottPlot.MarkerShape.FilledCircle);
+            Line(same.Where(r => ChunkLength(r.Method) == 1), "CBS (L = 1), W·K", ScottPlot.Colors.DarkCyan, ScottPlot.MarkerShape.OpenCircle);
             Line(WithBase(same.Where(r => r.Method.StartsWith("bon", StringComparison.Ordinal)).ToList()), "Best-of-N, N (N = 1: sampling)", ScottPlot.Colors.OrangeRed, ScottPlot.MarkerShape.FilledSquare);
-            Line(rows.Where(r => r.Series == "cross-tokenizer pair" && r.Method.StartsWith("cbs", StringComparison.Ordinal)), "CBS, cross-tokenizer pair", ScottPlot.Colors.Green, ScottPlot.MarkerShape.FilledTriangleUp);
+            Line(rows.Where(r => r.Series == "cross-tokenizer pair" && ChunkLength(r.Method) == 5), "CBS (L = 5), cross-tokenizer pair", ScottPlot.Colors.Green, ScottPlot.MarkerShape.FilledTriangleUp);
+            Line(rows.Where(r => r.Series == "cross-tokenizer pair" && ChunkLength(r.Method) == 1), "CBS (L = 1), cross-tokenizer pair", ScottPlot.Colors.Olive, ScottPlot.MarkerShape.OpenTriangleUp);
             foreach (var (method, label, color) in new[] { ("sample", "Base (sampling)", ScottPlot.Colors.Gray), ("eft(1)", "EFT (β = 1)", ScottPlot.Colors.Purple) })
                 if (same.FirstOrDefault(r => r.Method == method) is { } row)
                 {
@@ -199,6 +211,43 @@ namespace SentimentPlot
             plot.XLabel("compute: W·K (CBS) or N (Best-of-N), log scale");
             plot.YLabel($"gold reward ({reward}) ± s.e.");
             plot.Title("Steering the bundled sentiment models");
+            plot.ShowLegend(ScottPlot.Alignment.UpperLeft);
+            plot.SavePng(path, 900, 560);
+        }
+
+        /// <summary>
+        /// Gold reward against the large-model tokens a response cost (measured, log scale): the cost the large
+        /// model pays, where compute (W·K) hides the chunk length and finished candidates.
+        /// </summary>
+        private static void PlotTokens(List<Row> rows, string path, string reward)
+        {
+            var plot = new ScottPlot.Plot();
+            void Series(IEnumerable<Row> points, string label, ScottPlot.Color color, ScottPlot.MarkerShape marker)
+            {
+                var p = points.OrderBy(r => r.LargeTokens).ToList();
+                if (p.Count == 0) return;
+                double[] xs = p.Select(r => Math.Log2(r.LargeTokens)).ToArray();
+                double[] ys = p.Select(r => r.Reward).ToArray();
+                var scatter = plot.Add.Scatter(xs, ys, color);
+                scatter.LegendText = label;
+                scatter.MarkerShape = marker;
+                scatter.MarkerSize = 8;
+                var bars = plot.Add.ErrorBar(xs, ys, p.Select(r => r.RewardSe).ToArray());
+                bars.Color = color;
+            }
+            var same = rows.Where(r => r.Series == "same-tokenizer pair").ToList();
+            var cross = rows.Where(r => r.Series == "cross-tokenizer pair").ToList();
+            var sample = same.Where(r => r.Method == "sample").ToList();
+            Series(sample.Concat(same.Where(r => ChunkLength(r.Method) == 5 && Compute(r.Method) > 1)), "CBS (L = 5) over W·K", ScottPlot.Colors.Blue, ScottPlot.MarkerShape.FilledCircle);
+            Series(same.Where(r => ChunkLength(r.Method) == 1), "CBS (L = 1) over W·K", ScottPlot.Colors.DarkCyan, ScottPlot.MarkerShape.OpenCircle);
+            Series(sample.Concat(same.Where(r => r.Method.StartsWith("bon", StringComparison.Ordinal))), "Best-of-N over N (N = 1: sampling)", ScottPlot.Colors.OrangeRed, ScottPlot.MarkerShape.FilledSquare);
+            Series(cross.Where(r => ChunkLength(r.Method) == 5), "CBS (L = 5), cross-tokenizer pair", ScottPlot.Colors.Green, ScottPlot.MarkerShape.FilledTriangleUp);
+            Series(cross.Where(r => ChunkLength(r.Method) == 1), "CBS (L = 1), cross-tokenizer pair", ScottPlot.Colors.Olive, ScottPlot.MarkerShape.OpenTriangleUp);
+            double[] ticks = [5.64, 6.64, 7.64, 8.64, 9.64];
+            plot.Axes.Bottom.TickGenerator = new ScottPlot.TickGenerators.NumericManual(ticks, ["50", "100", "200", "400", "800"]);
+            plot.XLabel("large-model tokens sampled per response (measured), log scale");
+            plot.YLabel($"gold reward ({reward}) ± s.e.");
+            plot.Title("Gold reward against the large model's tokens");
             plot.ShowLegend(ScottPlot.Alignment.UpperLeft);
             plot.SavePng(path, 900, 560);
         }

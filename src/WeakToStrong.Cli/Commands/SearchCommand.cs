@@ -189,6 +189,7 @@ internal static class SearchJson
         s.TunedTokensScored, s.UntunedTokensScored, s.Chunks)
     {
         SamplingMs = Math.Round(s.SamplingMs, 3),
+        LargeTokensFed = s.LargeTokensFed,
         KvMemoryBytes = search?.KvBudget?.Bytes,
         KvMemory = search?.KvBudget is { } budget ? new ByteSize(budget.Bytes).ToString() : null,
         KvMemorySource = search is null ? null : search.KvBudget is null ? "--kv-blocks" : search.KvBudget.Source == KvBudgetSource.Default ? "default" : "--kv-memory",

@@ -76,6 +76,9 @@ internal sealed record SearchStatsJson(long LargeTokensSampled, long SmallTokens
     /// <summary>Part of the wall time spent in the large model (prompt and sampling steps), disjoint from scoring.</summary>
     public double SamplingMs { get; init; }
 
+    /// <summary>Tokens a local large model fed through its forward (prompt included; 0 for a remote one).</summary>
+    public long LargeTokensFed { get; init; }
+
     /// <summary>The KV pools the search chose (absent where no search is at hand).</summary>
     [JsonPropertyOrder(-1), JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)]
     public long? KvMemoryBytes { get; init; }
@@ -146,6 +149,6 @@ internal sealed record DemoResultJson(string Text, double Reward, double Score, 
 /// <summary>One prompt of <c>w2s demo</c>: plain sampling and CBS side by side.</summary>
 internal sealed record DemoRowJson(string Prompt, DemoResultJson Base, DemoResultJson Cbs);
 
-/// <summary><c>w2s demo --json</c>.</summary>
+/// <summary><c>w2s demo --json</c>; <paramref name="CbsWins"/>: prompts where CBS's gold reward is above Base's.</summary>
 internal sealed record DemoJson(string Models, double LoadMs, double TotalMs, string BaseMethod, string CbsMethod, string Reward, List<DemoRowJson> Rows,
-    double MeanBaseReward, double MeanCbsReward);
+    double MeanBaseReward, double MeanCbsReward, int CbsWins);

@@ -12,13 +12,22 @@ namespace WeakToStrong.Engine;
 /// <param name="TargetLogProbs">Return log p(tokens[i+1] | tokens[≤i]) for every fed position i that has a next token.</param>
 /// <param name="LastLogits">Return the next-token logits after the last fed token.</param>
 /// <param name="Sampling">Sample the next token after the last fed token with these settings.</param>
-public readonly record struct ForwardRequest(Sequence Sequence, int FeedUntil = -1, bool TargetLogProbs = false, bool LastLogits = false, SamplingSettings? Sampling = null);
+/// <param name="SampleKeys">With <paramref name="Sampling"/>: draw one token per key from the same next-token
+/// distribution (each as a sequence with that <see cref="Sequence.Key"/> would draw it) instead of one with the
+/// sequence's own key — forks that would feed the same token at the same place share one row this way.</param>
+public readonly record struct ForwardRequest(Sequence Sequence, int FeedUntil = -1, bool TargetLogProbs = false, bool LastLogits = false, SamplingSettings? Sampling = null,
+    IReadOnlyList<ulong>? SampleKeys = null);
 
 /// <summary>Per-request results of a forward call.</summary>
 /// <param name="TargetLogProbs">One entry per fed position that has a next token (in position order), or empty.</param>
 /// <param name="LastLogits">[vocab] logits after the last fed token, when asked for.</param>
-/// <param name="SampledToken">The sampled next token, or −1.</param>
-public sealed record ForwardResult(float[] TargetLogProbs, float[]? LastLogits, int SampledToken);
+/// <param name="SampledToken">The sampled next token (the first key's with <see cref="ForwardRequest.SampleKeys"/>), or −1.</param>
+public sealed record ForwardResult(float[] TargetLogProbs, float[]? LastLogits, int SampledToken)
+{
+    /// <summary>One sampled token per <see cref="ForwardRequest.SampleKeys"/> key (in key order); the one
+    /// <see cref="SampledToken"/> otherwise; empty without sampling.</summary>
+    public IReadOnlyList<int> SampledTokens { get; init; } = SampledToken >= 0 ? [SampledToken] : [];
+}
 
 /// <summary>
 /// The one forward for every model family. A flat loop over layers, driven by <see cref="ModelSpec"/>; a ragged
@@ -193,6 +202,8 @@ public sealed class Transformer : IDisposable
             ObjectDisposedException.ThrowIf(r.Sequence.IsReleased, r.Sequence);
             if (r.Sequence.Cache != Cache) throw new ArgumentException($"request {i}: the sequence belongs to another model's cache", nameof(requests));
             if (!seen.Add(r.Sequence)) throw new ArgumentException($"request {i}: the same sequence appears twice in one batch", nameof(requests));
+            if (r.SampleKeys is { } keys && (r.Sampling is null || keys.Count == 0))
+                throw new ArgumentException($"request {i}: SampleKeys needs Sampling and at least one key", nameof(requests));
             int end = r.FeedUntil < 0 ? r.Sequence.Length : r.FeedUntil;
             int start = r.Sequence.CachedLength;
             if (end < start || end > r.Sequence.Length)
@@ -280,22 +291,28 @@ public sealed class Transformer : IDisposable
             for (int k = 0; k < owners.Count; k++) lastLogits[owners[k]] = host.AsSpan(k * vocab, vocab).ToArray();
         }
 
-        var sampled = new int[requests.Count];
-        Array.Fill(sampled, -1);
-        for (int c = 0; c < sampleOwners.Count; c += LogitChunk)
+        // One draw per key; a request with several keys repeats its last row (the lm_head runs once per draw).
+        var draws = new List<(int Owner, ulong Key, int Slot)>();
+        var sampled = new int[requests.Count][];
+        foreach (int i in sampleOwners)
         {
-            var owners = sampleOwners.GetRange(c, Math.Min(LogitChunk, sampleOwners.Count - c));
-            Logits(b, w, owners.ConvertAll(LastRow));
-            var rows = owners.Select(i =>
+            var keys = requests[i].SampleKeys ?? [requests[i].Sequence.Key];
+            sampled[i] = new int[keys.Count];
+            for (int k = 0; k < keys.Count; k++) draws.Add((i, keys[k], k));
+        }
+        for (int c = 0; c < draws.Count; c += LogitChunk)
+        {
+            var chunk = draws.GetRange(c, Math.Min(LogitChunk, draws.Count - c));
+            Logits(b, w, chunk.ConvertAll(d => LastRow(d.Owner)));
+            var rows = chunk.Select(d =>
             {
-                var r = requests[i];
-                var s = r.Sampling!;
+                var s = requests[d.Owner].Sampling!;
                 // The RNG counter is the position the sampled token will occupy.
-                return new SamplingRow(s.Temperature, s.TopK, s.TopP, s.Seed, r.Sequence.Key, ends[i].End);
+                return new SamplingRow(s.Temperature, s.TopK, s.TopP, s.Seed, d.Key, ends[d.Owner].End);
             }).ToArray();
-            var tokens = new int[owners.Count];
+            var tokens = new int[chunk.Count];
             b.Sample(w.Logits, vocab, rows, tokens);
-            for (int k = 0; k < owners.Count; k++) sampled[owners[k]] = tokens[k];
+            for (int k = 0; k < chunk.Count; k++) sampled[chunk[k].Owner][chunk[k].Slot] = tokens[k];
         }
 
         var results = new ForwardResult[requests.Count];
@@ -305,7 +322,9 @@ public sealed class Transformer : IDisposable
             var r = requests[i];
             var (start, end, _) = ends[i];
             int count = r.TargetLogProbs ? Math.Max(0, Math.Min(end, r.Sequence.Length - 1) - start) : 0;
-            results[i] = new ForwardResult(logProbs.AsSpan(offset, count).ToArray(), lastLogits[i], sampled[i]);
+            results[i] = sampled[i] is { } tokens
+                ? new ForwardResult(logProbs.AsSpan(offset, count).ToArray(), lastLogits[i], tokens[0]) { SampledTokens = tokens }
+                : new ForwardResult(logProbs.AsSpan(offset, count).ToArray(), lastLogits[i], -1);
             offset += count;
         }
         return results;

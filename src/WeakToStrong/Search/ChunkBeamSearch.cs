@@ -121,7 +121,7 @@ public sealed class ChunkBeamSearch : ISearchMethod
                         counters.LargeForwardCalls + counters.SmallForwardCalls,
                         chunk + 1,
                         clock.Elapsed.TotalMilliseconds,
-                        scoring.TotalMilliseconds) { CandidatesEvaluated = evaluated, SamplingMs = sampling.TotalMilliseconds };
+                        scoring.TotalMilliseconds) { CandidatesEvaluated = evaluated, SamplingMs = sampling.TotalMilliseconds, LargeTokensFed = counters.LargeTokensFed };
                     var (tuned, untuned) = scorer.Describe(best);
                     var result = new SearchResult(best.Large.Text, best.Large.Tokens ?? [], best.Score, best.Large.Finish, stats, tuned, untuned, trace);
                     yield return new SearchUpdate(stream.Finish(result.Text), result);

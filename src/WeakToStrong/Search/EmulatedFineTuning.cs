@@ -72,6 +72,7 @@ public sealed class EmulatedFineTuning : ISearchMethod
         {
             cancellationToken.ThrowIfCancellationRequested();
             long forward = Stopwatch.GetTimestamp();
+            counters.LargeTokensFed += sequence.Length - sequence.CachedLength;
             var logits = (await large.Transformer.ForwardAsync([new ForwardRequest(sequence, LastLogits: true)], cancellationToken).ConfigureAwait(false))[0].LastLogits!;
             counters.LargeForwardCalls++;
             largeTime += Stopwatch.GetElapsedTime(forward);
@@ -111,7 +112,7 @@ public sealed class EmulatedFineTuning : ISearchMethod
             counters.LargeForwardCalls + counters.SmallForwardCalls,
             0,
             clock.Elapsed.TotalMilliseconds,
-            scoring.TotalMilliseconds) { CandidatesEvaluated = 1, SamplingMs = largeTime.TotalMilliseconds };
+            scoring.TotalMilliseconds) { CandidatesEvaluated = 1, SamplingMs = largeTime.TotalMilliseconds, LargeTokensFed = counters.LargeTokensFed };
         var result = new SearchResult(text, response, tuned.Score - untuned.Score, finish, stats,
             SmallModelScorer.Describe(tuned.Sequence.Tokens, tuned.ResponseStart, tuned.Score),
             SmallModelScorer.Describe(untuned.Sequence.Tokens, untuned.ResponseStart, untuned.Score),

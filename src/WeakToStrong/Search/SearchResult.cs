@@ -43,6 +43,13 @@ public sealed record SearchStats(
     /// <see cref="ScoringMs"/>; the rest of the wall time is forking, selection and bookkeeping.
     /// </summary>
     public double SamplingMs { get; init; }
+
+    /// <summary>
+    /// Tokens a local large model fed through its forward: the prompt, then one row per step for each group of
+    /// candidates with the same tokens so far (fewer than <see cref="LargeTokensSampled"/>: a survivor's K children
+    /// share their first row). 0 with a remote large model.
+    /// </summary>
+    public long LargeTokensFed { get; init; }
 }
 
 /// <summary>One candidate as it stood at a selection.</summary>

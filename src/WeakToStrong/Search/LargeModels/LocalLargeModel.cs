@@ -6,7 +6,9 @@ namespace WeakToStrong.Search.LargeModels;
 
 /// <summary>
 /// A large model run by this engine. Every step of a chunk is one ragged forward over all unfinished candidates;
-/// candidates are KV-cache sequences, so forking a survivor copies its block table, not its KV.
+/// candidates are KV-cache sequences, so forking a survivor copies its block table, not its KV. Forks that have not
+/// drawn yet (a survivor's K children at the start of a chunk) would feed the same token at the same place: they
+/// share one row, each drawing with its own key, and then share its KV.
 /// </summary>
 public sealed class LocalLargeModel : ILargeModel
 {
@@ -49,6 +51,7 @@ public sealed class LocalLargeModel : ILargeModel
             {
                 await Model.Transformer.ForwardAsync([new ForwardRequest(sequence, tokens.Count - 1)], cancellationToken).ConfigureAwait(false);
                 counters.LargeForwardCalls++;
+                counters.LargeTokensFed += tokens.Count - 1;
             }
             var shared = new PromptState(stops, settings.Sampling, tokens.Count);
             return new Candidate(shared, sequence, []);
@@ -74,14 +77,70 @@ public sealed class LocalLargeModel : ILargeModel
         }
         for (int step = 0; step < maxTokens && open.Count > 0; step++)
         {
-            var requests = new ForwardRequest[open.Count];
-            for (int i = 0; i < open.Count; i++) requests[i] = new ForwardRequest(open[i].Sequence, Sampling: open[i].Shared.Sampling);
+            var twins = Twins(open);
+            var requests = new ForwardRequest[twins.Count];
+            for (int g = 0; g < twins.Count; g++)
+            {
+                var group = twins[g];
+                requests[g] = new ForwardRequest(group[0].Sequence, Sampling: group[0].Shared.Sampling,
+                    SampleKeys: group.Count > 1 ? group.ConvertAll(c => c.Sequence.Key) : null);
+            }
             var results = await Model.Transformer.ForwardAsync(requests, cancellationToken).ConfigureAwait(false);
             counters.LargeForwardCalls++;
             counters.LargeTokensSampled += open.Count;
-            for (int i = 0; i < open.Count; i++) open[i].Add(results[i].SampledToken);
+            counters.LargeTokensFed += twins.Count;
+            for (int g = 0; g < twins.Count; g++)
+            {
+                var group = twins[g];
+                for (int m = 1; m < group.Count; m++) group[m].Sequence.ShareCacheOf(group[0].Sequence);
+                for (int m = 0; m < group.Count; m++) group[m].Add(results[g].SampledTokens[m]);
+            }
             open.RemoveAll(c => c.IsFinished);
         }
+    }
+
+    /// <summary>
+    /// The candidates grouped by what their next row would compute: candidates with one token to feed whose cached
+    /// part is the same blocks (forks that have not fed since forking) and whose pending token is the same; in order
+    /// of first appearance, each group led by its first member.
+    /// </summary>
+    private static List<List<Candidate>> Twins(List<Candidate> open)
+    {
+        var groups = new List<List<Candidate>>(open.Count);
+        var byState = new Dictionary<Sequence, List<Candidate>>(new PendingRowComparer());
+        foreach (var c in open)
+        {
+            var s = c.Sequence;
+            if (s.CachedLength != s.Length - 1)
+            {
+                groups.Add([c]);
+                continue;
+            }
+            if (byState.TryGetValue(s, out var group))
+            {
+                group.Add(c);
+            }
+            else
+            {
+                group = [c];
+                byState.Add(s, group);
+                groups.Add(group);
+            }
+        }
+        return groups;
+    }
+
+    /// <summary>
+    /// Equal when two sequences would feed the same row: the same cached length and blocks (shared blocks are
+    /// written once, so the same blocks hold the same keys and values) and the same pending token.
+    /// </summary>
+    private sealed class PendingRowComparer : IEqualityComparer<Sequence>
+    {
+        public bool Equals(Sequence? a, Sequence? b) =>
+            a is not null && b is not null && a.CachedLength == b.CachedLength && a.Length == b.Length
+            && a.Tokens[^1] == b.Tokens[^1] && a.BlockTable.SequenceEqual(b.BlockTable);
+
+        public int GetHashCode(Sequence s) => HashCode.Combine(s.CachedLength, s.Tokens[^1], s.BlockTable.Count > 0 ? s.BlockTable[^1] : -1);
     }
 
     public void Dispose()
