@@ -43,7 +43,8 @@ namespace WeakToStrong.Benchmarks;
 /// SampBarrier% — shares of the large model's forward time in its linears (all roles), attention, sampling and
 /// barrier waits; ScoreLinear%, ScoreAttn%, ScoreLogSoftmax% — the same for the small pair's forwards;
 /// LinearGflops = the large model's matrix-multiply FLOPs ÷ the seconds its forwards spent in linears (the kernels'
-/// own rate); FmaCeiling = this path's F32 FMA ceiling probed just before and after each search (best of the two),
+/// own rate); FmaCeiling = this path's F32 FMA ceiling probed just before and after each search (best of the two;
+/// BenchmarkDotNet's Mean holds these probes, WallSec does not),
 /// SampOfCeiling% and LinearOfCeiling% = SamplingGflops and LinearGflops over it (same-run ratios). After the run
 /// each case's full split, op by op, is printed as "// PaperSearch profile" lines.</item>
 /// </list>
