@@ -14,6 +14,7 @@ using WeakToStrong.Chat;
 using WeakToStrong.Checkpoints;
 using WeakToStrong.Diagnostics;
 using WeakToStrong.Engine;
+using WeakToStrong.Engine.Profiling;
 using WeakToStrong.Engine.Scheduling;
 using WeakToStrong.Search;
 using WeakToStrong.Search.LargeModels;
@@ -30,14 +31,22 @@ namespace WeakToStrong.Benchmarks;
 /// <item>WallSec; SamplingSec (the large model: the prompt, then 50 decode steps of 16 candidates); ScoringSec (the
 /// small pair); the rest of the wall time is forking and selection. CpuSec: process CPU seconds (all threads;
 /// steadier than wall time when a neighbour shares the cores).</item>
-/// <item>LargeTokPerSec = large tokens ÷ SamplingSec. SamplingGflops = the large model's matrix-multiply FLOPs
-/// (2 × its matrix weights per token) ÷ SamplingSec: a lower bound on the rate of its decode steps (the time also
-/// holds attention, the prompt and the draws), to hold against the FMA ceiling <see cref="DecodeBenchmarks"/> and
-/// <c>w2s bench</c> probe.</item>
+/// <item>LargeTokPerSec = large tokens ÷ SamplingSec. SamplingGflops = the large model's matrix-multiply FLOPs (2 ×
+/// weights × rows of each linear it ran, as its profile counted them: the rows a survivor's K children share at a
+/// chunk start once, the prompt included) ÷ SamplingSec: the rate of its steps (the time also holds attention and
+/// the draws), to hold against the FMA ceiling.</item>
 /// <item>WallSpeedup, SamplingSpeedup, CpuSpeedup: the avx2 row's seconds ÷ this row's, same large-model dtype
 /// (1.000 on avx2 rows; WallSpeedup ≥ 1.6 on an avx512 row meets the AVX-512 issue's search target).</item>
 /// <item>SameTokens: whether every search of this row returned the avx2 row's response, token for token (the
 /// paths must compute the same bits).</item>
+/// <item>The profile (<see cref="Transformer.Profile"/>, on for every search): SampLinear%, SampAttn%, SampSample%,
+/// SampBarrier% — shares of the large model's forward time in its linears (all roles), attention, sampling and
+/// barrier waits; ScoreLinear%, ScoreAttn%, ScoreLogSoftmax% — the same for the small pair's forwards;
+/// LinearGflops = the large model's matrix-multiply FLOPs ÷ the seconds its forwards spent in linears (the kernels'
+/// own rate); FmaCeiling = this path's F32 FMA ceiling probed just before and after each search (best of the two;
+/// BenchmarkDotNet's Mean holds these probes, WallSec does not),
+/// SampOfCeiling% and LinearOfCeiling% = SamplingGflops and LinearGflops over it (same-run ratios). After the run
+/// each case's full split, op by op, is printed as "// PaperSearch profile" lines.</item>
 /// </list>
 /// </summary>
 /// <remarks>
@@ -66,6 +75,7 @@ public class PaperSearchBenchmarks
 
     private CpuBackend _backend = null!;
     private ChatModel _large = null!, _tuned = null!, _untuned = null!;
+    private Transformer _largeModel = null!, _tunedModel = null!, _untunedModel = null!;
     private SearchContext _context = null!;
 
     /// <summary>The large model's weights (the small pair stays F32).</summary>
@@ -91,38 +101,73 @@ public class PaperSearchBenchmarks
         Console.WriteLine($"// PaperSearch: large {Large}, CpuBackend.Isa = {CpuIsas.Name(_backend.Isa)}");
         var gpt2 = TextTokenizer.Load(SearchBenchmarks.Fixture("gpt2-tiny"));
         int promptTokens = gpt2.Encode(Request.Prompt).Count;
-        ChatModel Model(ModelSpec spec, DType dtype, int seed, bool scorer, string name)
+        ChatModel Model(ModelSpec spec, DType dtype, int seed, bool scorer, string name, out Transformer transformer)
         {
             int blocks = checked((int)SearchCapacity.BlocksNeeded(Request, promptTokens, spec.MaxPositions, BlockSize, scorer));
-            var transformer = SyntheticModel.Create(spec, dtype, _backend, blocks, BlockSize, seed);
+            transformer = SyntheticModel.Create(spec, dtype, _backend, blocks, BlockSize, seed);
             return new ChatModel(transformer, gpt2, ChatTemplate.None, name, transformer);
         }
-        _large = Model(SyntheticModel.Gpt2Large(), Large, 1, scorer: false, $"gpt2-large {Large} (random)");
-        _tuned = Model(SyntheticModel.Gpt2Small(), DType.F32, 2, scorer: true, "gpt2 tuned (random)");
-        _untuned = Model(SyntheticModel.Gpt2Small(), DType.F32, 3, scorer: true, "gpt2 untuned (random)");
+        _large = Model(SyntheticModel.Gpt2Large(), Large, 1, scorer: false, $"gpt2-large {Large} (random)", out _largeModel);
+        _tuned = Model(SyntheticModel.Gpt2Small(), DType.F32, 2, scorer: true, "gpt2 tuned (random)", out _tunedModel);
+        _untuned = Model(SyntheticModel.Gpt2Small(), DType.F32, 3, scorer: true, "gpt2 untuned (random)", out _untunedModel);
         _context = new SearchContext(new LocalLargeModel(_large), _tuned, _untuned);
     }
 
     [Benchmark]
     public SearchResult Search()
     {
+        // The pair's forwards run one after the other on this thread, so they share one profile.
+        var sampling = new ForwardProfile();
+        var scoring = new ForwardProfile();
+        _largeModel.Profile = sampling;
+        _tunedModel.Profile = scoring;
+        _untunedModel.Profile = scoring;
+        // The FMA ceiling of this path, probed just before and just after the search (the best of the two), so the
+        // search's rates are read against a ceiling measured while the same neighbours shared the machine.
+        double ceiling = ComputePeak.MeasureFma(isa: Isa);
         var cpu = Process.GetCurrentProcess().TotalProcessorTime;
         var result = ChunkBeamSearch.Instance.RunAsync(_context, Request).GetAwaiter().GetResult();
         double cpuSeconds = (Process.GetCurrentProcess().TotalProcessorTime - cpu).TotalSeconds;
-        Searches.GetOrAdd((Large, Isa), _ => new()).Enqueue(new Measure(result.Stats, result.Tokens, cpuSeconds));
+        ceiling = Math.Max(ceiling, ComputePeak.MeasureFma(isa: Isa));
+        string dtype = Large.ToString();
+        Searches.GetOrAdd((Large, Isa), _ => new()).Enqueue(new Measure(result.Stats, result.Tokens, cpuSeconds, ceiling / 1e9,
+            StepProfiler.Summary(sampling, "gpt2-large", dtype, "sampling", Request.BeamWidth * Request.Successors),
+            StepProfiler.Summary(scoring, "gpt2 pair", "F32", "scoring", Request.BeamWidth * Request.Successors)));
         return result;
     }
 
     [GlobalCleanup]
     public void Cleanup()
     {
+        if (Measured(Large, Isa) is { } searches)
+            foreach (var (phase, pick) in new (string, Func<Measure, StepProfile>)[] { ("sampling (large)", m => m.Sampling), ("scoring (pair)", m => m.Scoring) })
+            {
+                var first = pick(searches[0]);
+                double perSearch = searches.Average(m => pick(m).Milliseconds * pick(m).Calls);
+                Console.WriteLine($"// PaperSearch profile, {Large} {CpuIsas.Name(Isa)}, {phase}: {perSearch / 1000:F2} s of forwards per search, " +
+                    string.Join(", ", first.Ops.Select(o => $"{o.Op} {searches.Average(m => pick(m).Ops.First(x => x.Op == o.Op).Share):P1}")));
+            }
         _large.Dispose();
         _tuned.Dispose();
         _untuned.Dispose();
         _backend.Dispose();
     }
 
-    private sealed record Measure(SearchStats Stats, IReadOnlyList<int> Tokens, double CpuSeconds);
+    private sealed record Measure(SearchStats Stats, IReadOnlyList<int> Tokens, double CpuSeconds, double CeilingGflops, StepProfile Sampling, StepProfile Scoring)
+    {
+        /// <summary>The multiply-add FLOPs of the large model's linears in this search, as its profile counted them
+        /// (2 per weight per row fed: the rows its K children share at a chunk start are counted once).</summary>
+        public double LinearFlops => Sampling.Calls * Sampling.Ops.Where(o => o.Op.StartsWith("linear", StringComparison.Ordinal)).Sum(o => o.Gflops * o.Milliseconds * 1e6);
+
+        /// <summary>Those FLOPs per second of sampling.</summary>
+        public double SamplingGflops => LinearFlops / (Stats.SamplingMs * 1e6);
+
+        /// <summary>Those FLOPs per second the large model's forwards spent in linears.</summary>
+        public double LinearGflops => LinearFlops / (Sampling.Calls * Sampling.Ops.Where(o => o.Op.StartsWith("linear", StringComparison.Ordinal)).Sum(o => o.Milliseconds) * 1e6);
+
+        /// <summary>A named op's share of the sampling or scoring profile (0 when the phase never ran it).</summary>
+        public static double Share(StepProfile profile, ForwardOp op) => profile.Ops.FirstOrDefault(o => o.Op == ForwardProfile.Name(op))?.Share ?? 0;
+    }
 
     /// <summary>A case's measured searches: the last <see cref="Iterations"/> it ran.</summary>
     private static IReadOnlyList<Measure>? Measured(DType large, CpuIsa isa) =>
@@ -147,13 +192,23 @@ public class PaperSearchBenchmarks
                 new StatColumn("ScoringSec", "seconds per search in the small pair (scoring)", m => m.Stats.ScoringMs / 1000),
                 new StatColumn("CpuSec", "process CPU seconds per search (all threads)", m => m.CpuSeconds),
                 new StatColumn("LargeTokPerSec", "large-model tokens sampled per second of sampling time", m => m.Stats.LargeTokensSampled / (m.Stats.SamplingMs / 1000), "F0"),
-                new StatColumn("SamplingGflops", "large-model matrix-multiply GFLOP per second of sampling time (a lower bound)",
-                    m => 2.0 * EngineBenchmark.MatmulWeights(SyntheticModel.Gpt2Large()) * m.Stats.LargeTokensSampled / (m.Stats.SamplingMs * 1e6), "F0"),
+                new StatColumn("SamplingGflops", "large-model matrix-multiply GFLOP (as its profile counted them) per second of sampling time", m => m.SamplingGflops, "F0"),
+                new StatColumn("FmaCeiling", "this path's F32 FMA ceiling, all cores, GFLOP/s: the best of probes just before and after each search", m => m.CeilingGflops, "F0"),
+                new StatColumn("SampOfCeiling%", "SamplingGflops over the FMA ceiling probed around the same search", m => 100 * m.SamplingGflops / m.CeilingGflops, "F0"),
                 new StatColumn("SmallTokens", "tokens fed through the tuned and untuned models per search", m => m.Stats.SmallTokensScored, "F0"),
                 new SpeedupColumn("WallSpeedup", "the avx2 path's wall seconds ÷ this path's, same large-model dtype", m => m.Stats.WallMs),
                 new SpeedupColumn("SamplingSpeedup", "the avx2 path's sampling seconds ÷ this path's, same large-model dtype", m => m.Stats.SamplingMs),
                 new SpeedupColumn("CpuSpeedup", "the avx2 path's CPU seconds ÷ this path's, same large-model dtype", m => m.CpuSeconds),
-                new SameTokensColumn());
+                new SameTokensColumn(),
+                new StatColumn("SampLinear%", "share of the large model's forward time in linears (all roles)", m => 100 * m.Sampling.LinearShare, "F1"),
+                new StatColumn("SampAttn%", "share of the large model's forward time in attention", m => 100 * Measure.Share(m.Sampling, ForwardOp.Attention), "F1"),
+                new StatColumn("SampSample%", "share of the large model's forward time in sampling (top-k, top-p)", m => 100 * Measure.Share(m.Sampling, ForwardOp.Sampling), "F1"),
+                new StatColumn("SampBarrier%", "share of the large model's forward time waiting at the end of parallel regions", m => 100 * Measure.Share(m.Sampling, ForwardOp.Barrier), "F1"),
+                new StatColumn("LinearGflops", "the large model's matrix-multiply GFLOP ÷ the seconds its forwards spent in linears", m => m.LinearGflops, "F0"),
+                new StatColumn("LinearOfCeiling%", "LinearGflops over the FMA ceiling probed around the same search", m => 100 * m.LinearGflops / m.CeilingGflops, "F0"),
+                new StatColumn("ScoreLinear%", "share of the small pair's forward time in linears", m => 100 * m.Scoring.LinearShare, "F1"),
+                new StatColumn("ScoreAttn%", "share of the small pair's forward time in attention", m => 100 * Measure.Share(m.Scoring, ForwardOp.Attention), "F1"),
+                new StatColumn("ScoreLogSoftmax%", "share of the small pair's forward time in log-softmax + gather", m => 100 * Measure.Share(m.Scoring, ForwardOp.LogSoftmaxGather), "F1"));
         }
     }
 

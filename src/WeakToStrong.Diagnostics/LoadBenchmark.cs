@@ -17,8 +17,14 @@ namespace WeakToStrong.Diagnostics;
 /// grow when other processes share the cores.</param>
 /// <param name="ReadSeconds">Baseline measured in the same run just before: reading the same files from the page
 /// cache into a 16 MiB buffer on one thread.</param>
-public sealed record LoadMeasurement(long CheckpointBytes, double LoadSeconds, long PeakRssBytes, long RssAfterBytes, long ResidentWeightBytes, long KvPoolBytes, bool PeakWasReset, double LoadCpuSeconds, double ReadSeconds)
+/// <param name="FirstTouch">Baseline measured in the same run just before: writing as many fresh bytes as the
+/// checkpoint holds (<see cref="Diagnostics.FirstTouch"/>) — what the destination memory alone costs.</param>
+public sealed record LoadMeasurement(long CheckpointBytes, double LoadSeconds, long PeakRssBytes, long RssAfterBytes, long ResidentWeightBytes, long KvPoolBytes, bool PeakWasReset, double LoadCpuSeconds, double ReadSeconds,
+    FirstTouchMeasurement FirstTouch)
 {
+    /// <summary>The load's time over the first-touch probe's (fresh 4 KiB pages): the bar is ≤ 1.3.</summary>
+    public double LoadVsFirstTouch => LoadSeconds / FirstTouch.FreshSeconds;
+
     /// <summary>The bar: peak RSS ≤ 1.15 × checkpoint bytes + KV budget + 0.5 GB.</summary>
     public long TargetPeakBytes => (long)(1.15 * CheckpointBytes) + KvPoolBytes + 500_000_000L;
 
@@ -51,6 +57,7 @@ public static class LoadBenchmark
         }
         long bytes = files.Sum(f => new FileInfo(f).Length);
         double read = ReadAll(files);
+        var firstTouch = Diagnostics.FirstTouch.Measure(bytes);
         GC.Collect();
         bool reset = ResetPeak();
         var process = Process.GetCurrentProcess();
@@ -64,7 +71,7 @@ public static class LoadBenchmark
         cancellationToken.ThrowIfCancellationRequested();
         // One scoring call: the loaded weights work, and using them maps nothing of the file again.
         model.Score([0, 1, 2], [3, 4], cancellationToken);
-        return new LoadMeasurement(bytes, seconds, peak, Status("VmRSS"), model.Transformer.Weights.ResidentBytes, model.Transformer.Cache.PoolBytes, reset, cpuSeconds, read);
+        return new LoadMeasurement(bytes, seconds, peak, Status("VmRSS"), model.Transformer.Weights.ResidentBytes, model.Transformer.Cache.PoolBytes, reset, cpuSeconds, read, firstTouch);
     }
 
     /// <summary>Seconds to read the files through once (the baseline; it also warms the page cache).</summary>

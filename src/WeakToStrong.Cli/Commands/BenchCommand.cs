@@ -5,6 +5,7 @@ using WeakToStrong.Backends.Cpu;
 using WeakToStrong.Cli.Json;
 using WeakToStrong.Diagnostics;
 using WeakToStrong.Engine;
+using WeakToStrong.Engine.Profiling;
 
 namespace WeakToStrong.Cli.Commands;
 
@@ -26,9 +27,10 @@ internal static class BenchCommand
         var model = new Option<string>("--shape") { Description = "gpt2-124m (default) or llama3-8b", DefaultValueFactory = _ => "gpt2-124m" };
         var load = new Option<string>("--load") { Description = "instead: load this model folder once and report load time, GB/s and peak resident memory" };
         var kvMemory = new Option<string>("--kv-memory") { Description = "with --load: the KV budget, e.g. 512MiB (default: chosen from memory)" };
+        var profile = new Option<bool>("--profile") { Description = "also profile a decode step and a scoring call at each batch: the share of each op (linear by role, attention, norms, activations, sampling, log-softmax, copies, barrier wait)" };
         var command = new Command("bench", "Measure prefill/decode throughput against the machine's memory bandwidth, or a model's load")
         {
-            device, json, dtypes, batches, steps, prompt, model, load, kvMemory,
+            device, json, dtypes, batches, steps, prompt, model, load, kvMemory, profile,
         };
         command.SetAction(r => Cli.Run(() =>
         {
@@ -58,6 +60,7 @@ internal static class BenchCommand
                 else Console.Error.WriteLine(s);
             }
             var results = new List<BenchResult>();
+            var profiles = new List<StepProfile>();
             using var backend = BackendFactory.Create(r.GetValue(device)!);
             int blocks = batchSizes.Max() * ((promptTokens + decodeSteps + 2) / 16 + 2);
             foreach (var dtype in types)
@@ -67,6 +70,12 @@ internal static class BenchCommand
                 using var transformer = dtype == DType.I8 ? SyntheticModel.Create(spec, DType.BF16, backend, blocks, LinearWeights.Int8)
                     : SyntheticModel.Create(spec, dtype, backend, blocks);
                 results.AddRange(EngineBenchmark.Run(transformer, r.GetValue(model)!, batchSizes, promptTokens, decodeSteps, new Progress<string>(Status)));
+                if (r.GetValue(profile))
+                    foreach (int batch in batchSizes)
+                    {
+                        Status($"{r.GetValue(model)} {dtype} batch {batch}: profile");
+                        profiles.AddRange(StepProfiler.Run(transformer, r.GetValue(model)!, batch, promptTokens, decodeSteps));
+                    }
             }
 
             string? cpuPath = backend is CpuBackend cpu ? CpuIsas.Name(cpu.Isa) : null;
@@ -80,7 +89,8 @@ internal static class BenchCommand
                     Math.Round(isa == CpuIsas.Widest && widest > 0 ? widest : ComputePeak.MeasureFma(isa: isa) / 1e9, 1))).ToList();
             if (asJson)
             {
-                Cli.WriteJson(new BenchJson(backend.Name, Environment.ProcessorCount, results, speedups, cpuPath, cpuPath is null ? null : CpuIsas.Name(CpuIsas.Widest), ceilings), CliJson.Output.BenchJson);
+                Cli.WriteJson(new BenchJson(backend.Name, Environment.ProcessorCount, results, speedups, cpuPath, cpuPath is null ? null : CpuIsas.Name(CpuIsas.Widest), ceilings,
+                    profiles.Count > 0 ? profiles : null), CliJson.Output.BenchJson);
                 return 0;
             }
             if (cpuPath is not null)
@@ -104,6 +114,8 @@ internal static class BenchCommand
                 Console.WriteLine("F32 FMA ceiling by path (all cores): " + string.Join(", ", ceilings.Select(c => $"{c.Path} {c.Gigaflops:F0} GFLOP/s")));
             if (results.Any(x => x.Dtype == DType.I8.Name()))
                 Int8Lines(results);
+            foreach (var group in profiles.GroupBy(p => p.Dtype))
+                ProfileTable(group.ToList(), results);
             return 0;
         }));
         return command;
@@ -121,6 +133,32 @@ internal static class BenchCommand
             Console.WriteLine("I8 over BF16 tokens/s, this run: " + string.Join(", ", pairs.Select(p => $"{p.Phase} batch {p.Batch} {p.Int8 / p.Bf16:F2}×")));
     }
 
+    /// <summary>One dtype's profiles side by side: a row per op, a column per call and batch (ms per call, share).</summary>
+    private static void ProfileTable(List<StepProfile> profiles, List<BenchResult> results)
+    {
+        var first = profiles[0];
+        Console.WriteLine();
+        Console.WriteLine($"profile, {first.Model} {first.Dtype}: ms per call (share of the call); score = {StepProfiler.ScoreTokens} new tokens per sequence, log-probs gathered");
+        // Forward order (the ops' enum order), the barrier and the host last.
+        var names = Enum.GetValues<ForwardOp>().Where(op => op != ForwardOp.Barrier).Select(ForwardProfile.Name)
+            .Append(ForwardProfile.Name(ForwardOp.Barrier)).Append(StepProfiler.Host)
+            .Where(name => profiles.Any(p => p.Ops.Any(o => o.Op == name))).ToList();
+        string header = $"{"op",-22}" + string.Concat(profiles.Select(p => $"{$"{p.Call} ×{p.Batch}",18}"));
+        Console.WriteLine(header);
+        Console.WriteLine(new string('─', header.Length));
+        foreach (string name in names)
+            Console.WriteLine($"{name,-22}" + string.Concat(profiles.Select(p => p.Ops.FirstOrDefault(o => o.Op == name) is { } o ? $"{$"{o.Milliseconds:F2} ({o.Share,4:P0})",18}" : $"{"",18}")));
+        Console.WriteLine($"{"linear, all roles",-22}" + string.Concat(profiles.Select(p => $"{$"({p.LinearShare,4:P0})",18}")));
+        Console.WriteLine($"{"call",-22}" + string.Concat(profiles.Select(p => $"{$"{p.Milliseconds:F2}",18}")));
+        // Each linear's own rate against the ceilings probed around the same dtype and batch's decode run.
+        BenchResult? Decode(StepProfile p) => results.FirstOrDefault(x => x.Dtype == p.Dtype && x.Phase == "decode" && x.Batch == p.Batch);
+        Console.WriteLine("linear rates: GFLOP/s (of the FMA peak) | weight GB/s (of the read bandwidth), ceilings from the same batch's decode run");
+        Console.WriteLine($"{"",-22}" + string.Concat(profiles.Select(p => $"{$"{p.Call} ×{p.Batch}",30}")));
+        foreach (string name in names.Where(n => n.StartsWith("linear", StringComparison.Ordinal)))
+            Console.WriteLine($"{name,-22}" + string.Concat(profiles.Select(p => p.Ops.FirstOrDefault(o => o.Op == name) is { } o && Decode(p) is { } d && d.ComputeGigaflops > 0
+                ? $"{$"{o.Gflops:F0} ({o.Gflops / d.ComputeGigaflops:P0}) | {o.WeightGigabytesPerSecond:F1} ({o.WeightGigabytesPerSecond / d.BandwidthGigabytesPerSecond:P0})",30}" : $"{"",30}")));
+    }
+
     /// <summary><c>w2s bench --load DIR</c>: one load, measured (see <see cref="LoadBenchmark"/>).</summary>
     private static int Load(string folder, string device, string? kvMemory, bool asJson)
     {
@@ -130,13 +168,17 @@ internal static class BenchCommand
             Cli.WriteJson(new LoadBenchJson(Path.GetFullPath(folder), device, m.CheckpointBytes, Math.Round(m.LoadSeconds, 3),
                 Math.Round(m.GigabytesPerSecond, 3), Math.Round(m.LoadCpuSeconds, 3), Math.Round(m.ReadSeconds, 3),
                 Math.Round(m.LoadSeconds / m.ReadSeconds, 3), m.PeakRssBytes, m.RssAfterBytes, m.ResidentWeightBytes, m.KvPoolBytes,
-                m.TargetPeakBytes, m.MeetsMemoryTarget, m.MeetsSpeedTarget, m.PeakWasReset), CliJson.Output.LoadBenchJson);
+                m.TargetPeakBytes, m.MeetsMemoryTarget, m.MeetsSpeedTarget, m.PeakWasReset,
+                Math.Round(m.FirstTouch.FreshSeconds, 3), Math.Round(m.FirstTouch.AgainSeconds, 3), Math.Round(m.FirstTouch.FreshHugeSeconds, 3), Math.Round(m.LoadVsFirstTouch, 3)),
+                CliJson.Output.LoadBenchJson);
             return 0;
         }
         static string Gb(long bytes) => $"{bytes / 1e9:F2} GB";
         Console.WriteLine($"{Path.GetFullPath(folder)} on {device}: {Gb(m.CheckpointBytes)} of safetensors");
         Console.WriteLine($"load        {m.LoadSeconds:F2} s = {m.GigabytesPerSecond:F2} GB/s (target ≥ 1 GB/s: {(m.MeetsSpeedTarget ? "met" : "NOT met")}); {m.LoadCpuSeconds:F2} CPU s = {m.LoadCpuSeconds * 1e9 / m.CheckpointBytes:F2} CPU s/GB");
         Console.WriteLine($"baseline    reading the same bytes from the page cache, one thread: {m.ReadSeconds:F2} s = {m.CheckpointBytes / m.ReadSeconds / 1e9:F2} GB/s; load ÷ read = {m.LoadSeconds / m.ReadSeconds:F2}");
+        var t = m.FirstTouch;
+        Console.WriteLine($"first touch writing {Gb(t.Bytes)} of fresh memory, all cores: {t.FreshSeconds:F2} s = {t.FreshGigabytesPerSecond:F2} GB/s; the same memory again {t.AgainSeconds:F2} s = {t.AgainGigabytesPerSecond:F2} GB/s; fresh on 2 MiB pages {t.FreshHugeSeconds:F2} s = {t.FreshHugeGigabytesPerSecond:F2} GB/s; load ÷ first touch = {m.LoadVsFirstTouch:F2} (target ≤ 1.3)");
         Console.WriteLine($"peak RSS    {Gb(m.PeakRssBytes)}{(m.PeakWasReset ? "" : " (incl. start-up: the peak could not be reset)")}; target ≤ 1.15 × {Gb(m.CheckpointBytes)} + KV {Gb(m.KvPoolBytes)} + 0.5 GB = {Gb(m.TargetPeakBytes)}: {(m.MeetsMemoryTarget ? "met" : "NOT met")}");
         Console.WriteLine($"RSS after   {Gb(m.RssAfterBytes)} (weights held: {Gb(m.ResidentWeightBytes)})");
         return 0;

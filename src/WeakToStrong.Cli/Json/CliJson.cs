@@ -54,7 +54,7 @@ internal sealed record LoadBenchJson(
     string Model, string Device, long CheckpointBytes, double LoadSeconds, [property: JsonPropertyName("load_gb_per_s")] double LoadGbPerS,
     double LoadCpuSeconds, double ReadSeconds, double LoadVsRead, long PeakRssBytes, long RssAfterBytes, long ResidentWeightBytes,
     long KvPoolBytes, long TargetPeakRssBytes, bool PeakRssWithinTarget, [property: JsonPropertyName("load_at_least_1_gb_per_s")] bool LoadAtLeast1GbPerS,
-    bool PeakResetBeforeLoad);
+    bool PeakResetBeforeLoad, double FirstTouchSeconds, double TouchAgainSeconds, double FirstTouchHugePagesSeconds, double LoadVsFirstTouch);
 
 /// <summary><c>w2s bench --json</c>.</summary>
 /// <param name="CpuPath">The CPU backend's vector path ("avx2" or "avx512"; null on another device).</param>
@@ -62,8 +62,9 @@ internal sealed record LoadBenchJson(
 /// <param name="FmaCeilings">The F32 FMA ceiling of all cores at each path this CPU runs (the widest: the best probe around
 /// the runs; the others probed after them): equal
 /// where 512-bit FMAs are split into two 256-bit halves (AMD Zen 4), about double at avx512 where they are not.</param>
+/// <param name="Profiles">With <c>--profile</c>: each decode step's and scoring call's time by op (null otherwise).</param>
 internal sealed record BenchJson(string Device, int Cores, List<BenchResult> Results, List<DecodeSpeedupJson> DecodeSpeedups, string? CpuPath, string? PeakPath,
-    List<PathCeilingJson>? FmaCeilings);
+    List<PathCeilingJson>? FmaCeilings, [property: JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)] List<StepProfile>? Profiles);
 
 /// <summary>One vector path's F32 FMA ceiling (all cores, best of 5).</summary>
 internal sealed record PathCeilingJson(string Path, double Gigaflops);

@@ -1,4 +1,5 @@
 using System.Buffers.Binary;
+using System.Runtime.CompilerServices;
 using System.Runtime.InteropServices;
 using WeakToStrong.Backends;
 using WeakToStrong.Checkpoints;
@@ -253,6 +254,8 @@ public sealed class ModelWeights : IDisposable
             int rows = parts.Sum(p => p.Rows);
             long bytes = found.Sum(f => f.Info.ByteLength);
             if (backend is null) return Allocate(dtype, (long)rows * cols);
+            if (backend is IStackedLinearLoad direct && weights == LinearWeights.Stored && found.All(f => f.Info.ByteLength <= int.MaxValue))
+                return Track(StackedFromFile(direct, found, parts.Select(p => p.Rows).ToArray(), dtype, cols));
             if (bytes > Array.MaxLength) return Prepared(Stacked(found, dtype, (long)rows * cols), rows, cols);
             var stacked = Scratch(bytes);
             long offset = 0;
@@ -262,6 +265,22 @@ public sealed class ModelWeights : IDisposable
                 offset += info.ByteLength;
             }
             return Track(backend.LoadLinear(stacked, dtype, rows, cols, transposed: false, weights));
+        }
+
+        /// <summary>A fused weight packed by the backend straight from each part's mapped bytes (no stacked copy);
+        /// each part's file pages are released afterwards.</summary>
+        private static unsafe Tensor StackedFromFile(IStackedLinearLoad direct, (SafeTensorsFile File, SafeTensorInfo Info, DType DType)[] found, int[] rows, DType dtype, int cols)
+        {
+            var parts = new nint[found.Length];
+            for (int i = 0; i < found.Length; i++)
+            {
+                var (file, info, _) = found[i];
+                // The span is a view of the file's mapping, not of managed memory: its address stays put.
+                parts[i] = (nint)Unsafe.AsPointer(ref MemoryMarshal.GetReference(file.Bytes(info, 0, (int)info.ByteLength)));
+            }
+            var tensor = direct.LoadLinearStacked(parts, rows, dtype, cols);
+            foreach (var (file, info, _) in found) file.Release(info);
+            return tensor;
         }
 
         /// <summary>Parts stacked in one backend tensor (for a fused weight too large for one span).</summary>

@@ -1,6 +1,7 @@
 using WeakToStrong.Backends;
 using WeakToStrong.Checkpoints;
 using WeakToStrong.Engine.KvCache;
+using WeakToStrong.Engine.Profiling;
 using WeakToStrong.Engine.Scheduling;
 
 namespace WeakToStrong.Engine;
@@ -38,6 +39,8 @@ public sealed class Transformer : IDisposable
     private const int LogitChunk = 64;
 
     private readonly Workspace _work;
+    private ForwardProfile? _profile;
+    private ProfiledBackend? _profiled;
 
     public Transformer(ModelSpec spec, ModelWeights weights, IBackend backend, PagedKvCache cache)
     {
@@ -64,6 +67,20 @@ public sealed class Transformer : IDisposable
 
     /// <summary>Tokens fed by the latest forward call.</summary>
     public int LastBatchTokens { get; private set; }
+
+    /// <summary>
+    /// When set, every later forward is timed op by op into this profile (see <see cref="ForwardProfile"/>); null (the
+    /// default) runs the backend's ops directly.
+    /// </summary>
+    public ForwardProfile? Profile
+    {
+        get => _profile;
+        set
+        {
+            _profile = value;
+            _profiled = value is null ? null : new ProfiledBackend(Backend, value, Weights);
+        }
+    }
 
     /// <summary>The engine loop every forward of this model goes through, once attached (see <see cref="EngineLoop.Attach"/>).</summary>
     public EngineLoop? Loop { get; internal set; }
@@ -113,6 +130,17 @@ public sealed class Transformer : IDisposable
         if (Loop is { IsLoopThread: false })
             throw new InvalidOperationException("this model runs on an engine loop: call ForwardAsync, which the loop batches (a direct forward would race with it)");
         cancellationToken.ThrowIfCancellationRequested();
+        if (_profiled is { } profiled)
+        {
+            using var scope = profiled.Begin();
+            return ForwardOn(profiled, requests, cancellationToken);
+        }
+        return ForwardOn(Backend, requests, cancellationToken);
+    }
+
+    /// <summary>The forward, with every op on <paramref name="b"/> (the backend, or its profiled view).</summary>
+    private IReadOnlyList<ForwardResult> ForwardOn(IBackend b, IReadOnlyList<ForwardRequest> requests, CancellationToken cancellationToken)
+    {
         var layout = Plan(requests, out var ends);
         int T = layout.TokenCount;
         ForwardCalls++;
@@ -126,8 +154,6 @@ public sealed class Transformer : IDisposable
                     throw new ArgumentException($"request {i} asks for next-token output but feeds no token", nameof(requests));
             return results.Select(_ => new ForwardResult([], null, -1)).ToArray();
         }
-
-        var b = Backend;
         var w = _work.Ensure(T);
         var spec = Spec;
         b.BeginBatch(layout);
@@ -160,7 +186,7 @@ public sealed class Transformer : IDisposable
         b.AddNorm(w.X, delta, Weights.FinalNorm, Weights.FinalNormBias, w.H, T, spec.Dim, spec.Norm, spec.NormEps);
 
         for (int i = 0; i < requests.Count; i++) requests[i].Sequence.MarkCached(ends[i].End);
-        return Outputs(requests, ends, w);
+        return Outputs(b, requests, ends, w);
     }
 
     /// <summary>Builds the batch layout and reserves KV slots (allocating or copying blocks as needed).</summary>
@@ -222,7 +248,7 @@ public sealed class Transformer : IDisposable
         };
     }
 
-    private ForwardResult[] Outputs(IReadOnlyList<ForwardRequest> requests, (int Start, int End, int Row)[] ends, Workspace.Buffers w)
+    private ForwardResult[] Outputs(IBackend b, IReadOnlyList<ForwardRequest> requests, (int Start, int End, int Row)[] ends, Workspace.Buffers w)
     {
         // Rows whose next token is known (scoring), and last fed rows wanting logits or a sample.
         var targetRows = new List<int>();
@@ -251,17 +277,17 @@ public sealed class Transformer : IDisposable
         for (int c = 0; c < targetRows.Count; c += LogitChunk)
         {
             int n = Math.Min(LogitChunk, targetRows.Count - c);
-            Logits(w, targetRows.GetRange(c, n));
-            Backend.LogProbOfTargets(w.Logits, n, vocab, targets.GetRange(c, n).ToArray(), logProbs.AsSpan(c, n));
+            Logits(b, w, targetRows.GetRange(c, n));
+            b.LogProbOfTargets(w.Logits, n, vocab, targets.GetRange(c, n).ToArray(), logProbs.AsSpan(c, n));
         }
 
         var lastLogits = new float[requests.Count][];
         for (int c = 0; c < logitOwners.Count; c += LogitChunk)
         {
             var owners = logitOwners.GetRange(c, Math.Min(LogitChunk, logitOwners.Count - c));
-            Logits(w, owners.ConvertAll(LastRow));
+            Logits(b, w, owners.ConvertAll(LastRow));
             var host = new float[(long)owners.Count * vocab];
-            Backend.Download(w.Logits, host);
+            b.Download(w.Logits, host);
             for (int k = 0; k < owners.Count; k++) lastLogits[owners[k]] = host.AsSpan(k * vocab, vocab).ToArray();
         }
 
@@ -277,7 +303,7 @@ public sealed class Transformer : IDisposable
         for (int c = 0; c < draws.Count; c += LogitChunk)
         {
             var chunk = draws.GetRange(c, Math.Min(LogitChunk, draws.Count - c));
-            Logits(w, chunk.ConvertAll(d => LastRow(d.Owner)));
+            Logits(b, w, chunk.ConvertAll(d => LastRow(d.Owner)));
             var rows = chunk.Select(d =>
             {
                 var s = requests[d.Owner].Sampling!;
@@ -285,7 +311,7 @@ public sealed class Transformer : IDisposable
                 return new SamplingRow(s.Temperature, s.TopK, s.TopP, s.Seed, d.Key, ends[d.Owner].End);
             }).ToArray();
             var tokens = new int[chunk.Count];
-            Backend.Sample(w.Logits, vocab, rows, tokens);
+            b.Sample(w.Logits, vocab, rows, tokens);
             for (int k = 0; k < chunk.Count; k++) sampled[chunk[k].Owner][chunk[k].Slot] = tokens[k];
         }
 
@@ -305,10 +331,10 @@ public sealed class Transformer : IDisposable
     }
 
     /// <summary>logits[k] = lmHead · h[rows[k]] for up to <see cref="LogitChunk"/> rows.</summary>
-    private void Logits(Workspace.Buffers w, List<int> rows)
+    private void Logits(IBackend b, Workspace.Buffers w, List<int> rows)
     {
-        Backend.GatherRows(w.H, rows.ToArray(), w.Selected, Spec.Dim);                              // [n, dim]
-        Backend.Linear(w.Selected, Weights.LmHead, null, w.Logits, rows.Count, Spec.Dim, Spec.VocabSize); // [n, vocab]
+        b.GatherRows(w.H, rows.ToArray(), w.Selected, Spec.Dim);                              // [n, dim]
+        b.Linear(w.Selected, Weights.LmHead, null, w.Logits, rows.Count, Spec.Dim, Spec.VocabSize); // [n, vocab]
     }
 
     public void Dispose()

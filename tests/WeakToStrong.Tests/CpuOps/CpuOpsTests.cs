@@ -144,6 +144,38 @@ public abstract class CpuOpsTests
         }
     }
 
+    /// <summary>A fused weight packed straight from its parts (q|k|v, gate|up, with part boundaries inside panels)
+    /// is the weight packed from the parts copied into one span, bit for bit.</summary>
+    [SkippableTheory]
+    [MemberData(nameof(LinearShapes))]
+    public unsafe void StackedLoadFromPartsEqualsLoadFromOneSpan(DType dtype, int tokens, int k, int n)
+    {
+        var bytes = new byte[(long)n * k * dtype.Size()];
+        new Random(11).NextBytes(bytes);
+        if (dtype != DType.F32)
+            for (int i = 1; i < bytes.Length; i += 2) bytes[i] &= 0x3f; // finite BF16 / F16 values, no NaN or infinity
+        else
+            for (int i = 3; i < bytes.Length; i += 4) bytes[i] &= 0x3f;
+        // Three parts; the first boundary falls inside a panel whenever n allows it.
+        int a = Math.Min(n, 5), b = (n - a) / 2;
+        int[] rows = [a, b, n - a - b];
+        long rowBytes = (long)k * dtype.Size();
+        using var stacked = _b.LoadLinear(bytes, dtype, n, k);
+        Tensor fromParts;
+        fixed (byte* p = bytes)
+            fromParts = ((IStackedLinearLoad)_b).LoadLinearStacked([(nint)p, (nint)(p + a * rowBytes), (nint)(p + (a + b) * rowBytes)], rows, dtype, k);
+        using var parts = fromParts;
+        using var xt = Upload(Random(tokens * k, 8));
+        Assert.Equal(Run(stacked), Run(parts));
+
+        float[] Run(Tensor w)
+        {
+            using var y = _b.Allocate(DType.F32, tokens * n);
+            _b.Linear(xt, w, null, y, tokens, k, n);
+            return Download(y, tokens * n);
+        }
+    }
+
     [SkippableTheory]
     [InlineData(DType.F32, 9)]
     [InlineData(DType.BF16, 9)]

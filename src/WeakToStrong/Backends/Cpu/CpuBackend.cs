@@ -15,7 +15,7 @@ namespace WeakToStrong.Backends.Cpu;
 /// <see cref="CpuSampler"/> (sample.cu), <see cref="CpuCopy"/> (copy.cu).
 /// </para>
 /// </summary>
-public sealed unsafe class CpuBackend : IBackend
+public sealed unsafe class CpuBackend : IBackend, IBarrierClock, IStackedLinearLoad
 {
     /// <summary>A backend on <see cref="CpuIsas.Default"/>: the widest vectors this CPU has, unless <c>W2S_CPU_ISA</c>
     /// forces a path.</summary>
@@ -34,6 +34,16 @@ public sealed unsafe class CpuBackend : IBackend
 
     /// <summary>The vector width every op of this backend runs at (results are the same bits on every path).</summary>
     public CpuIsa Isa { get; }
+
+    bool IBarrierClock.TimeWaits
+    {
+        get => CpuParallel.TimeWaits;
+        set => CpuParallel.TimeWaits = value;
+    }
+
+    long IBarrierClock.WaitTicks => CpuParallel.WaitTicks;
+
+    long IBarrierClock.Waits => CpuParallel.Waits;
 
     public Tensor Allocate(DType dtype, long length) => new CpuTensor(dtype, length);
 
@@ -77,6 +87,9 @@ public sealed unsafe class CpuBackend : IBackend
         fixed (byte* source = bytes)
             return transposed ? CpuLinear.PackFromTransposed(source, dtype, outDim, inDim) : CpuLinear.PackFrom(source, dtype, outDim, inDim);
     }
+
+    Tensor IStackedLinearLoad.LoadLinearStacked(ReadOnlySpan<nint> parts, ReadOnlySpan<int> partRows, DType dtype, int inDim) =>
+        CpuLinear.PackFromParts(parts, partRows, dtype, inDim);
 
     /// <summary><see cref="LinearWeights.Int8"/> quantizes straight from the bytes into int8 panels (CpuLinear.Int8.cs).</summary>
     public Tensor LoadLinear(ReadOnlySpan<byte> bytes, DType dtype, int outDim, int inDim, bool transposed, LinearWeights format)

@@ -49,23 +49,49 @@ internal static unsafe partial class CpuLinear
     }
 
     /// <summary>Packs row-major [n, k] weights at <paramref name="source"/> (see <see cref="Pack(CpuTensor, int, int)"/>).</summary>
-    public static CpuTensor PackFrom(byte* source, DType dtype, int n, int k)
+    public static CpuTensor PackFrom(byte* source, DType dtype, int n, int k) => PackFromParts([(nint)source], [n], dtype, k);
+
+    /// <summary>
+    /// Packs a weight whose rows are stacked from several row-major parts ([rows_i, k] at parts[i]; q|k|v, gate|up)
+    /// straight from each part, with no stacked copy in between. A panel whose 16 rows lie in one part is transposed
+    /// in blocks; one that straddles two parts is copied row by row.
+    /// </summary>
+    public static CpuTensor PackFromParts(ReadOnlySpan<nint> parts, ReadOnlySpan<int> partRows, DType dtype, int k)
     {
+        if (parts.Length != partRows.Length || parts.Length == 0) throw new ArgumentException("one row count per part", nameof(partRows));
+        int n = 0;
+        foreach (int rows in partRows) n = checked(n + rows);
         var packed = NewPanels(dtype, n, k, out long panels);
         int size = dtype.Size();
-        byte* src = source, dst = packed.Pointer;
+        // Row j's part: the part index and the row's first byte, from the first row of each part.
+        var starts = new int[parts.Length + 1];
+        for (int i = 0; i < parts.Length; i++) starts[i + 1] = starts[i] + partRows[i];
+        var bases = parts.ToArray();
+        byte* Row(int j)
+        {
+            int i = Array.BinarySearch(starts, j);
+            if (i < 0) i = ~i - 1;
+            while (i + 1 < starts.Length - 1 && starts[i + 1] == j) i++; // an empty part shares its start with the next
+            return (byte*)bases[i] + (long)(j - starts[i]) * k * size;
+        }
+        byte* dst = packed.Pointer;
         bool permute = dtype == DType.BF16;
+        long panelBytes = (long)k * PanelRows * size;
         CpuParallel.For((int)panels, p =>
         {
             int rows = (int)Math.Min(PanelRows, n - (long)p * PanelRows); // rows past n stay zero
-            byte* first = src + (long)p * PanelRows * k * size, to = dst + (long)p * k * PanelRows * size;
+            byte* to = dst + p * panelBytes;
+            PrefaultPanel(packed, p * panelBytes, panelBytes);
+            byte* first = Row(p * PanelRows);
+            // The fast transpose reads 16 rows k apart from one base: the whole panel in one part.
+            bool onePart = rows == PanelRows && Row(p * PanelRows + PanelRows - 1) == first + (long)(PanelRows - 1) * k * size;
             int done = 0;
-            if (rows == PanelRows && Sse2.IsSupported)
+            if (onePart && Sse2.IsSupported)
                 done = size == 4 ? Transpose4((uint*)first, k, (uint*)to) : Transpose2((ushort*)first, k, (ushort*)to, permute);
             for (int j = 0; j < rows; j++)
             {
                 int slot = permute ? Bf16Slot(j) : j;
-                byte* from = first + (long)j * k * size;
+                byte* from = Row(p * PanelRows + j);
                 byte* panel = to + slot * size;
                 if (size == 4)
                     for (int i = done; i < k; i++) ((uint*)panel)[(long)i * PanelRows] = ((uint*)from)[i];
@@ -74,6 +100,21 @@ internal static unsafe partial class CpuLinear
             }
         });
         return packed;
+    }
+
+    /// <summary>
+    /// Faults in, for writing, the pages of a packed tensor that start inside one panel's byte range — on the thread
+    /// about to write that panel, so both threads take page faults in parallel while the other packs, and each page
+    /// is faulted once in one call (MADV_POPULATE_WRITE) rather than trapped 4 KiB at a time.
+    /// </summary>
+    private static void PrefaultPanel(CpuTensor packed, long offset, long bytes)
+    {
+        long page = Environment.SystemPageSize;
+        long start = (long)packed.Pointer, end = start + packed.ByteLength;
+        // Pages are owned by the panel their first byte lies in; none outside the tensor is touched.
+        long from = (start + offset + page - 1) / page * page;
+        long to = Math.Min((start + offset + bytes + page - 1) / page * page, end / page * page);
+        if (to > from) Native.MemoryAdvice.Populate((nint)from, to - from);
     }
 
     /// <summary>
@@ -86,32 +127,56 @@ internal static unsafe partial class CpuLinear
         int size = dtype.Size();
         byte* src = source, dst = packed.Pointer;
         bool permute = dtype == DType.BF16;
-        CpuParallel.For((int)panels, p =>
+        long panelBytes = (long)k * PanelRows * size;
+        // A task packs a group of neighbouring panels, walking the source row by row: each row is read as one
+        // contiguous 1 KiB run, not as 64-byte pieces n elements apart (a TLB miss and a cache miss per piece).
+        int group = Math.Max(1, 1024 / (PanelRows * size));
+        int tasks = (int)((panels + group - 1) / group);
+        CpuParallel.For(tasks, task =>
         {
-            int rows = (int)Math.Min(PanelRows, n - (long)p * PanelRows); // rows past n stay zero
-            byte* to = dst + (long)p * k * PanelRows * size;
+            long p0 = (long)task * group, p1 = Math.Min(panels, p0 + group);
+            PrefaultPanel(packed, p0 * panelBytes, (p1 - p0) * panelBytes);
             for (int i = 0; i < k; i++)
             {
-                byte* from = src + ((long)i * n + (long)p * PanelRows) * size;
-                byte* panel = to + (long)i * PanelRows * size;
-                if (!permute) Buffer.MemoryCopy(from, panel, PanelRows * size, rows * size);
-                else
-                    for (int j = 0; j < rows; j++) ((ushort*)panel)[Bf16Slot(j)] = ((ushort*)from)[j];
+                byte* row = src + ((long)i * n + p0 * PanelRows) * size;
+                for (long p = p0; p < p1; p++)
+                {
+                    int rows = (int)Math.Min(PanelRows, n - p * PanelRows); // rows past n stay zero
+                    byte* from = row + (p - p0) * PanelRows * size;
+                    byte* panel = dst + p * panelBytes + (long)i * PanelRows * size;
+                    if (rows == PanelRows && size == 4)
+                    {
+                        Vector256.Store(Vector256.Load((float*)from), (float*)panel);
+                        Vector256.Store(Vector256.Load((float*)from + 8), (float*)panel + 8);
+                    }
+                    else if (rows == PanelRows && Avx2.IsSupported)
+                    {
+                        // 16 two-byte values are four 64-bit lanes of rows 0–3, 4–7, 8–11, 12–15; BF16's slot order
+                        // (Bf16Slot) swaps the middle two.
+                        var v = Vector256.Load((ulong*)from);
+                        Vector256.Store(permute ? Avx2.Permute4x64(v, 0b11_01_10_00) : v, (ulong*)panel);
+                    }
+                    else
+                        for (int j = 0; j < rows; j++)
+                        {
+                            if (size == 4) ((uint*)panel)[j] = ((uint*)from)[j];
+                            else ((ushort*)panel)[permute ? Bf16Slot(j) : j] = ((ushort*)from)[j];
+                        }
+                }
             }
         });
         return packed;
     }
 
-    /// <summary>The zeroed, populated panel tensor for an [n, k] weight in <paramref name="dtype"/>.</summary>
+    /// <summary>The zeroed panel tensor for an [n, k] weight in <paramref name="dtype"/>; its pages are faulted in by
+    /// the packing threads, panel by panel (<see cref="PrefaultPanel"/>).</summary>
     private static CpuTensor NewPanels(DType dtype, int n, int k, out long panels)
     {
         ArgumentOutOfRangeException.ThrowIfNegativeOrZero(n);
         ArgumentOutOfRangeException.ThrowIfNegativeOrZero(k);
         if (dtype is not (DType.F32 or DType.BF16 or DType.F16)) throw new ArgumentException($"weight dtype {dtype} is not F32, BF16 or F16", nameof(dtype));
         panels = (n + PanelRows - 1) / PanelRows;
-        var packed = new CpuTensor(dtype, panels * PanelRows * k) { PackedRows = n, PackedColumns = k };
-        Native.MemoryAdvice.Populate((nint)packed.Pointer, packed.ByteLength);
-        return packed;
+        return new CpuTensor(dtype, panels * PanelRows * k) { PackedRows = n, PackedColumns = k };
     }
 
     /// <summary>

@@ -50,6 +50,21 @@ internal static class CpuParallel
     private static readonly Worker[] Workers = Enumerable.Range(0, Threads - 1).Select(_ => new Worker()).ToArray();
     private static Region? _current;
     [ThreadStatic] private static bool _inside;
+    [ThreadStatic] private static bool _timeWaits;
+    [ThreadStatic] private static long _waitTicks, _waits;
+
+    /// <summary>Whether this thread's waits at region ends are timed (<see cref="IBarrierClock"/>).</summary>
+    public static bool TimeWaits
+    {
+        get => _timeWaits;
+        set => _timeWaits = value;
+    }
+
+    /// <summary>Stopwatch ticks this thread has waited for other threads' items at region ends, while timed.</summary>
+    public static long WaitTicks => _waitTicks;
+
+    /// <summary>Regions this thread has waited at, while timed.</summary>
+    public static long Waits => _waits;
 
     static CpuParallel()
     {
@@ -77,8 +92,14 @@ internal static class CpuParallel
             _inside = true;
             region.Drain();
             _inside = false;
+            long waitStart = _timeWaits ? System.Diagnostics.Stopwatch.GetTimestamp() : 0;
             var spin = new SpinWait();
             while (Volatile.Read(ref region.Done) < count) spin.SpinOnce(sleep1Threshold: -1);
+            if (_timeWaits)
+            {
+                _waitTicks += System.Diagnostics.Stopwatch.GetTimestamp() - waitStart;
+                _waits++;
+            }
             Volatile.Write(ref _current, null);
             region.Error?.Throw();
         }
