@@ -284,7 +284,7 @@ internal sealed class CompletionHandler(WeakToStrongSearch search, KvAdmission a
         int completion = choices.Sum(c => c.Tokens);
         var stats = choices.Where(c => c.Stats is not null).Select(c => c.Stats!).ToList();
         return new Usage(plan.PromptTokens, completion, plan.PromptTokens + completion,
-            stats.Sum(s => s.SmallTokensScored), stats.Sum(s => s.LargeTokensSampled));
+            stats.Sum(s => s.SmallTokensScored), stats.Sum(s => s.LargeTokensSampled), stats.Sum(s => s.LargeTokensFed));
     }
 
     private static SearchInfo Info(ParsedRequest request, IReadOnlyList<Choice> choices)

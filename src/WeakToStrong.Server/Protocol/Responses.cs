@@ -5,7 +5,7 @@ namespace WeakToStrong.Server.Protocol;
 // The OpenAI response shapes, plus our `search` object and `small_tokens_scored` in usage. Names are snake_case
 // through ServerJsonContext; nulls are written (OpenAI writes "logprobs": null, "finish_reason": null).
 
-public sealed record Usage(int PromptTokens, int CompletionTokens, int TotalTokens, long SmallTokensScored, long LargeTokensSampled);
+public sealed record Usage(int PromptTokens, int CompletionTokens, int TotalTokens, long SmallTokensScored, long LargeTokensSampled, long LargeTokensFed);
 
 /// <summary>What the search did for the response.</summary>
 /// <param name="Method">cbs, bon, eft or sample.</param>

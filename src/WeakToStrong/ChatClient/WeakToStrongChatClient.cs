@@ -168,6 +168,7 @@ public sealed class WeakToStrongChatClient : IChatClient
             _ => "length",
         },
         [WeakToStrongChatKeys.LargeTokensSampled] = result.Stats.LargeTokensSampled,
+        [WeakToStrongChatKeys.LargeTokensFed] = result.Stats.LargeTokensFed,
         [WeakToStrongChatKeys.SmallTokensScored] = result.Stats.SmallTokensScored,
         [WeakToStrongChatKeys.ForwardCalls] = result.Stats.ForwardCalls,
         [WeakToStrongChatKeys.Chunks] = result.Stats.Chunks,

@@ -49,6 +49,10 @@ public static class WeakToStrongChatKeys
     /// <summary>Out: large-model tokens sampled over all candidates (long).</summary>
     public const string LargeTokensSampled = "w2s.large_tokens_sampled";
 
+    /// <summary>Out: tokens a local large model fed through its forward, prompt included; candidates with the same
+    /// tokens so far share a row (long; 0 with a remote large model).</summary>
+    public const string LargeTokensFed = "w2s.large_tokens_fed";
+
     /// <summary>Out: tokens fed through the two small models together (long).</summary>
     public const string SmallTokensScored = "w2s.small_tokens_scored";
 

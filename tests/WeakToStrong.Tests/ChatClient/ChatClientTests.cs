@@ -92,6 +92,8 @@ public class ChatClientTests(SearchModelsFixture models) : IClassFixture<SearchM
         Assert.True(Math.Abs(score - (tuned - untuned)) <= 1e-3, $"reported {score}, recomputed {tuned - untuned}");
         Assert.True(Math.Abs((double)response.AdditionalProperties[WeakToStrongChatKeys.TunedLogProb]! - tuned) <= 1e-3);
         Assert.True(Math.Abs((double)response.AdditionalProperties[WeakToStrongChatKeys.UntunedLogProb]! - untuned) <= 1e-3);
+        Assert.Equal(Raw(response).Stats.LargeTokensFed, Assert.IsType<long>(response.AdditionalProperties[WeakToStrongChatKeys.LargeTokensFed]));
+        Assert.True(Raw(response).Stats.LargeTokensFed > 0, "a local large model feeds at least the prompt");
         double sampling = Assert.IsType<double>(response.AdditionalProperties[WeakToStrongChatKeys.SamplingMs]);
         double scoring = Assert.IsType<double>(response.AdditionalProperties[WeakToStrongChatKeys.ScoringMs]);
         Assert.True(sampling > 0 && sampling + scoring <= Assert.IsType<double>(response.AdditionalProperties[WeakToStrongChatKeys.WallMs]), $"sampling {sampling} + scoring {scoring} ms vs wall");

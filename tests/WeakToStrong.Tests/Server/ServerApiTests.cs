@@ -99,6 +99,9 @@ public sealed class ServerApiTests(ServerFixture server) : IClassFixture<ServerF
         Assert.Equal(expected.Tokens.Count, usage.GetProperty("completion_tokens").GetInt32());
         Assert.Equal(promptTokens + expected.Tokens.Count, usage.GetProperty("total_tokens").GetInt32());
         Assert.Equal(expected.Stats.SmallTokensScored, usage.GetProperty("small_tokens_scored").GetInt64());
+        Assert.Equal(expected.Stats.LargeTokensSampled, usage.GetProperty("large_tokens_sampled").GetInt64());
+        Assert.Equal(expected.Stats.LargeTokensFed, usage.GetProperty("large_tokens_fed").GetInt64());
+        Assert.True(expected.Stats.LargeTokensFed > 0, "a local large model feeds at least the prompt");
 
         var events = await Api.StreamAsync(server.Http, "v1/completions", Body(method, seed, maxTokens, ""","stream":true"""));
         Assert.Equal(expected.Text, Api.StreamedText(events));
