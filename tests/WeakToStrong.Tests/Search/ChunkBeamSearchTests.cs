@@ -302,6 +302,29 @@ public class ChunkBeamSearchTests(SearchModelsFixture models) : IClassFixture<Se
         AssertAllKvReleased();
     }
 
+    [Fact]
+    public async Task CandidatesThatDrawAlikeAreFedOnceByEveryModel()
+    {
+        var m = Setup("same-tokenizer");
+        const int W = 2, K = 2, L = 3, MaxNew = 12;
+        // Greedy: every candidate draws the same tokens, so the W·K of each chunk are one candidate four times.
+        var request = new SearchRequest { Prompt = Prompt, BeamWidth = W, Successors = K, ChunkLength = L, MaxNewTokens = MaxNew, EosTokenIds = [], Temperature = 0f, Seed = 2 };
+        int p = m.Tuned.Tokenizer.Encode(Prompt).Count, largePrompt = m.Large.Tokenizer.Encode(Prompt).Count;
+        long tunedBefore = m.Tuned.Transformer.TokensProcessed;
+
+        var result = await Run(m, request);
+
+        Assert.Equal(m.Large.Model!.Generate(m.Large.Tokenizer.Encode(Prompt), MaxNew, new SamplingSettings(0f, 50, 1f, 2)), result.Tokens);
+        Assert.Equal(W * K * MaxNew, result.Stats.LargeTokensSampled);
+        Assert.Equal(largePrompt - 1 + MaxNew, result.Stats.LargeTokensFed); // the prompt, then one row per step
+        Assert.Equal(p + MaxNew, result.Stats.TunedTokensScored);            // the prompt, then one candidate's tokens
+        Assert.Equal(p + MaxNew, result.Stats.UntunedTokensScored);
+        Assert.Equal(result.Stats.TunedTokensScored, m.Tuned.Transformer.TokensProcessed - tunedBefore);
+        double expected = IndependentScore.Score(m.Large, m.Tuned, m.Untuned, Prompt, result.Text, result.Tokens, result.Finish != FinishReason.None);
+        Assert.True(Math.Abs(result.Score - expected) <= ScoreTolerance, $"reported {result.Score}, recomputed {expected}");
+        AssertAllKvReleased();
+    }
+
     /// <summary>Extends each candidate in a call of its own, so no two of them can share a row.</summary>
     private sealed class OneCandidatePerCallLargeModel(ILargeModel inner) : ILargeModel
     {

@@ -100,14 +100,14 @@ public sealed class LocalLargeModel : ILargeModel
     }
 
     /// <summary>
-    /// The candidates grouped by what their next row would compute: candidates with one token to feed whose cached
-    /// part is the same blocks (forks that have not fed since forking) and whose pending token is the same; in order
-    /// of first appearance, each group led by its first member.
+    /// The candidates grouped by what their next row would compute: candidates with one token to feed and the same
+    /// state (<see cref="SameStateComparer"/>: forks that have not fed since forking, with the same pending token); in
+    /// order of first appearance, each group led by its first member.
     /// </summary>
     private static List<List<Candidate>> Twins(List<Candidate> open)
     {
         var groups = new List<List<Candidate>>(open.Count);
-        var byState = new Dictionary<Sequence, List<Candidate>>(new PendingRowComparer());
+        var byState = new Dictionary<Sequence, List<Candidate>>(SameStateComparer.Instance);
         foreach (var c in open)
         {
             var s = c.Sequence;
@@ -128,19 +128,6 @@ public sealed class LocalLargeModel : ILargeModel
             }
         }
         return groups;
-    }
-
-    /// <summary>
-    /// Equal when two sequences would feed the same row: the same cached length and blocks (shared blocks are
-    /// written once, so the same blocks hold the same keys and values) and the same pending token.
-    /// </summary>
-    private sealed class PendingRowComparer : IEqualityComparer<Sequence>
-    {
-        public bool Equals(Sequence? a, Sequence? b) =>
-            a is not null && b is not null && a.CachedLength == b.CachedLength && a.Length == b.Length
-            && a.Tokens[^1] == b.Tokens[^1] && a.BlockTable.SequenceEqual(b.BlockTable);
-
-        public int GetHashCode(Sequence s) => HashCode.Combine(s.CachedLength, s.Tokens[^1], s.BlockTable.Count > 0 ? s.BlockTable[^1] : -1);
     }
 
     public void Dispose()

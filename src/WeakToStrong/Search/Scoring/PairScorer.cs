@@ -51,7 +51,7 @@ internal sealed class PairScorer : IDisposable
                 var (tokens, start) = scorer.Target(c.Large);
                 items.Add((sequence(c), tokens, start));
             }
-            return scorer.UpdateAsync(items, wantNext: false, counters, cancellationToken);
+            return scorer.UpdateAsync(items, wantNext: false, counters, cancellationToken, shareRows: true);
         }
         await WhenAllAsync(() => Update(Tuned, c => c.Tuned!), () => Update(Untuned, c => c.Untuned!)).ConfigureAwait(false);
         foreach (var c in candidates) c.SetScores(c.Tuned!.Score, c.Untuned!.Score);

@@ -1,4 +1,5 @@
 using WeakToStrong.Engine;
+using WeakToStrong.Engine.KvCache;
 using WeakToStrong.Search.LargeModels;
 
 namespace WeakToStrong.Search.Scoring;
@@ -107,22 +108,41 @@ internal sealed class SmallModelScorer : IDisposable
     public ScoredSequence Fork() =>
         (_root ?? throw new InvalidOperationException("the prompt is not fed yet: await EnsurePromptAsync first")).Fork();
 
-    /// <summary>Brings every sequence to its target in one ragged forward call (none when nothing is new).</summary>
-    public async Task UpdateAsync(IReadOnlyList<(ScoredSequence Sequence, List<int> Tokens, int ResponseStart)> items, bool wantNext, SearchCounters counters, CancellationToken cancellationToken)
+    /// <summary>
+    /// Brings every sequence to its target in one ragged forward call (none when nothing is new). With
+    /// <paramref name="shareRows"/>, sequences in the same state with the same request (candidates that drew the same
+    /// tokens) feed one set of rows between them and share its KV.
+    /// </summary>
+    public async Task UpdateAsync(IReadOnlyList<(ScoredSequence Sequence, List<int> Tokens, int ResponseStart)> items, bool wantNext, SearchCounters counters, CancellationToken cancellationToken,
+        bool shareRows = false)
     {
         var requests = new List<ForwardRequest>(items.Count);
         var owners = new List<ScoredSequence>(items.Count);
+        var followers = new List<(ScoredSequence Sequence, int Leader)>();
+        var leaders = new Dictionary<Sequence, int>(SameStateComparer.Instance);
         foreach (var (sequence, tokens, start) in items)
         {
-            if (sequence.Prepare(tokens, start, wantNext) is { } request)
+            if (sequence.Prepare(tokens, start, wantNext) is not { } request) continue;
+            if (shareRows && leaders.TryGetValue(request.Sequence, out int leader) && SameFeed(requests[leader], request))
             {
-                requests.Add(request);
-                owners.Add(sequence);
+                followers.Add((sequence, leader));
+                continue;
             }
+            if (shareRows) leaders.TryAdd(request.Sequence, requests.Count);
+            requests.Add(request);
+            owners.Add(sequence);
         }
         if (requests.Count == 0) return;
         var results = await ForwardAsync(requests, counters, cancellationToken).ConfigureAwait(false);
         for (int i = 0; i < owners.Count; i++) owners[i].Complete(results[i]);
+        foreach (var (sequence, leader) in followers)
+        {
+            sequence.Sequence.ShareCacheOf(owners[leader].Sequence);
+            sequence.Complete(results[leader]);
+        }
+
+        static bool SameFeed(ForwardRequest a, ForwardRequest b) =>
+            a.FeedUntil == b.FeedUntil && a.TargetLogProbs == b.TargetLogProbs && a.LastLogits == b.LastLogits;
     }
 
     /// <summary>
